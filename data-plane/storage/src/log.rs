@@ -1,0 +1,196 @@
+//! [`SegmentLog`]: the handle the broker (and the Raft log store) uses to append to,
+//! read from, truncate and trim one queue's or partition's log.
+//!
+//! Cloning the handle is cheap; all clones talk to the same writer task. The writer
+//! stops (after a final fsync) when the last clone is dropped or [`SegmentLog::close`]
+//! is called. Opening requires a tokio runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::format::{Batch, BatchHeader, EncodedBatch, now_ms};
+use crate::recovery;
+use crate::retention::{RetentionOutcome, RetentionPolicy, SegmentInfo};
+use crate::state::Shared;
+use crate::writer::{self, AckFn, AppendCmd, Command, Writer};
+
+/// One segment log in one directory.
+#[derive(Clone)]
+pub struct SegmentLog {
+    pub(crate) shared: Arc<Shared>,
+    tx: mpsc::Sender<Command>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for SegmentLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentLog")
+            .field("dir", &self.shared.dir)
+            .finish()
+    }
+}
+
+impl SegmentLog {
+    /// Opens (creating if needed) the log in `dir`, running crash recovery, and starts
+    /// its writer task.
+    pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
+        config.validate()?;
+        let dir: PathBuf = dir.as_ref().to_path_buf();
+        let recover_config = config.clone();
+        let recover_dir = dir.clone();
+        let state =
+            tokio::task::spawn_blocking(move || recovery::recover(&recover_dir, &recover_config))
+                .await
+                .map_err(|e| Error::io("recovery task", std::io::Error::other(e.to_string())))??;
+        let shared = Shared::new(dir, state);
+        let capacity = config.queue_capacity;
+        let writer = Writer::new(shared.clone(), config)?;
+        let (tx, rx) = mpsc::channel(capacity);
+        let task = tokio::spawn(writer::run(writer, rx));
+        Ok(SegmentLog {
+            shared,
+            tx,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Appends `batch` at the next offset and returns that offset once acknowledged
+    /// (after the fsync covering it, under the default policy).
+    pub async fn append(&self, batch: &Batch) -> Result<u64> {
+        let encoded = EncodedBatch::encode(batch)?;
+        self.append_encoded(encoded, None).await
+    }
+
+    /// Appends `batch` at exactly `batch.offset`, which must be past the end of the log
+    /// (gaps are allowed; Raft indexes are contiguous in practice).
+    pub async fn append_at(&self, batch: &Batch) -> Result<u64> {
+        let encoded = EncodedBatch::encode(batch)?;
+        self.append_encoded(encoded, Some(batch.offset)).await
+    }
+
+    /// Appends an already encoded batch and waits for its acknowledgement.
+    pub async fn append_encoded(&self, batch: EncodedBatch, offset: Option<u64>) -> Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        let ack: AckFn = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.send(Command::Append(AppendCmd {
+            batch,
+            offset,
+            written: None,
+            ack,
+        }))
+        .await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Queues an append; returns once the batch is *readable* (written, fsync maybe
+    /// still pending) and calls `ack` later, once it is acknowledged. This is the shape
+    /// Raft's log storage needs.
+    pub async fn append_with_callback(
+        &self,
+        batch: EncodedBatch,
+        offset: Option<u64>,
+        ack: AckFn,
+    ) -> Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Append(AppendCmd {
+            batch,
+            offset,
+            written: Some(tx),
+            ack,
+        }))
+        .await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Removes every batch with offset `>= from` (a Raft conflict, or an aborted tail).
+    pub async fn truncate(&self, from: u64) -> Result<()> {
+        self.request(|done| Command::Truncate { from, done }).await
+    }
+
+    /// Releases every offset below `below` (release cursor / Raft purge): the start
+    /// offset moves there durably and segments wholly below it are deleted. Offsets
+    /// below the start are no longer served.
+    pub async fn release_below(&self, below: u64) -> Result<()> {
+        self.request(|done| Command::Release { below, done }).await
+    }
+
+    /// Deletes the oldest sealed segments that `policy` no longer keeps.
+    pub async fn apply_retention(&self, policy: &RetentionPolicy) -> Result<RetentionOutcome> {
+        let policy = policy.clone();
+        self.request(|done| Command::Retention {
+            policy,
+            now_ms: now_ms(),
+            done,
+        })
+        .await
+    }
+
+    /// Seals the active segment now, if it holds any batch.
+    pub async fn roll(&self) -> Result<()> {
+        self.request(|done| Command::Roll { done }).await
+    }
+
+    /// fdatasyncs the active segment now (useful under the interval policy).
+    pub async fn sync(&self) -> Result<()> {
+        self.request(|done| Command::Sync { done }).await
+    }
+
+    /// Stops the writer after a final fsync and waits for it. Every clone then fails
+    /// with [`Error::Closed`].
+    pub async fn close(&self) -> Result<()> {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // A send error means the writer is already gone, which is what we want.
+        let _ = self.tx.send(Command::Shutdown).await;
+        if let Some(task) = task {
+            task.await
+                .map_err(|e| Error::io("writer task", std::io::Error::other(e.to_string())))?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, cmd: Command) -> Result<()> {
+        self.tx.send(cmd).await.map_err(|_| Error::Closed)
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// First offset still served.
+    pub fn start_offset(&self) -> u64 {
+        self.shared.read().start_offset
+    }
+
+    /// Offset after the last acknowledged batch.
+    pub fn next_offset(&self) -> u64 {
+        self.shared.read().acked_next
+    }
+
+    /// Header of the last written batch (acknowledged or not), if any at or above the
+    /// start offset.
+    pub fn last_batch(&self) -> Option<BatchHeader> {
+        self.shared.read().last_written
+    }
+
+    /// All segments, oldest first; the last one is active.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        crate::maintenance::segment_infos(&self.shared.read())
+    }
+}

@@ -1,0 +1,465 @@
+//! Group commit: the single task that owns the active segment.
+//!
+//! Appenders encode and checksum their batch on their own task, then send it over a
+//! bounded channel with a completion callback. The writer drains everything queued,
+//! stamps offsets, writes the lot with one `pwrite` per segment, makes it readable,
+//! runs one `fdatasync`, and only then acknowledges every batch it covered. Blocking
+//! file I/O runs on tokio's blocking pool: the writer state is moved into
+//! `spawn_blocking` and back, so no lock is held across an `.await`.
+//!
+//! Commands that change the set of segments (truncate, release, retention, roll) go
+//! through the same queue, so they are ordered with appends without extra locking.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{FsyncPolicy, LogConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::format::EncodedBatch;
+use crate::retention::{RetentionOutcome, RetentionPolicy};
+use crate::state::Shared;
+
+/// Called once per append with its offset after it is acknowledged (durable under the
+/// default policy), or with the error that prevented it.
+pub type AckFn = Box<dyn FnOnce(Result<u64>) + Send>;
+
+/// Largest single `pwrite` the writer issues.
+const MAX_WRITE: usize = 8 * 1024 * 1024;
+
+/// One queued append.
+pub struct AppendCmd {
+    /// The encoded batch; its offset is stamped by the writer.
+    pub batch: EncodedBatch,
+    /// Required offset (Raft index), or `None` to take the next one.
+    pub offset: Option<u64>,
+    /// Told the offset as soon as the batch is readable (before its fsync).
+    pub written: Option<oneshot::Sender<Result<u64>>>,
+    /// Told once the batch is acknowledged.
+    pub ack: AckFn,
+}
+
+/// Everything the writer can be asked to do.
+pub enum Command {
+    /// Append a batch.
+    Append(AppendCmd),
+    /// Remove every batch with an offset `>= from`.
+    Truncate {
+        /// First offset removed.
+        from: u64,
+        /// Completion.
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Release every offset below `below` and delete the segments wholly below it.
+    Release {
+        /// New start offset.
+        below: u64,
+        /// Completion.
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// Apply a retention policy.
+    Retention {
+        /// The limits.
+        policy: RetentionPolicy,
+        /// "Now", in ms since the epoch.
+        now_ms: i64,
+        /// Completion.
+        done: oneshot::Sender<Result<RetentionOutcome>>,
+    },
+    /// Seal the active segment now (if it holds anything).
+    Roll {
+        /// Completion.
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// fdatasync the active segment now.
+    Sync {
+        /// Completion.
+        done: oneshot::Sender<Result<()>>,
+    },
+    /// fdatasync and stop; later commands fail with [`Error::Closed`].
+    Shutdown,
+}
+
+enum Outcome {
+    Pending,
+    Written(u64),
+    Rejected { requested: u64, next: u64 },
+}
+
+struct Pending {
+    cmd: AppendCmd,
+    outcome: Outcome,
+}
+
+/// The writer's private state. Lives in the writer task, or in a blocking-pool thread
+/// while it does I/O.
+pub struct Writer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: LogConfig,
+    pub(crate) active_base: u64,
+    pub(crate) active_file: Arc<File>,
+    pub(crate) active_len: u64,
+    pub(crate) synced_len: u64,
+    /// When the active segment received its first append in this process (age rolling).
+    pub(crate) active_since: Option<Instant>,
+    pub(crate) next: u64,
+    pub(crate) last_sync: Instant,
+    /// Set after a failed write or fsync: the page cache state is unknown, so nothing
+    /// more is accepted until the log is reopened and recovered.
+    pub(crate) failed: Option<String>,
+    stopping: bool,
+}
+
+impl Writer {
+    /// Takes over the recovered state's active segment.
+    pub fn new(shared: Arc<Shared>, config: LogConfig) -> Result<Self> {
+        let (active_base, active_file, active_len, next) = {
+            let st = shared.read();
+            let (base, seg) = st
+                .segments
+                .iter()
+                .next_back()
+                .ok_or_else(|| Error::Config("log has no segment".into()))?;
+            (*base, seg.file.clone(), seg.written_len, st.written_next)
+        };
+        Ok(Writer {
+            shared,
+            config,
+            active_base,
+            active_file,
+            active_len,
+            synced_len: active_len,
+            active_since: None,
+            next,
+            last_sync: Instant::now(),
+            failed: None,
+            stopping: false,
+        })
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match &self.failed {
+            Some(reason) => Err(Error::WriterFailed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: &Error) -> String {
+        let reason = e.to_string();
+        tracing::error!(error = %reason, dir = %self.shared.dir.display(), "segment log writer failed");
+        self.failed = Some(reason.clone());
+        reason
+    }
+
+    /// Runs a drained set of commands in order, group-committing runs of appends.
+    fn execute(&mut self, cmds: Vec<Command>) {
+        let mut appends = Vec::new();
+        for cmd in cmds {
+            if self.stopping {
+                // Dropping the command drops its callbacks, failing the waiters.
+                continue;
+            }
+            match cmd {
+                Command::Append(a) => appends.push(Pending {
+                    cmd: a,
+                    outcome: Outcome::Pending,
+                }),
+                other => {
+                    self.commit_group(std::mem::take(&mut appends));
+                    self.run_command(other);
+                }
+            }
+        }
+        self.commit_group(appends);
+    }
+
+    fn run_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Append(_) => {}
+            Command::Truncate { from, done } => {
+                let r = self.check_failed().and_then(|()| self.truncate(from));
+                let _ = done.send(self.note_failure(r));
+            }
+            Command::Release { below, done } => {
+                let r = self.check_failed().and_then(|()| self.release(below));
+                let _ = done.send(self.note_failure(r));
+            }
+            Command::Retention {
+                policy,
+                now_ms,
+                done,
+            } => {
+                let r = self
+                    .check_failed()
+                    .and_then(|()| self.apply_retention(&policy, now_ms));
+                let _ = done.send(self.note_failure(r));
+            }
+            Command::Roll { done } => {
+                let r = self.check_failed().and_then(|()| {
+                    if self.active_len > 0 {
+                        self.roll_to(self.next)
+                    } else {
+                        Ok(())
+                    }
+                });
+                let _ = done.send(self.note_failure(r));
+            }
+            Command::Sync { done } => {
+                let r = self.check_failed().and_then(|()| self.sync_active());
+                let _ = done.send(self.note_failure(r));
+            }
+            Command::Shutdown => {
+                if self.failed.is_none() {
+                    let r = self.sync_active();
+                    let _ = self.note_failure(r);
+                }
+                self.stopping = true;
+            }
+        }
+    }
+
+    /// I/O failures in segment maintenance leave the files in an unknown state too.
+    fn note_failure<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e @ Error::Io { .. }) = &r {
+            self.fail(e);
+        }
+        r
+    }
+
+    fn commit_group(&mut self, mut group: Vec<Pending>) {
+        if group.is_empty() {
+            return;
+        }
+        let result = self
+            .check_failed()
+            .and_then(|()| self.write_group(&mut group));
+        if let Err(e) = result {
+            let reason = match &e {
+                Error::WriterFailed(r) => r.clone(),
+                other => self.fail(other),
+            };
+            for p in group {
+                if let Some(tx) = p.cmd.written {
+                    let _ = tx.send(Err(Error::WriterFailed(reason.clone())));
+                }
+                (p.cmd.ack)(Err(Error::WriterFailed(reason.clone())));
+            }
+            return;
+        }
+        for p in &mut group {
+            if let Some(tx) = p.cmd.written.take() {
+                let _ = tx.send(outcome_result(&p.outcome));
+            }
+        }
+        let durable = match self.config.fsync {
+            FsyncPolicy::EveryBatch => self.sync_active(),
+            FsyncPolicy::Interval(_) => Ok(()),
+        };
+        if let Err(e) = durable {
+            let reason = self.fail(&e);
+            for p in group {
+                (p.cmd.ack)(Err(Error::WriterFailed(reason.clone())));
+            }
+            return;
+        }
+        self.publish_acked();
+        for p in group {
+            (p.cmd.ack)(outcome_result(&p.outcome));
+        }
+    }
+
+    /// Makes everything written so far visible to `Visibility::Acked` readers.
+    fn publish_acked(&self) {
+        let mut st = self.shared.write();
+        if let Some(seg) = st.segments.get_mut(&self.active_base) {
+            seg.acked_len = self.active_len;
+        }
+        st.acked_next = self.next;
+    }
+
+    fn write_group(&mut self, group: &mut [Pending]) -> Result<()> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut headers = Vec::new();
+        for p in group.iter_mut() {
+            let offset = match p.cmd.offset {
+                Some(o) if o < self.next => {
+                    p.outcome = Outcome::Rejected {
+                        requested: o,
+                        next: self.next,
+                    };
+                    continue;
+                }
+                Some(o) => o,
+                None => self.next,
+            };
+            let len = p.cmd.batch.len() as u64;
+            if self.should_roll(buf.len() as u64 + len) {
+                self.flush_buf(&mut buf, &mut headers)?;
+                self.roll_to(offset)?;
+            }
+            p.cmd.batch.stamp_offset(offset);
+            headers.push((self.active_len + buf.len() as u64, p.cmd.batch.header()));
+            buf.extend_from_slice(p.cmd.batch.as_bytes());
+            self.next = offset + 1;
+            self.active_since.get_or_insert_with(Instant::now);
+            p.outcome = Outcome::Written(offset);
+            if buf.len() >= MAX_WRITE {
+                self.flush_buf(&mut buf, &mut headers)?;
+            }
+        }
+        self.flush_buf(&mut buf, &mut headers)
+    }
+
+    fn should_roll(&self, adding: u64) -> bool {
+        if self.active_len == 0 {
+            return false;
+        }
+        let too_big = self.active_len + adding > self.config.segment_bytes;
+        let too_old = match (self.config.segment_max_age, self.active_since) {
+            (Some(age), Some(since)) => since.elapsed() >= age,
+            _ => false,
+        };
+        too_big || too_old
+    }
+
+    /// Writes buffered batches to the active segment and makes them readable.
+    fn flush_buf(
+        &mut self,
+        buf: &mut Vec<u8>,
+        headers: &mut Vec<(u64, crate::format::BatchHeader)>,
+    ) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let base = self.active_base;
+        self.active_file
+            .write_all_at(buf, self.active_len)
+            .ctx(|| format!("write segment {base}"))?;
+        self.active_len += buf.len() as u64;
+        let mut st = self.shared.write();
+        if let Some(seg) = st.segments.get_mut(&base) {
+            for (position, h) in headers.iter() {
+                seg.index
+                    .on_batch(h.offset, *position, h.len, h.last_timestamp);
+            }
+            seg.written_len = self.active_len;
+        }
+        st.written_next = self.next;
+        if let Some((_, h)) = headers.last() {
+            st.last_written = Some(*h);
+        }
+        if matches!(self.config.fsync, FsyncPolicy::Interval(_))
+            && let Some(seg) = st.segments.get_mut(&base)
+        {
+            seg.acked_len = self.active_len;
+            st.acked_next = self.next;
+        }
+        drop(st);
+        buf.clear();
+        headers.clear();
+        Ok(())
+    }
+
+    /// fdatasyncs the active segment if it has unsynced bytes.
+    pub(crate) fn sync_active(&mut self) -> Result<()> {
+        if self.synced_len < self.active_len {
+            let base = self.active_base;
+            self.active_file
+                .sync_data()
+                .ctx(|| format!("fdatasync segment {base}"))?;
+            self.synced_len = self.active_len;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// When the interval policy owes an fsync, the instant it is due.
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.config.fsync {
+            FsyncPolicy::Interval(every)
+                if self.synced_len < self.active_len && self.failed.is_none() =>
+            {
+                Some(self.last_sync + every)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn outcome_result(o: &Outcome) -> Result<u64> {
+    match o {
+        Outcome::Written(offset) => Ok(*offset),
+        Outcome::Rejected { requested, next } => Err(Error::OffsetOutOfOrder {
+            requested: *requested,
+            next: *next,
+        }),
+        Outcome::Pending => Err(Error::Closed),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    w: Writer,
+    f: impl FnOnce(&mut Writer) -> T + Send + 'static,
+) -> Option<(Writer, T)> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut w = w;
+        let out = f(&mut w);
+        (w, out)
+    })
+    .await;
+    match joined {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // Dropping the writer drops every pending callback, which fails the waiters.
+            tracing::error!(error = %e, "segment log writer panicked");
+            None
+        }
+    }
+}
+
+/// The writer task: drain, group-commit, repeat, until every sender is gone.
+pub async fn run(writer: Writer, mut rx: mpsc::Receiver<Command>) {
+    let mut w = writer;
+    let mut cmds = Vec::with_capacity(w.config.max_group_len);
+    loop {
+        let limit = w.config.max_group_len;
+        let n = match w.sync_deadline() {
+            Some(deadline) => {
+                tokio::select! {
+                    n = rx.recv_many(&mut cmds, limit) => n,
+                    () = tokio::time::sleep_until(deadline.into()) => {
+                        match blocking(w, |w| {
+                            let r = w.sync_active();
+                            w.note_failure(r)
+                        }).await {
+                            Some((back, _)) => w = back,
+                            None => return,
+                        }
+                        continue;
+                    }
+                }
+            }
+            None => rx.recv_many(&mut cmds, limit).await,
+        };
+        if n == 0 {
+            let _ = blocking(w, |w| {
+                if w.failed.is_none() {
+                    let _ = w.sync_active();
+                }
+            })
+            .await;
+            return;
+        }
+        let drained = std::mem::replace(&mut cmds, Vec::with_capacity(limit));
+        match blocking(w, move |w| w.execute(drained)).await {
+            Some((back, ())) => w = back,
+            None => return,
+        }
+        if w.stopping {
+            return;
+        }
+    }
+}
