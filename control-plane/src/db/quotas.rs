@@ -1,0 +1,73 @@
+//! Tenant quota rows and usage counts.
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::model::quota::{Quotas, Usage};
+
+const COLUMNS: &str = "max_queues, max_exchanges, max_bindings, max_streams, max_partitions, max_api_keys, \
+                       max_message_bytes, publish_messages_per_second, publish_bytes_per_second, max_storage_bytes";
+
+/// Reads and locks the tenant's quota row for the rest of the transaction.
+pub async fn lock(conn: &mut PgConnection, tenant_id: i64) -> Result<Option<Quotas>, sqlx::Error> {
+    sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM tenant_quotas WHERE tenant_id = $1 FOR UPDATE"
+    ))
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn get(pool: &PgPool, tenant_id: i64) -> Result<Option<Quotas>, sqlx::Error> {
+    sqlx::query_as(sql!(
+        "SELECT {COLUMNS} FROM tenant_quotas WHERE tenant_id = $1"
+    ))
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn write(conn: &mut PgConnection, tenant_id: i64, q: &Quotas) -> Result<(), sqlx::Error> {
+    sqlx::query(sql!(
+        "INSERT INTO tenant_quotas (tenant_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (tenant_id) DO UPDATE SET
+           max_queues = EXCLUDED.max_queues, max_exchanges = EXCLUDED.max_exchanges,
+           max_bindings = EXCLUDED.max_bindings, max_streams = EXCLUDED.max_streams,
+           max_partitions = EXCLUDED.max_partitions, max_api_keys = EXCLUDED.max_api_keys,
+           max_message_bytes = EXCLUDED.max_message_bytes,
+           publish_messages_per_second = EXCLUDED.publish_messages_per_second,
+           publish_bytes_per_second = EXCLUDED.publish_bytes_per_second,
+           max_storage_bytes = EXCLUDED.max_storage_bytes"
+    ))
+    .bind(tenant_id)
+    .bind(q.max_queues)
+    .bind(q.max_exchanges)
+    .bind(q.max_bindings)
+    .bind(q.max_streams)
+    .bind(q.max_partitions)
+    .bind(q.max_api_keys)
+    .bind(q.max_message_bytes)
+    .bind(q.publish_messages_per_second)
+    .bind(q.publish_bytes_per_second)
+    .bind(q.max_storage_bytes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts what the tenant uses; run inside the mutation that holds the
+/// quota lock, so the count cannot change before the insert.
+pub async fn usage(conn: &mut PgConnection, tenant_id: i64) -> Result<Usage, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT
+           (SELECT count(*) FROM queues WHERE tenant_id = $1) AS queues,
+           (SELECT count(*) FROM exchanges WHERE tenant_id = $1) AS exchanges,
+           (SELECT count(*) FROM bindings WHERE tenant_id = $1) AS bindings,
+           (SELECT count(*) FROM streams WHERE tenant_id = $1) AS streams,
+           (SELECT coalesce(sum(partitions), 0)::bigint FROM streams WHERE tenant_id = $1) AS partitions,
+           (SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL
+              AND (expires_at IS NULL OR expires_at > now())) AS api_keys",
+    )
+    .bind(tenant_id)
+    .fetch_one(conn)
+    .await
+}

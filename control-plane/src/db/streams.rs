@@ -1,0 +1,94 @@
+//! Stream rows.
+
+use sqlx::PgPool;
+use sqlx::types::Json;
+
+use super::mutation::{Actor, Mutation};
+use super::named::{self, NamedRow, STREAMS};
+use crate::error::ApiResult;
+use crate::model::stream::{Stream, StreamSpec};
+
+impl From<NamedRow<StreamSpec>> for Stream {
+    fn from(row: NamedRow<StreamSpec>) -> Self {
+        Stream {
+            name: row.name,
+            spec: row.settings.0,
+            topology_version: row.version,
+            created_at: row.created_at,
+        }
+    }
+}
+
+pub async fn get(pool: &PgPool, tenant_id: i64, name: &str) -> ApiResult<Stream> {
+    Ok(named::get::<StreamSpec>(pool, STREAMS, tenant_id, name)
+        .await?
+        .into())
+}
+
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: i64,
+    after: Option<&str>,
+    limit: u32,
+) -> ApiResult<Vec<Stream>> {
+    let rows = named::list::<StreamSpec>(pool, STREAMS, tenant_id, after, limit).await?;
+    Ok(rows.into_iter().map(Stream::from).collect())
+}
+
+/// Creates the stream, or confirms an identical one (`Ok((false, _))`).
+/// Counts against both the stream and the partition quota.
+pub async fn declare(
+    pool: &PgPool,
+    actor: &Actor,
+    name: &str,
+    spec: StreamSpec,
+) -> ApiResult<(bool, Stream)> {
+    let mut m = Mutation::begin(pool, actor).await?;
+    // Validated here, under the lock, because the largest message allowed is a quota.
+    spec.validate(m.quotas.max_message_bytes)?;
+    if let Some(existing) = named::find(&mut m.tx, STREAMS, actor.tenant_id, name).await? {
+        return Ok((
+            false,
+            named::redeclare(STREAMS, name, existing, &spec)?.into(),
+        ));
+    }
+    let usage = super::quotas::usage(&mut m.tx, actor.tenant_id).await?;
+    m.ensure_quota("max_streams", m.quotas.max_streams, usage.streams, 1)?;
+    m.ensure_quota(
+        "max_partitions",
+        m.quotas.max_partitions,
+        usage.partitions,
+        i64::from(spec.partitions),
+    )?;
+    let version = m.bump(STREAMS.kind, name, "declare").await?;
+    let row: NamedRow<StreamSpec> = sqlx::query_as(
+        "INSERT INTO streams (tenant_id, name, partitions, settings, version)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id, name, settings, version, created_at",
+    )
+    .bind(actor.tenant_id)
+    .bind(name)
+    .bind(i64::from(spec.partitions))
+    .bind(Json(&spec))
+    .bind(version)
+    .fetch_one(&mut *m.tx)
+    .await?;
+    m.commit(
+        "stream.declare",
+        name,
+        serde_json::to_value(&spec).unwrap_or_default(),
+    )
+    .await?;
+    Ok((true, row.into()))
+}
+
+/// Deletes the stream (its partitions' data goes with it on the brokers).
+pub async fn delete(pool: &PgPool, actor: &Actor, name: &str) -> ApiResult<i64> {
+    let mut m = Mutation::begin(pool, actor).await?;
+    let id = named::lock_for_delete(&mut m.tx, STREAMS, actor.tenant_id, name).await?;
+    named::delete_row(&mut m.tx, STREAMS, id).await?;
+    m.bump(STREAMS.kind, name, "delete").await?;
+    let version = m
+        .commit("stream.delete", name, serde_json::json!({}))
+        .await?;
+    Ok(version.unwrap_or_default())
+}

@@ -1,0 +1,103 @@
+//! Request extractors that turn every client mistake into a problem document
+//! naming the offending field, instead of axum's plain-text rejections.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// JSON body. Unknown fields are rejected by the target types
+/// (`deny_unknown_fields`); the error names the JSON path of the culprit.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::MalformedJson(e.body_text()))?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON document, naming the field that broke a rule.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::MalformedJson(inner.to_string()));
+            }
+            Err(classify(&path, &inner.to_string()))
+        }
+    }
+}
+
+/// Query string, with the same field-naming errors as bodies.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(value) => Ok(ApiQuery(value)),
+            Err(err) => {
+                let path = err.path().to_string();
+                Err(classify(&path, &err.into_inner().to_string()))
+            }
+        }
+    }
+}
+
+/// Maps serde's message to a field and a rule. serde reports an unknown or
+/// missing field at the parent's path, so the name is taken from the message.
+fn classify(path: &str, message: &str) -> ApiError {
+    let quoted = message.split('`').nth(1).unwrap_or("").to_string();
+    let join = |name: &str| {
+        if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_string()
+        } else if path.is_empty() || path == "." {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if message.starts_with("unknown field") {
+        return ApiError::validation(join(&quoted), "unknown-field", message.to_string());
+    }
+    if message.starts_with("missing field") {
+        return ApiError::validation(join(&quoted), "required", message.to_string());
+    }
+    let field = if path.is_empty() || path == "." {
+        "body".to_string()
+    } else {
+        path.to_string()
+    };
+    let rule = if message.starts_with("unknown variant") {
+        "enum"
+    } else {
+        "type"
+    };
+    ApiError::validation(field, rule, message.to_string())
+}

@@ -1,0 +1,18 @@
+//! What every request handler shares: the database pool, the JWT signer and
+//! the configuration. Cheap to clone.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::auth::jwt::Signer;
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub signer: Arc<Signer>,
+    pub config: Arc<Config>,
+    /// SHA-256 of the operator key, compared in constant time.
+    pub operator_key_hash: Option<Vec<u8>>,
+}
