@@ -143,3 +143,25 @@ pub fn declared_status(created: bool) -> StatusCode {
         StatusCode::OK
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// The checked-in spec is what clients generate from; it must match the code.
+    /// `SLUICE_UPDATE_OPENAPI=1 cargo test -p sluice-control openapi` rewrites it.
+    #[test]
+    fn openapi_document_has_not_drifted() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi/control-plane.json");
+        let generated = super::openapi_json();
+        if std::env::var_os("SLUICE_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).expect("write openapi/control-plane.json");
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "openapi/control-plane.json differs from the generated document; \
+             run `SLUICE_UPDATE_OPENAPI=1 cargo test -p sluice-control openapi` and commit it"
+        );
+    }
+}
