@@ -82,7 +82,7 @@ impl BatchKind {
 }
 
 /// One message: key, headers, value and a timestamp (ms since the Unix epoch).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// Producer or broker timestamp, ms since the Unix epoch.
     pub timestamp: i64,

@@ -94,15 +94,16 @@ impl SegmentLog {
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// Queues an append; returns once the batch is *readable* (written, fsync maybe
-    /// still pending) and calls `ack` later, once it is acknowledged. This is the shape
-    /// Raft's log storage needs.
-    pub async fn append_with_callback(
+    /// Queues an append without waiting: the returned receiver resolves once the batch
+    /// is *readable* (written; its fsync may still be pending), and `ack` is called
+    /// later, once it is acknowledged. Submitting several batches before awaiting lets
+    /// them share one group commit. This is the shape Raft's log storage needs.
+    pub async fn submit(
         &self,
         batch: EncodedBatch,
         offset: Option<u64>,
         ack: AckFn,
-    ) -> Result<u64> {
+    ) -> Result<oneshot::Receiver<Result<u64>>> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Append(AppendCmd {
             batch,
@@ -111,7 +112,7 @@ impl SegmentLog {
             ack,
         }))
         .await?;
-        rx.await.map_err(|_| Error::Closed)?
+        Ok(rx)
     }
 
     /// Removes every batch with offset `>= from` (a Raft conflict, or an aborted tail).
