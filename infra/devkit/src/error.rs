@@ -86,6 +86,10 @@ pub enum DevkitError {
         source: nix::Error,
     },
 
+    /// A wait was cut short on request (e.g. Ctrl-C during startup).
+    #[error("cancelled")]
+    Cancelled,
+
     /// The process-wide test cluster failed to start earlier; every later caller sees why.
     #[error("the shared test Postgres cluster could not be started: {0}")]
     TestCluster(String),

@@ -9,6 +9,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -127,7 +128,24 @@ impl ChildProcess {
 
     /// Waits until `url` answers 200, failing early (with the log tail) if the child exits.
     pub fn wait_http_ok(&mut self, url: &str, timeout: Duration) -> Result<()> {
-        net::wait_http_ok_while(url, timeout, || self.ensure_running()).map_err(|err| match err {
+        self.wait_http_ok_unless(url, timeout, &AtomicBool::new(false))
+    }
+
+    /// Like [`ChildProcess::wait_http_ok`], but gives up with [`DevkitError::Cancelled`]
+    /// once `cancel` is set (e.g. by a Ctrl-C handler).
+    pub fn wait_http_ok_unless(
+        &mut self,
+        url: &str,
+        timeout: Duration,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let still_worth_waiting = || {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(DevkitError::Cancelled);
+            }
+            self.ensure_running()
+        };
+        net::wait_http_ok_while(url, timeout, still_worth_waiting).map_err(|err| match err {
             DevkitError::HttpNotReady { url, secs, last } => DevkitError::HttpNotReady {
                 url,
                 secs,

@@ -12,7 +12,7 @@ fn cluster_serves_keeps_its_data_and_stops() -> Result<(), Box<dyn std::error::E
     let dir = reachable_tempdir()?;
     let data_dir = dir.path().join("pg");
 
-    let cluster = PgCluster::start(PgOptions::new(&data_dir))?;
+    let mut cluster = PgCluster::start(PgOptions::new(&data_dir))?;
     let bin_dir = cluster.binaries().bin_dir().to_path_buf();
     let port = cluster.port();
     assert_eq!(
@@ -65,7 +65,7 @@ fn cluster_serves_keeps_its_data_and_stops() -> Result<(), Box<dyn std::error::E
 fn a_second_server_on_the_same_directory_fails_with_the_log()
 -> Result<(), Box<dyn std::error::Error>> {
     let dir = reachable_tempdir()?;
-    let first = PgCluster::start(PgOptions::new(dir.path().join("pg")))?;
+    let mut first = PgCluster::start(PgOptions::new(dir.path().join("pg")))?;
     let mut options = PgOptions::new(dir.path().join("pg"));
     options.startup_timeout = Duration::from_secs(20);
     let err = PgCluster::start(options).expect_err("two servers on one data directory");

@@ -68,6 +68,8 @@ pub struct PgCluster {
     log_file: PathBuf,
     port: u16,
     server: Option<Child>,
+    /// Size of the log when this server started: tails show only its own output.
+    log_start: u64,
 }
 
 impl PgCluster {
@@ -89,7 +91,7 @@ impl PgCluster {
         // pick another. A port the caller chose is tried once.
         let attempts = if options.port.is_some() { 1 } else { 3 };
         let mut attempt = 0;
-        let (server, port) = loop {
+        let ((server, log_start), port) = loop {
             attempt += 1;
             let port = match options.port {
                 Some(port) => port,
@@ -108,6 +110,7 @@ impl PgCluster {
             log_file,
             port,
             server: Some(server),
+            log_start,
         };
         // pg_isready only says the postmaster answers; a real query proves it serves.
         cluster.sql("postgres", "SELECT 1")?;
@@ -150,12 +153,27 @@ impl PgCluster {
         client::run_sql(Some(&self.bins), &self.url(db), sql)
     }
 
-    /// Fast shutdown (SIGINT), SIGKILL if it has not finished after 20 s.
-    pub fn stop(mut self) -> Result<()> {
-        self.shutdown()
+    /// Fails with the exit status and the log tail if the server is no longer running.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        let Some(server) = self.server.as_mut() else {
+            return Ok(());
+        };
+        match server
+            .try_wait()
+            .io_context(|| "checking on postgres".to_string())?
+        {
+            None => Ok(()),
+            Some(status) => Err(DevkitError::PostgresExited {
+                data_dir: self.data_dir.clone(),
+                status,
+                log_tail: logtail::tail(&self.log_file, self.log_start, 30),
+            }),
+        }
     }
 
-    fn shutdown(&mut self) -> Result<()> {
+    /// Fast shutdown (SIGINT), SIGKILL if it has not finished after 20 s. Later calls
+    /// (and the drop) do nothing.
+    pub fn stop(&mut self) -> Result<()> {
         let Some(mut server) = self.server.take() else {
             return Ok(());
         };
@@ -174,7 +192,7 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         // Errors cannot be reported from drop; the server dies with us regardless.
-        let _ = self.shutdown();
+        let _ = self.stop();
     }
 }
 
@@ -238,7 +256,7 @@ fn start_server(
     port: u16,
     run_as: Option<&RunAs>,
     options: &PgOptions,
-) -> Result<Child> {
+) -> Result<(Child, u64)> {
     let log = open_log(log_file)?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let log_copy = log
@@ -294,7 +312,7 @@ fn start_server(
             });
         }
         if is_ready(bins, port) {
-            return Ok(server);
+            return Ok((server, log_start));
         }
         if std::time::Instant::now() >= end {
             let what = format!("Postgres in {}", data_dir.display());
