@@ -185,7 +185,9 @@ impl Writer {
             for (base, _) in &doomed {
                 st.segments.remove(base);
             }
-            st.start_offset = below;
+            // Same rule as recovery, so the start offset does not change on reopen.
+            let first_base = st.segments.keys().next().copied().unwrap_or(below);
+            st.start_offset = below.max(first_base);
             if st.written_next < below {
                 st.written_next = below;
                 st.acked_next = below;
