@@ -1,1 +1,136 @@
-//! Helpers shared by the end-to-end tests in `tests/tests/`.
+//! Helpers shared by the end-to-end tests in `tests/tests/`: find the
+//! workspace's built binaries, start them as supervised processes against a
+//! private Postgres, and talk to them over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sluice_devkit::{ChildProcess, Output, PgCluster, PgOptions, free_port};
+
+/// A binary of this workspace, built by `cargo build --bins` (which
+/// `make test` runs first) next to the test executable's `deps/` folder.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let path = profile_dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: run `cargo build --bins` first (make test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A private Postgres cluster in a temporary directory, removed on drop.
+pub struct Postgres {
+    pub cluster: PgCluster,
+    _dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    pub fn start() -> anyhow::Result<Postgres> {
+        let dir = tempfile::Builder::new().prefix("sluice-e2e-pg").tempdir()?;
+        let mut options = PgOptions::new(dir.path().join("pg"));
+        options.for_tests = true;
+        let cluster = PgCluster::start(options)?;
+        cluster.create_database("sluice")?;
+        Ok(Postgres { cluster, _dir: dir })
+    }
+
+    pub fn url(&self) -> String {
+        self.cluster.url("sluice")
+    }
+}
+
+/// The real `sluice-control` binary, listening on a free loopback port.
+pub struct ControlPlane {
+    pub process: ChildProcess,
+    pub url: String,
+    pub operator_key: String,
+}
+
+impl ControlPlane {
+    pub fn start(
+        database_url: &str,
+        operator_key: &str,
+        log: &Path,
+    ) -> anyhow::Result<ControlPlane> {
+        let port = free_port()?;
+        let mut command = Command::new(workspace_binary("sluice-control")?);
+        command
+            .env("SLUICE_CONTROL_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_CONTROL_DATABASE_URL", database_url)
+            .env("SLUICE_CONTROL_OPERATOR_KEY", operator_key);
+        let mut process = ChildProcess::spawn(
+            "sluice-control",
+            command,
+            Output::LogFile(log.to_path_buf()),
+        )?;
+        let url = format!("http://127.0.0.1:{port}");
+        process.wait_http_ok(&format!("{url}/readyz"), Duration::from_secs(60))?;
+        Ok(ControlPlane {
+            process,
+            url,
+            operator_key: operator_key.to_string(),
+        })
+    }
+}
+
+pub fn random_operator_key() -> String {
+    let secret: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    format!("sk_operator_{secret}")
+}
+
+/// A JSON-over-HTTP client that returns status and body, problem documents included.
+pub struct Api {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value))
+    }
+}

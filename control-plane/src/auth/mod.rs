@@ -105,10 +105,10 @@ impl FromRequestParts<AppState> for Principal {
 }
 
 pub async fn authenticate(state: &AppState, credential: &str) -> Result<Principal, ApiError> {
-    if let Some(expected) = &state.operator_key_hash {
-        if bool::from(api_key::hash_secret(credential).ct_eq(expected)) {
-            return Ok(Principal::Operator);
-        }
+    if let Some(expected) = &state.operator_key_hash
+        && bool::from(api_key::hash_secret(credential).ct_eq(expected))
+    {
+        return Ok(Principal::Operator);
     }
     if let Some((id, secret)) = api_key::parse(credential) {
         let record = db::api_keys::lookup(&state.pool, id)

@@ -67,14 +67,14 @@ impl CreateApiKey {
         }
         self.scopes.sort();
         self.scopes.dedup();
-        if let Some(at) = self.expires_at {
-            if at <= now {
-                return Err(ApiError::validation(
-                    "expires_at",
-                    "future",
-                    "must be in the future",
-                ));
-            }
+        if let Some(at) = self.expires_at
+            && at <= now
+        {
+            return Err(ApiError::validation(
+                "expires_at",
+                "future",
+                "must be in the future",
+            ));
         }
         Ok(())
     }

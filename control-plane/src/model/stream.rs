@@ -91,23 +91,23 @@ impl StreamSpec {
         )?;
         let quota = max_message_bytes.max(1) as u64;
         check_range("max_message_bytes", Some(self.max_message_bytes), 1, quota)?;
-        if let (Some(local), Some(total)) = (self.local_retention_ms, self.retention_ms) {
-            if local > total {
-                return Err(ApiError::validation(
-                    "local_retention_ms",
-                    "range",
-                    "must not exceed retention_ms",
-                ));
-            }
+        if let (Some(local), Some(total)) = (self.local_retention_ms, self.retention_ms)
+            && local > total
+        {
+            return Err(ApiError::validation(
+                "local_retention_ms",
+                "range",
+                "must not exceed retention_ms",
+            ));
         }
-        if let (Some(local), Some(total)) = (self.local_retention_bytes, self.retention_bytes) {
-            if local > total {
-                return Err(ApiError::validation(
-                    "local_retention_bytes",
-                    "range",
-                    "must not exceed retention_bytes",
-                ));
-            }
+        if let (Some(local), Some(total)) = (self.local_retention_bytes, self.retention_bytes)
+            && local > total
+        {
+            return Err(ApiError::validation(
+                "local_retention_bytes",
+                "range",
+                "must not exceed retention_bytes",
+            ));
         }
         Ok(())
     }
