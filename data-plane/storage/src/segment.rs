@@ -66,6 +66,73 @@ pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Writes all of `bufs`, back to back, at `pos` with `pwritev` (no copy into one buffer).
+pub fn write_all_vectored_at(file: &File, bufs: &[&[u8]], mut pos: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // IOV_MAX on Linux.
+    const MAX_IOVECS: usize = 1024;
+    let mut first = 0usize;
+    let mut skip = 0usize;
+    while first < bufs.len() {
+        let iovecs: Vec<libc::iovec> = bufs[first..]
+            .iter()
+            .take(MAX_IOVECS)
+            .enumerate()
+            .map(|(k, b)| {
+                let b = if k == 0 { &b[skip..] } else { b };
+                libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                }
+            })
+            .collect();
+        let offset = libc::off_t::try_from(pos)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file position too large"))?;
+        // SAFETY: every iovec points into a slice of `bufs`, which outlives the call, and
+        // the kernel only reads from them; the fd is valid for the lifetime of `file`.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iovecs.as_ptr(),
+                iovecs.len() as libc::c_int,
+                offset,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        let mut n = n as usize;
+        pos += n as u64;
+        // Advance past fully written buffers, and into a partially written one.
+        while n > 0 && first < bufs.len() {
+            let left = bufs[first].len() - skip;
+            if n >= left {
+                n -= left;
+                first += 1;
+                skip = 0;
+            } else {
+                skip += n;
+                n = 0;
+            }
+        }
+        while first < bufs.len() && bufs[first].len() == skip {
+            first += 1;
+            skip = 0;
+        }
+    }
+    Ok(())
+}
+
 /// Why sequential reading stopped before the requested end.
 #[derive(Debug)]
 pub enum ReadStop {
@@ -309,6 +376,20 @@ pub fn remove_if_exists(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vectored_write_writes_everything_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = open_rw(&dir.path().join("v"), true).unwrap();
+        let parts: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| vec![i as u8; (i % 7) as usize])
+            .collect();
+        let bufs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        write_all_vectored_at(&f, &bufs, 5).unwrap();
+        let mut got = vec![0u8; parts.iter().map(Vec::len).sum::<usize>()];
+        f.read_exact_at(&mut got, 5).unwrap();
+        assert_eq!(got, parts.concat());
+    }
 
     #[test]
     fn names_round_trip() {

@@ -11,7 +11,6 @@
 //! through the same queue, so they are ordered with appends without extra locking.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use crate::config::{FsyncPolicy, LogConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::format::EncodedBatch;
 use crate::retention::{RetentionOutcome, RetentionPolicy};
+use crate::segment;
 use crate::state::Shared;
 
 /// Called once per append with its offset after it is acknowledged (durable under the
@@ -281,12 +281,14 @@ impl Writer {
     }
 
     fn write_group(&mut self, group: &mut [Pending]) -> Result<()> {
-        let mut buf: Vec<u8> = Vec::new();
-        let mut headers = Vec::new();
-        for p in group.iter_mut() {
-            let offset = match p.cmd.offset {
+        // Batches are written straight from their own buffers with one pwritev per
+        // run; `run` holds the indexes of the batches not yet written.
+        let mut run: Vec<usize> = Vec::new();
+        let mut run_len = 0u64;
+        for i in 0..group.len() {
+            let offset = match group[i].cmd.offset {
                 Some(o) if o < self.next => {
-                    p.outcome = Outcome::Rejected {
+                    group[i].outcome = Outcome::Rejected {
                         requested: o,
                         next: self.next,
                     };
@@ -295,22 +297,23 @@ impl Writer {
                 Some(o) => o,
                 None => self.next,
             };
-            let len = p.cmd.batch.len() as u64;
-            if self.should_roll(buf.len() as u64 + len) {
-                self.flush_buf(&mut buf, &mut headers)?;
+            let len = group[i].cmd.batch.len() as u64;
+            if self.should_roll(run_len + len) {
+                self.flush_run(group, &mut run, &mut run_len)?;
                 self.roll_to(offset)?;
             }
+            let p = &mut group[i];
             p.cmd.batch.stamp_offset(offset);
-            headers.push((self.active_len + buf.len() as u64, p.cmd.batch.header()));
-            buf.extend_from_slice(p.cmd.batch.as_bytes());
             self.next = offset + 1;
             self.active_since.get_or_insert_with(Instant::now);
             p.outcome = Outcome::Written(offset);
-            if buf.len() >= MAX_WRITE {
-                self.flush_buf(&mut buf, &mut headers)?;
+            run.push(i);
+            run_len += len;
+            if run_len >= MAX_WRITE as u64 {
+                self.flush_run(group, &mut run, &mut run_len)?;
             }
         }
-        self.flush_buf(&mut buf, &mut headers)
+        self.flush_run(group, &mut run, &mut run_len)
     }
 
     fn should_roll(&self, adding: u64) -> bool {
@@ -325,31 +328,35 @@ impl Writer {
         too_big || too_old
     }
 
-    /// Writes buffered batches to the active segment and makes them readable.
-    fn flush_buf(
+    /// Writes the batches `run` indexes to the active segment and makes them readable.
+    fn flush_run(
         &mut self,
-        buf: &mut Vec<u8>,
-        headers: &mut Vec<(u64, crate::format::BatchHeader)>,
+        group: &[Pending],
+        run: &mut Vec<usize>,
+        run_len: &mut u64,
     ) -> Result<()> {
-        if buf.is_empty() {
+        if run.is_empty() {
             return Ok(());
         }
         let base = self.active_base;
-        self.active_file
-            .write_all_at(buf, self.active_len)
+        let bufs: Vec<&[u8]> = run.iter().map(|&i| group[i].cmd.batch.as_bytes()).collect();
+        segment::write_all_vectored_at(&self.active_file, &bufs, self.active_len)
             .ctx(|| format!("write segment {base}"))?;
-        self.active_len += buf.len() as u64;
         let mut st = self.shared.write();
+        let mut position = self.active_len;
         if let Some(seg) = st.segments.get_mut(&base) {
-            for (position, h) in headers.iter() {
+            for &i in run.iter() {
+                let h = group[i].cmd.batch.header();
                 seg.index
-                    .on_batch(h.offset, *position, h.len, h.last_timestamp);
+                    .on_batch(h.offset, position, h.len, h.last_timestamp);
+                position += u64::from(h.len);
             }
-            seg.written_len = self.active_len;
+            seg.written_len = position;
         }
+        self.active_len = position;
         st.written_next = self.next;
-        if let Some((_, h)) = headers.last() {
-            st.last_written = Some(*h);
+        if let Some(&i) = run.last() {
+            st.last_written = Some(group[i].cmd.batch.header());
         }
         if matches!(self.config.fsync, FsyncPolicy::Interval(_))
             && let Some(seg) = st.segments.get_mut(&base)
@@ -358,8 +365,8 @@ impl Writer {
             st.acked_next = self.next;
         }
         drop(st);
-        buf.clear();
-        headers.clear();
+        run.clear();
+        *run_len = 0;
         Ok(())
     }
 

@@ -1,0 +1,177 @@
+//! Throughput report: the disk's raw sequential write bandwidth with an fdatasync per
+//! write, against the engine's group-commit append throughput for the same batch sizes
+//! under 1, 8 and 64 concurrent appenders. Prints JSON.
+//!
+//! `cargo bench -p sluice-storage --bench storage_bench`
+//! Environment: `SLUICE_BENCH_SECS` (per case, default 2), `SLUICE_BENCH_DIR` (default
+//! the system temp dir; must be on the disk being measured).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sluice_storage::{Batch, EncodedBatch, LogConfig, Record, SegmentLog};
+
+fn batch(record_bytes: usize, records: usize) -> Batch {
+    Batch::data(
+        (0..records)
+            .map(|i| Record {
+                timestamp: 0,
+                key: None,
+                headers: vec![],
+                value: vec![i as u8; record_bytes],
+            })
+            .collect(),
+    )
+}
+
+/// Plain `pwrite` + `fdatasync` of `chunk` bytes at a time, appending to one file.
+fn raw_bandwidth(dir: &Path, chunk: usize, run_for: Duration) -> (f64, f64) {
+    let path = dir.join("raw.bin");
+    let file = File::create(&path).expect("create raw file");
+    let buf = vec![0x5Au8; chunk];
+    let start = Instant::now();
+    let mut pos = 0u64;
+    let mut total = 0u64;
+    let mut writes = 0u64;
+    while start.elapsed() < run_for {
+        file.write_all_at(&buf, pos).expect("write");
+        file.sync_data().expect("fdatasync");
+        pos += chunk as u64;
+        total += chunk as u64;
+        writes += 1;
+        if pos > 2 << 30 {
+            file.set_len(0).expect("truncate");
+            pos = 0;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    (total as f64 / secs, writes as f64 / secs)
+}
+
+struct EngineResult {
+    appends_per_s: f64,
+    bytes_per_s: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+async fn engine(dir: &Path, b: &Batch, appenders: usize, run_for: Duration) -> EngineResult {
+    let log = SegmentLog::open(dir, LogConfig::default())
+        .await
+        .expect("open");
+    let encoded_len = b.encoded_len();
+    let b = Arc::new(b.clone());
+    let deadline = Instant::now() + run_for;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..appenders {
+        let log = log.clone();
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let encoded = EncodedBatch::encode(&b).expect("encode");
+                log.append_encoded(encoded, None).await.expect("append");
+                latencies.push(t.elapsed().as_micros() as u64);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.expect("appender"));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    log.close().await.expect("close");
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    EngineResult {
+        appends_per_s: latencies.len() as f64 / secs,
+        bytes_per_s: (latencies.len() * encoded_len) as f64 / secs,
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+    }
+}
+
+fn main() {
+    let run_for = Duration::from_secs_f64(
+        std::env::var("SLUICE_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0),
+    );
+    let base = std::env::var("SLUICE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut raw_cache: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+    let mut cases = Vec::new();
+    let mut batched_ratios = Vec::new();
+    let mut single_64 = 0.0;
+    for record_bytes in [100usize, 1024, 16 * 1024] {
+        for records in [1usize, 16, 256] {
+            let b = batch(record_bytes, records);
+            let chunk = b.encoded_len();
+            let raw = *raw_cache.entry(chunk).or_insert_with(|| {
+                let dir = tempfile::tempdir_in(&base).expect("tempdir");
+                raw_bandwidth(dir.path(), chunk, run_for)
+            });
+            for appenders in [1usize, 8, 64] {
+                let dir = tempfile::tempdir_in(&base).expect("tempdir");
+                let r = rt.block_on(engine(dir.path(), &b, appenders, run_for));
+                let ratio = r.bytes_per_s / raw.0;
+                if records >= 16 && appenders == 1 {
+                    batched_ratios.push(ratio);
+                }
+                if records == 1 && appenders == 64 && record_bytes == 100 {
+                    single_64 = r.appends_per_s;
+                }
+                let case = json!({
+                    "record_bytes": record_bytes,
+                    "records_per_batch": records,
+                    "batch_bytes": chunk,
+                    "appenders": appenders,
+                    "raw_mib_s": raw.0 / 1048576.0,
+                    "raw_fsyncs_s": raw.1,
+                    "engine_mib_s": r.bytes_per_s / 1048576.0,
+                    "engine_appends_s": r.appends_per_s,
+                    "engine_records_s": r.appends_per_s * records as f64,
+                    "engine_vs_raw": ratio,
+                    "append_p50_us": r.p50_us,
+                    "append_p99_us": r.p99_us,
+                });
+                eprintln!("{case}");
+                cases.push(case);
+            }
+        }
+    }
+    let min_batched = batched_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let report = json!({
+        "seconds_per_case": run_for.as_secs_f64(),
+        "dir": base.display().to_string(),
+        "cases": cases,
+        "summary": {
+            "batched_single_appender_min_engine_vs_raw": min_batched,
+            "batched_target": 0.8,
+            "single_record_64_appenders_appends_s": single_64,
+            "single_record_target_appends_s": 100000,
+        }
+    });
+    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+}
