@@ -1,0 +1,14 @@
+//! Integration tests of the control plane's REST API: a real server on a loopback port,
+//! real HTTP, a fresh Postgres database per test.
+
+mod api_keys;
+mod audit;
+mod bindings;
+mod exchanges;
+mod health;
+mod queues;
+mod quotas;
+mod streams;
+mod support;
+mod tenants;
+mod tokens;
