@@ -19,6 +19,12 @@ pub struct Config {
     /// Credential of the service's operators (creates tenants, sets quotas).
     /// Without it only tenant keys work.
     pub operator_key: Option<String>,
+    /// Credential brokers present on `/internal/v1/*` (registration,
+    /// heartbeats, the topology feed). Without it no broker can join.
+    pub node_key: Option<String>,
+    /// How long a declare or delete waits for the live brokers to apply it
+    /// before answering 202 instead.
+    pub apply_wait_ms: u64,
     /// Lifetime of the JWTs issued by `POST /v1/tokens`.
     pub token_ttl_seconds: u64,
     /// Largest request body accepted.
@@ -41,6 +47,8 @@ impl Default for Config {
             database_url: "postgres://postgres@127.0.0.1:5432/sluice".into(),
             db_max_connections: 16,
             operator_key: None,
+            node_key: None,
+            apply_wait_ms: 5_000,
             token_ttl_seconds: 900,
             max_body_bytes: 1 << 20,
             log_format: LogFormat::Text,
@@ -64,6 +72,9 @@ pub struct ConfigArgs {
     #[arg(long, env = "SLUICE_CONTROL_OPERATOR_KEY", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator_key: Option<String>,
+    #[arg(long, env = "SLUICE_CONTROL_NODE_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
     #[arg(long, env = "SLUICE_CONTROL_LOG_FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,

@@ -12,9 +12,11 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod metrics;
 pub mod model;
 pub mod names;
+pub mod placement;
 pub mod state;
 
 use std::future::Future;
@@ -47,11 +49,15 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let pool = db::connect(&config.database_url, config.db_max_connections).await?;
     let signer = Signer::load_or_create(&pool).await?;
     let operator_key_hash = config.operator_key.as_deref().map(api_key::hash_secret);
+    let node_key_hash = config.node_key.as_deref().map(api_key::hash_secret);
+    let versions = feed::VersionWatch::start(pool.clone()).await?;
     Ok(AppState {
         pool,
         signer: Arc::new(signer),
         config: Arc::new(config),
         operator_key_hash,
+        node_key_hash,
+        versions,
     })
 }
 

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::auth::jwt::Signer;
 use crate::config::Config;
+use crate::feed::VersionWatch;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,4 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// SHA-256 of the operator key, compared in constant time.
     pub operator_key_hash: Option<Vec<u8>>,
+    /// SHA-256 of the brokers' node key.
+    pub node_key_hash: Option<Vec<u8>>,
+    /// The latest topology version, for feed long-polls.
+    pub versions: VersionWatch,
 }

@@ -65,8 +65,19 @@ impl ControlPlane {
         operator_key: &str,
         log: &Path,
     ) -> anyhow::Result<ControlPlane> {
+        ControlPlane::start_with(database_url, operator_key, log, &[])
+    }
+
+    /// Starts with extra settings, e.g. `("SLUICE_CONTROL_NODE_KEY", "...")`.
+    pub fn start_with(
+        database_url: &str,
+        operator_key: &str,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ControlPlane> {
         let port = free_port()?;
         let mut command = Command::new(workspace_binary("sluice-control")?);
+        command.envs(env.iter().copied());
         command
             .env("SLUICE_CONTROL_LISTEN", format!("127.0.0.1:{port}"))
             .env("SLUICE_CONTROL_DATABASE_URL", database_url)

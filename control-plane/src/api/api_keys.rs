@@ -32,6 +32,8 @@ pub async fn create_api_key(
     m.ensure_quota("max_api_keys", m.quotas.max_api_keys, usage.api_keys, 1)?;
     let created = db::api_keys::insert(&mut m.tx, actor.tenant_id, &request, &actor.name).await?;
     let details = serde_json::json!({ "name": request.name, "scopes": request.scopes, "expires_at": request.expires_at });
+    // Brokers verify keys from the topology feed; the bump sends them this one.
+    m.bump("api_key", &created.api_key.id, "create").await?;
     m.commit("api_key.create", &created.api_key.id, details)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Problems, declared_status, tenant_actor};
+use super::convergence::{declared_status, deleted_status};
+use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::db::bindings::BindingFilter;
@@ -38,7 +39,8 @@ pub async fn declare_binding(
 ) -> ApiResult<(StatusCode, Json<Binding>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let (created, binding) = db::bindings::declare(&state.pool, &actor, spec).await?;
-    Ok((declared_status(created), Json(binding)))
+    let status = declared_status(&state, created, binding.topology_version).await?;
+    Ok((status, Json(binding)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -102,18 +104,22 @@ pub async fn get_binding(
 /// Delete a binding.
 #[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings",
     params(("id" = String, Path, description = "Binding id")),
-    responses((status = 200, body = Deleted), Problems),
+    responses((status = 200, body = Deleted), (status = 202, description = "Deleted; not yet applied by every broker", body = Deleted), Problems),
     security(("bearer" = [])))]
 pub async fn delete_binding(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<Deleted>> {
+) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let topology_version = db::bindings::delete(&state.pool, &actor, &id).await?;
-    Ok(Json(Deleted {
-        name: id,
-        bindings_removed: 1,
-        topology_version,
-    }))
+    let status = deleted_status(&state, topology_version).await?;
+    Ok((
+        status,
+        Json(Deleted {
+            name: id,
+            bindings_removed: 1,
+            topology_version,
+        }),
+    ))
 }

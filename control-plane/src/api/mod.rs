@@ -4,15 +4,16 @@
 pub mod api_keys;
 pub mod audit;
 pub mod bindings;
+pub mod convergence;
 pub mod exchanges;
 pub mod health;
+pub mod internal;
 pub mod queues;
 pub mod streams;
 pub mod tenants;
 pub mod tokens;
 
 use axum::Router;
-use axum::http::StatusCode;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -39,7 +40,9 @@ use crate::state::AppState;
         (name = "api-keys", description = "A tenant's API keys (admin scope)"),
         (name = "exchanges"), (name = "queues"), (name = "bindings"), (name = "streams"),
         (name = "tokens", description = "Short-lived JWTs and the JWKS to verify them"),
-        (name = "audit"), (name = "health")
+        (name = "audit"), (name = "health"),
+        (name = "topology", description = "Brokers and how far they have applied the topology"),
+        (name = "internal", description = "Broker ↔ control plane: registration, heartbeats, the topology feed (node key)")
     )
 )]
 struct ApiDoc;
@@ -112,6 +115,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::create_token))
         .routes(routes!(tokens::jwks))
         .routes(routes!(audit::list_audit_log))
+        .routes(routes!(convergence::topology_status))
+        .routes(routes!(convergence::list_nodes))
+        .routes(routes!(internal::register_node))
+        .routes(routes!(internal::heartbeat))
+        .routes(routes!(internal::topology_feed))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts()
@@ -133,15 +141,6 @@ pub fn tenant_actor(principal: &Principal, scope: Scope) -> ApiResult<Actor> {
         tenant: key.tenant.clone(),
         name: principal.actor(),
     })
-}
-
-/// 201 for a new resource, 200 for one already declared with the same settings.
-pub fn declared_status(created: bool) -> StatusCode {
-    if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::{Problems, declared_status, tenant_actor};
+use super::convergence::{declared_status, deleted_status};
+use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiResult;
@@ -24,6 +25,7 @@ use crate::state::AppState;
     request_body = QueueSpec,
     responses(
         (status = 201, description = "Created", body = Queue),
+        (status = 202, description = "Created; not yet applied by every broker (poll /v1/topology/status)", body = Queue),
         (status = 200, description = "Already declared with the same settings", body = Queue),
         (status = 409, description = "Declared with different settings", body = crate::error::Problem, content_type = "application/problem+json"),
         Problems
@@ -39,7 +41,8 @@ pub async fn declare_queue(
     names::declarable("name", &name)?;
     spec.validate()?;
     let (created, queue) = db::queues::declare(&state.pool, &actor, &name, spec).await?;
-    Ok((declared_status(created), Json(queue)))
+    let status = declared_status(&state, created, queue.topology_version).await?;
+    Ok((status, Json(queue)))
 }
 
 /// Read a queue with every setting it was declared with.
@@ -79,20 +82,24 @@ pub async fn list_queues(
 /// consumers; those live on the brokers, which arrive with the broker issue.
 #[utoipa::path(delete, path = "/v1/queues/{name}", tag = "queues",
     params(("name" = String, Path, description = "Queue name"), DeleteParams),
-    responses((status = 200, body = Deleted), Problems),
+    responses((status = 200, body = Deleted), (status = 202, description = "Deleted; not yet applied by every broker", body = Deleted), Problems),
     security(("bearer" = [])))]
 pub async fn delete_queue(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
     ApiQuery(_params): ApiQuery<DeleteParams>,
-) -> ApiResult<Json<Deleted>> {
+) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let (bindings_removed, topology_version) =
         db::queues::delete(&state.pool, &actor, &name).await?;
-    Ok(Json(Deleted {
-        name,
-        bindings_removed,
-        topology_version,
-    }))
+    let status = deleted_status(&state, topology_version).await?;
+    Ok((
+        status,
+        Json(Deleted {
+            name,
+            bindings_removed,
+            topology_version,
+        }),
+    ))
 }

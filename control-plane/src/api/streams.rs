@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::{Problems, declared_status, tenant_actor};
+use super::convergence::{declared_status, deleted_status};
+use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiResult;
@@ -24,6 +25,7 @@ use crate::state::AppState;
     request_body = StreamSpec,
     responses(
         (status = 201, description = "Created", body = Stream),
+        (status = 202, description = "Created; not yet applied by every broker (poll /v1/topology/status)", body = Stream),
         (status = 200, description = "Already declared with the same settings", body = Stream),
         (status = 409, description = "Declared with different settings", body = crate::error::Problem, content_type = "application/problem+json"),
         Problems
@@ -38,7 +40,8 @@ pub async fn declare_stream(
     let actor = tenant_actor(&principal, Scope::Manage)?;
     names::declarable("name", &name)?;
     let (created, stream) = db::streams::declare(&state.pool, &actor, &name, spec).await?;
-    Ok((declared_status(created), Json(stream)))
+    let status = declared_status(&state, created, stream.topology_version).await?;
+    Ok((status, Json(stream)))
 }
 
 /// Read a stream with every setting it was declared with.
@@ -75,18 +78,22 @@ pub async fn list_streams(
 /// Delete a stream and all its partitions.
 #[utoipa::path(delete, path = "/v1/streams/{name}", tag = "streams",
     params(("name" = String, Path, description = "Stream name")),
-    responses((status = 200, body = Deleted), Problems),
+    responses((status = 200, body = Deleted), (status = 202, description = "Deleted; not yet applied by every broker", body = Deleted), Problems),
     security(("bearer" = [])))]
 pub async fn delete_stream(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-) -> ApiResult<Json<Deleted>> {
+) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let topology_version = db::streams::delete(&state.pool, &actor, &name).await?;
-    Ok(Json(Deleted {
-        name,
-        bindings_removed: 0,
-        topology_version,
-    }))
+    let status = deleted_status(&state, topology_version).await?;
+    Ok((
+        status,
+        Json(Deleted {
+            name,
+            bindings_removed: 0,
+            topology_version,
+        }),
+    ))
 }

@@ -45,6 +45,7 @@ pub async fn create_tenant(
     };
     first_key.validate(Utc::now())?;
     let admin_key = db::api_keys::insert(&mut tx, row.id, &first_key, &principal.actor()).await?;
+    db::mutation::bump(&mut tx, row.id, "tenant", &row.name, "create").await?;
     db::audit::record(
         &mut tx,
         Some(row.id),

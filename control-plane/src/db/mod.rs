@@ -17,6 +17,7 @@ pub mod bindings;
 pub mod exchanges;
 pub mod mutation;
 pub mod named;
+pub mod nodes;
 pub mod queues;
 pub mod quotas;
 pub mod streams;

@@ -5,7 +5,7 @@
 //! count quotas exact under concurrency), then the resources touched, then
 //! the global topology version row last (held only until commit).
 
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::quotas;
 use crate::error::{ApiError, ApiResult};
@@ -57,18 +57,7 @@ impl<'a> Mutation<'a> {
 
     /// Takes the next topology version and records what changed at it.
     pub async fn bump(&mut self, kind: &str, name: &str, action: &str) -> ApiResult<i64> {
-        let (version,): (i64,) =
-            sqlx::query_as("UPDATE topology_state SET version = version + 1 RETURNING version")
-                .fetch_one(&mut *self.tx)
-                .await?;
-        sqlx::query("INSERT INTO topology_events (version, tenant_id, kind, name, action) VALUES ($1, $2, $3, $4, $5)")
-            .bind(version)
-            .bind(self.actor.tenant_id)
-            .bind(kind)
-            .bind(name)
-            .bind(action)
-            .execute(&mut *self.tx)
-            .await?;
+        let version = bump(&mut self.tx, self.actor.tenant_id, kind, name, action).await?;
         self.version = Some(version);
         Ok(version)
     }
@@ -93,4 +82,29 @@ impl<'a> Mutation<'a> {
         self.tx.commit().await?;
         Ok(self.version)
     }
+}
+
+/// Takes the next topology version (the global row lock, held until commit)
+/// and records what changed at it. `tenant_id` 0 marks service-wide changes
+/// such as placements moving when a node registers.
+pub async fn bump(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    kind: &str,
+    name: &str,
+    action: &str,
+) -> Result<i64, sqlx::Error> {
+    let (version,): (i64,) =
+        sqlx::query_as("UPDATE topology_state SET version = version + 1 RETURNING version")
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query("INSERT INTO topology_events (version, tenant_id, kind, name, action) VALUES ($1, $2, $3, $4, $5)")
+        .bind(version)
+        .bind(tenant_id)
+        .bind(kind)
+        .bind(name)
+        .bind(action)
+        .execute(&mut *conn)
+        .await?;
+    Ok(version)
 }

@@ -7,6 +7,7 @@ use super::mutation::{Actor, Mutation};
 use super::named::{self, NamedRow, QUEUES};
 use crate::error::ApiResult;
 use crate::model::queue::{Queue, QueueSpec};
+use crate::placement::{self, GroupOwner};
 
 impl From<NamedRow<QueueSpec>> for Queue {
     fn from(row: NamedRow<QueueSpec>) -> Self {
@@ -76,12 +77,11 @@ pub async fn declare(
     .bind(version)
     .fetch_one(&mut *m.tx)
     .await?;
-    m.commit(
-        "queue.declare",
-        name,
-        serde_json::to_value(&spec).unwrap_or_default(),
-    )
-    .await?;
+    let owner = GroupOwner::Queue(row.id);
+    let replicas =
+        placement::place_group(&mut m.tx, actor.tenant_id, owner, spec.replication_factor).await?;
+    let details = serde_json::json!({ "settings": spec, "replicas": replicas });
+    m.commit("queue.declare", name, details).await?;
     Ok((true, row.into()))
 }
 

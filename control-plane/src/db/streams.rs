@@ -7,6 +7,7 @@ use super::mutation::{Actor, Mutation};
 use super::named::{self, NamedRow, STREAMS};
 use crate::error::ApiResult;
 use crate::model::stream::{Stream, StreamSpec};
+use crate::placement::{self, GroupOwner};
 
 impl From<NamedRow<StreamSpec>> for Stream {
     fn from(row: NamedRow<StreamSpec>) -> Self {
@@ -72,12 +73,19 @@ pub async fn declare(
     .bind(version)
     .fetch_one(&mut *m.tx)
     .await?;
-    m.commit(
-        "stream.declare",
-        name,
-        serde_json::to_value(&spec).unwrap_or_default(),
-    )
-    .await?;
+    let mut replicas = Vec::new();
+    for partition in 0..spec.partitions as i32 {
+        let owner = GroupOwner::StreamPartition {
+            stream_id: row.id,
+            partition,
+        };
+        replicas.push(
+            placement::place_group(&mut m.tx, actor.tenant_id, owner, spec.replication_factor)
+                .await?,
+        );
+    }
+    let details = serde_json::json!({ "settings": spec, "replicas": replicas });
+    m.commit("stream.declare", name, details).await?;
     Ok((true, row.into()))
 }
 

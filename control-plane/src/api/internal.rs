@@ -1,0 +1,169 @@
+//! `/internal/v1`: what brokers call — register, heartbeat with the version
+//! they have applied, and long-poll the topology feed. Authenticated with
+//! the node key, never with tenant keys.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
+
+use super::Problems;
+use crate::auth::api_key;
+use crate::db;
+use crate::db::nodes::Node;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::feed::{self, FeedSnapshot};
+use crate::names;
+use crate::placement;
+use crate::state::AppState;
+
+/// A caller holding the node key.
+pub struct NodeAuth;
+
+impl FromRequestParts<AppState> for NodeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <node key>".into())
+            })?;
+        let expected = state.node_key_hash.as_ref().ok_or_else(|| {
+            ApiError::Unauthorized("this control plane has no node key configured".into())
+        })?;
+        if bool::from(api_key::hash_secret(presented.trim()).ct_eq(expected)) {
+            Ok(NodeAuth)
+        } else {
+            Err(ApiError::Unauthorized("invalid node key".into()))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterNode {
+    /// Base URL of the broker's data API, e.g. `http://127.0.0.1:9090`.
+    pub data_url: String,
+    #[serde(default = "default_zone")]
+    pub zone: String,
+}
+
+fn default_zone() -> String {
+    "default".into()
+}
+
+/// Register (or re-register) a broker. Groups short of replicas are placed on it.
+#[utoipa::path(put, path = "/internal/v1/nodes/{id}", tag = "internal",
+    params(("id" = String, Path, description = "Node id, stable across restarts")),
+    request_body = RegisterNode,
+    responses((status = 200, body = Node), Problems),
+    security(("bearer" = [])))]
+pub async fn register_node(
+    State(state): State<AppState>,
+    _node: NodeAuth,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<RegisterNode>,
+) -> ApiResult<Json<Node>> {
+    names::resource("id", &id)?;
+    if !(request.data_url.starts_with("http://") || request.data_url.starts_with("https://")) {
+        return Err(ApiError::validation(
+            "data_url",
+            "url",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    names::resource("zone", &request.zone)?;
+    let mut tx = state.pool.begin().await?;
+    let node = db::nodes::upsert(&mut tx, &id, &request.data_url, &request.zone).await?;
+    let placed = placement::top_up(&mut tx).await?;
+    if placed > 0 {
+        db::mutation::bump(&mut tx, 0, "placement", &id, "top-up").await?;
+    }
+    tx.commit().await?;
+    tracing::info!(node = %id, groups_placed = placed, "node registered");
+    Ok(Json(node))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The topology version the node has converged to.
+    pub applied_version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeartbeatAck {
+    /// The current topology version.
+    pub version: i64,
+}
+
+/// Heartbeat with the applied topology version; a node that stops is no longer live after 15 s.
+#[utoipa::path(post, path = "/internal/v1/nodes/{id}/heartbeat", tag = "internal",
+    params(("id" = String, Path, description = "Node id")),
+    request_body = Heartbeat,
+    responses((status = 200, body = HeartbeatAck), Problems),
+    security(("bearer" = [])))]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    _node: NodeAuth,
+    Path(id): Path<String>,
+    ApiJson(beat): ApiJson<Heartbeat>,
+) -> ApiResult<Json<HeartbeatAck>> {
+    db::nodes::heartbeat(&state.pool, &id, beat.applied_version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("node", id))?;
+    Ok(Json(HeartbeatAck {
+        version: state.versions.current(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// The version the caller has; the answer waits for a newer one.
+    #[serde(default)]
+    pub since: i64,
+    /// Longest wait for a change, 0 to 60,000 ms (default 30,000).
+    pub wait_ms: Option<u64>,
+}
+
+/// The topology feed: a full snapshot once the version passes `since`,
+/// or 204 when `wait_ms` passes without a change.
+#[utoipa::path(get, path = "/internal/v1/feed", tag = "internal", params(FeedParams),
+    responses((status = 200, body = FeedSnapshot), (status = 204, description = "No change within wait_ms"), Problems),
+    security(("bearer" = [])))]
+pub async fn topology_feed(
+    State(state): State<AppState>,
+    _node: NodeAuth,
+    ApiQuery(params): ApiQuery<FeedParams>,
+) -> ApiResult<Response> {
+    let wait = params.wait_ms.unwrap_or(30_000);
+    if wait > 60_000 {
+        return Err(ApiError::validation(
+            "wait_ms",
+            "range",
+            "must be between 0 and 60000",
+        ));
+    }
+    let version = state
+        .versions
+        .wait_past(params.since, Duration::from_millis(wait))
+        .await;
+    if version <= params.since {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let snapshot = feed::load_snapshot(&state.pool).await?;
+    Ok(Json(snapshot).into_response())
+}
