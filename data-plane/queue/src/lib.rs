@@ -1,0 +1,1 @@
+//! Queue state machine (issue 4). Being built.

@@ -1,0 +1,1 @@
+//! Exchange routing (issue 4). Being built.
