@@ -427,3 +427,74 @@ async fn concurrent_declares_of_one_queue_create_it_once() {
         "same queue every time"
     );
 }
+
+#[tokio::test]
+async fn topology_version_strictly_increases_across_changes() {
+    let server = TestServer::start().await;
+    let admin = server.create_tenant("acme").await;
+    let other = server.create_tenant("globex").await;
+    let mut versions = Vec::new();
+    let mut record = |what: &str, got: (StatusCode, Value)| {
+        assert!(got.0.is_success(), "{what}: {}", got.1);
+        let v = got.1["topology_version"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{what}: no topology_version in {}", got.1));
+        versions.push((what.to_string(), v));
+    };
+    record(
+        "exchange",
+        server
+            .put("/v1/exchanges/x", &admin, json!({"type": "direct"}))
+            .await,
+    );
+    record("queue", server.put("/v1/queues/q", &admin, json!({})).await);
+    record(
+        "other tenant",
+        server.put("/v1/queues/q", &other, json!({})).await,
+    );
+    record(
+        "binding",
+        server
+            .post(
+                "/v1/bindings",
+                &admin,
+                json!({"source": "x", "destination": "q"}),
+            )
+            .await,
+    );
+    record(
+        "stream",
+        server
+            .put("/v1/streams/s", &admin, json!({"max_message_bytes": 1024}))
+            .await,
+    );
+    let (_, binding) = server.get("/v1/bindings?source=x", &admin).await;
+    let binding_id = binding["items"][0]["id"].as_str().unwrap().to_string();
+    record(
+        "binding delete",
+        server
+            .delete(&format!("/v1/bindings/{binding_id}"), &admin)
+            .await,
+    );
+    record(
+        "stream delete",
+        server.delete("/v1/streams/s", &admin).await,
+    );
+    record("queue delete", server.delete("/v1/queues/q", &admin).await);
+    record(
+        "exchange delete",
+        server.delete("/v1/exchanges/x", &admin).await,
+    );
+    assert!(
+        versions.windows(2).all(|w| w[0].1 < w[1].1),
+        "strictly increasing: {versions:?}"
+    );
+
+    // A redeclare changes nothing, so it keeps the version it was created at.
+    let (_, before) = server.get("/v1/queues/q", &other).await;
+    let (status, again) = server.put("/v1/queues/q", &other, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["topology_version"], before["topology_version"]);
+    let (_, fresh) = server.put("/v1/queues/q2", &other, json!({})).await;
+    assert!(fresh["topology_version"].as_i64().unwrap() > versions.last().unwrap().1);
+}
