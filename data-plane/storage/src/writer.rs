@@ -155,9 +155,9 @@ impl Writer {
     }
 
     /// Runs a drained set of commands in order, group-committing runs of appends.
-    fn execute(&mut self, cmds: Vec<Command>) {
+    fn execute(&mut self, cmds: &mut Vec<Command>) {
         let mut appends = Vec::new();
-        for cmd in cmds {
+        for cmd in cmds.drain(..) {
             if self.stopping {
                 // Dropping the command drops its callbacks, failing the waiters.
                 continue;
@@ -407,14 +407,15 @@ fn outcome_result(o: &Outcome) -> Result<u64> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    w: Writer,
-    f: impl FnOnce(&mut Writer) -> T + Send + 'static,
-) -> Option<(Writer, T)> {
+/// Runs `f` on `state` in tokio's blocking pool and hands the state back.
+async fn on_blocking_pool<S: Send + 'static, T: Send + 'static>(
+    state: S,
+    f: impl FnOnce(&mut S) -> T + Send + 'static,
+) -> Option<(S, T)> {
     let joined = tokio::task::spawn_blocking(move || {
-        let mut w = w;
-        let out = f(&mut w);
-        (w, out)
+        let mut state = state;
+        let out = f(&mut state);
+        (state, out)
     })
     .await;
     match joined {
@@ -427,45 +428,85 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// What moves between the writer task and the blocking pool.
+struct Core {
+    w: Writer,
+    rx: mpsc::Receiver<Command>,
+    /// Reused between groups: a fresh `max_group_len` buffer per group would cost a
+    /// large allocation (and page faults) per fsync.
+    cmds: Vec<Command>,
+}
+
+impl Core {
+    /// Executes the drained commands, then keeps draining and executing while more are
+    /// queued, so a busy log stays on one blocking thread instead of bouncing through
+    /// the async task between group commits.
+    fn drain_and_execute(&mut self) {
+        let limit = self.w.config.max_group_len;
+        loop {
+            self.w.execute(&mut self.cmds);
+            if self.w.stopping {
+                return;
+            }
+            if self.w.sync_deadline().is_some_and(|d| d <= Instant::now()) {
+                let r = self.w.sync_active();
+                let _ = self.w.note_failure(r);
+            }
+            while self.cmds.len() < limit {
+                match self.rx.try_recv() {
+                    Ok(cmd) => self.cmds.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            if self.cmds.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
 /// The writer task: drain, group-commit, repeat, until every sender is gone.
-pub async fn run(writer: Writer, mut rx: mpsc::Receiver<Command>) {
-    let mut w = writer;
-    let mut cmds = Vec::with_capacity(w.config.max_group_len);
+pub async fn run(writer: Writer, rx: mpsc::Receiver<Command>) {
+    let cmds = Vec::with_capacity(writer.config.max_group_len);
+    let mut core = Core {
+        w: writer,
+        rx,
+        cmds,
+    };
     loop {
-        let limit = w.config.max_group_len;
-        let n = match w.sync_deadline() {
+        let limit = core.w.config.max_group_len;
+        let n = match core.w.sync_deadline() {
             Some(deadline) => {
                 tokio::select! {
-                    n = rx.recv_many(&mut cmds, limit) => n,
+                    n = core.rx.recv_many(&mut core.cmds, limit) => n,
                     () = tokio::time::sleep_until(deadline.into()) => {
-                        match blocking(w, |w| {
-                            let r = w.sync_active();
-                            w.note_failure(r)
+                        match on_blocking_pool(core, |c| {
+                            let r = c.w.sync_active();
+                            c.w.note_failure(r)
                         }).await {
-                            Some((back, _)) => w = back,
+                            Some((back, _)) => core = back,
                             None => return,
                         }
                         continue;
                     }
                 }
             }
-            None => rx.recv_many(&mut cmds, limit).await,
+            None => core.rx.recv_many(&mut core.cmds, limit).await,
         };
         if n == 0 {
-            let _ = blocking(w, |w| {
-                if w.failed.is_none() {
-                    let _ = w.sync_active();
+            let _ = on_blocking_pool(core, |c| {
+                if c.w.failed.is_none() {
+                    let _ = c.w.sync_active();
                 }
             })
             .await;
             return;
         }
-        let drained = std::mem::replace(&mut cmds, Vec::with_capacity(limit));
-        match blocking(w, move |w| w.execute(drained)).await {
-            Some((back, ())) => w = back,
+        match on_blocking_pool(core, Core::drain_and_execute).await {
+            Some((back, ())) => core = back,
             None => return,
         }
-        if w.stopping {
+        if core.w.stopping {
             return;
         }
     }
