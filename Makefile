@@ -18,14 +18,15 @@ dev:
 # The tests start their own Postgres clusters through the devkit, so only the binaries
 # must exist (`sluice prereqs` installs them with apt when run as root). `sluice test-pg`
 # runs one private server for the whole run, exports SLUICE_TEST_PG_URL, and stops it
-# when the tests end, pass or fail. Plain `cargo test` (not nextest): the tests of one
+# when the tests end, pass or fail (--no-fail-fast: CI shows every failing binary).
+# Plain `cargo test` (not nextest): the tests of one
 # binary share one server per process.
 test:
 	$(CARGO) run --quiet -p sluice-cli -- prereqs
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(SLUICE) test-pg -- $(CARGO) test --workspace
+	$(SLUICE) test-pg -- $(CARGO) test --workspace --no-fail-fast
 
 ## Make sure Postgres binaries are installed.
 prereqs:
