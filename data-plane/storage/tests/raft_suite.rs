@@ -1,130 +1,20 @@
 //! openraft's own storage conformance suite run against the segment log store, plus
-//! persistence checks across reopen. The state machine here is a minimal test one that
-//! keeps its snapshots in a [`SnapshotStore`].
+//! persistence checks across reopen.
 
-use std::io::{self, Cursor};
-use std::sync::Arc;
+mod common;
 
-use futures_util::{Stream, TryStreamExt};
-use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf};
+use std::io;
+
+use common::{Entry, TestConfig, TestStateMachine};
+use openraft::alias::{LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
-use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
-use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageError};
-use sluice_storage::raft::{Records, SegmentLogStore, SnapshotStore};
+use openraft::{EntryPayload, RaftLogReader, StorageError};
+use sluice_storage::raft::{Records, SegmentLogStore};
 use sluice_storage::{LogConfig, Record};
-use tokio::sync::Mutex;
-
-openraft::declare_raft_types!(
-    pub TestConfig:
-        D = Records,
-        R = u64,
-);
-
-type Entry = <TestConfig as openraft::RaftTypeConfig>::Entry;
-
-#[derive(Default)]
-struct SmInner {
-    last_applied: Option<LogIdOf<TestConfig>>,
-    membership: StoredMembershipOf<TestConfig>,
-    records_applied: u64,
-}
-
-/// Counts applied records; snapshots are that count.
-#[derive(Clone)]
-struct TestStateMachine {
-    inner: Arc<Mutex<SmInner>>,
-    snapshots: SnapshotStore,
-}
-
-impl RaftSnapshotBuilder<TestConfig> for TestStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-
-    async fn build_snapshot(
-        &mut self,
-    ) -> Result<SnapshotOf<TestConfig, Cursor<Vec<u8>>>, io::Error> {
-        let inner = self.inner.lock().await;
-        let meta = SnapshotMetaOf::<TestConfig> {
-            last_log_id: inner.last_applied,
-            last_membership: inner.membership.clone(),
-        };
-        let data = inner.records_applied.to_le_bytes().to_vec();
-        self.snapshots.save(&meta, &data)?;
-        Ok(SnapshotOf::<TestConfig, _> {
-            meta,
-            snapshot: Cursor::new(data),
-        })
-    }
-}
-
-impl RaftStateMachine<TestConfig> for TestStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogIdOf<TestConfig>>, StoredMembershipOf<TestConfig>), io::Error> {
-        let inner = self.inner.lock().await;
-        Ok((inner.last_applied, inner.membership.clone()))
-    }
-
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where
-        Strm: Stream<Item = Result<EntryResponder<TestConfig>, io::Error>> + Unpin + OptionalSend,
-    {
-        let mut inner = self.inner.lock().await;
-        while let Some((entry, responder)) = entries.try_next().await? {
-            inner.last_applied = Some(entry.log_id);
-            match &entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(records) => inner.records_applied += records.0.len() as u64,
-                EntryPayload::Membership(m) => {
-                    inner.membership =
-                        StoredMembershipOf::<TestConfig>::new(Some(entry.log_id), m.clone());
-                }
-            }
-            if let Some(r) = responder {
-                r.send(inner.records_applied);
-            }
-        }
-        Ok(())
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetaOf<TestConfig>,
-        snapshot: Self::SnapshotData,
-    ) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
-        self.snapshots.save(meta, &data)?;
-        let mut count = [0u8; 8];
-        let n = data.len().min(8);
-        count[..n].copy_from_slice(&data[..n]);
-        let mut inner = self.inner.lock().await;
-        inner.last_applied = meta.last_log_id;
-        inner.membership = meta.last_membership.clone();
-        inner.records_applied = u64::from_le_bytes(count);
-        Ok(())
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<TestConfig, Self::SnapshotData>>, io::Error> {
-        Ok(self
-            .snapshots
-            .load_latest::<SnapshotMetaOf<TestConfig>>()?
-            .map(|(meta, data)| SnapshotOf::<TestConfig, _> {
-                meta,
-                snapshot: Cursor::new(data),
-            }))
-    }
-}
 
 fn small_segments() -> LogConfig {
     // Tiny segments so the suite's dozen entries span several segment files.
@@ -155,12 +45,8 @@ impl StoreBuilder<TestConfig, SegmentLogStore<TestConfig>, TestStateMachine, tem
         let store = SegmentLogStore::open(dir.path().join("log"), small_segments())
             .await
             .map_err(|e| StorageError::read(TestConfig::err_from_error(&io::Error::from(e))))?;
-        let snapshots = SnapshotStore::open(dir.path().join("snapshots"))
+        let sm = TestStateMachine::open(&dir.path().join("snapshots"))
             .map_err(|e| StorageError::read(TestConfig::err_from_error(&io::Error::from(e))))?;
-        let sm = TestStateMachine {
-            inner: Arc::new(Mutex::new(SmInner::default())),
-            snapshots,
-        };
         Ok((dir, store, sm))
     }
 }
