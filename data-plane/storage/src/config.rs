@@ -33,6 +33,9 @@ pub struct LogConfig {
     pub max_group_len: usize,
     /// Capacity of the append queue; appenders wait when it is full (backpressure).
     pub queue_capacity: usize,
+    /// How long `open` waits for the directory lock, e.g. while a dropped handle to the
+    /// same log is still shutting down.
+    pub lock_wait: Duration,
 }
 
 impl Default for LogConfig {
@@ -44,6 +47,7 @@ impl Default for LogConfig {
             fsync: FsyncPolicy::EveryBatch,
             max_group_len: 4096,
             queue_capacity: 8192,
+            lock_wait: Duration::from_secs(5),
         }
     }
 }

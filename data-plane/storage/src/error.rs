@@ -63,6 +63,10 @@ pub enum Error {
     #[error("log writer stopped after a failed write or fsync ({0}); reopen the log")]
     WriterFailed(String),
 
+    /// Another handle (in this or another process) has the log directory open.
+    #[error("log directory {0} is locked by another open log")]
+    Locked(PathBuf),
+
     /// The log was closed while the operation was pending.
     #[error("log is closed")]
     Closed,

@@ -5,14 +5,17 @@
 //! stops (after a final fsync) when the last clone is dropped or [`SegmentLog::close`]
 //! is called. Opening requires a tokio runtime.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::LogConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::format::{Batch, BatchHeader, EncodedBatch, now_ms};
 use crate::recovery;
 use crate::retention::{RetentionOutcome, RetentionPolicy, SegmentInfo};
@@ -25,6 +28,37 @@ pub struct SegmentLog {
     pub(crate) shared: Arc<Shared>,
     tx: mpsc::Sender<Command>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+/// Takes an exclusive `flock` on `<dir>/lock`, so two opens of one directory (in this
+/// process or another) cannot both write it. The kernel drops the lock when the holder
+/// dies, so a crash never leaves it stale.
+async fn lock_dir(dir: &Path, wait: Duration) -> Result<File> {
+    std::fs::create_dir_all(dir).ctx(|| format!("create log directory {}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("open {}", path.display()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is shared with the kernel.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(file);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(Error::io(format!("lock {}", path.display()), err));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Locked(dir.to_path_buf()));
+        }
+        // A handle that was just dropped may still be flushing on its writer task.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 impl std::fmt::Debug for SegmentLog {
@@ -41,13 +75,14 @@ impl SegmentLog {
     pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self> {
         config.validate()?;
         let dir: PathBuf = dir.as_ref().to_path_buf();
+        let dir_lock = lock_dir(&dir, config.lock_wait).await?;
         let recover_config = config.clone();
         let recover_dir = dir.clone();
         let state =
             tokio::task::spawn_blocking(move || recovery::recover(&recover_dir, &recover_config))
                 .await
                 .map_err(|e| Error::io("recovery task", std::io::Error::other(e.to_string())))??;
-        let shared = Shared::new(dir, state);
+        let shared = Shared::new(dir, state, dir_lock);
         let capacity = config.queue_capacity;
         let writer = Writer::new(shared.clone(), config)?;
         let (tx, rx) = mpsc::channel(capacity);
@@ -157,6 +192,7 @@ impl SegmentLog {
         if let Some(task) = task {
             task.await
                 .map_err(|e| Error::io("writer task", std::io::Error::other(e.to_string())))?;
+            self.shared.unlock();
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::format::BatchHeader;
 use crate::index::SegmentIndex;
@@ -73,15 +73,26 @@ pub struct Shared {
     /// Directory holding the segments.
     pub dir: PathBuf,
     state: RwLock<LogState>,
+    /// The `flock`ed `lock` file; dropping it lets the directory be opened again.
+    dir_lock: Mutex<Option<File>>,
 }
 
 impl Shared {
     /// Wraps recovered state.
-    pub fn new(dir: PathBuf, state: LogState) -> Arc<Self> {
+    pub fn new(dir: PathBuf, state: LogState, dir_lock: File) -> Arc<Self> {
         Arc::new(Shared {
             dir,
             state: RwLock::new(state),
+            dir_lock: Mutex::new(Some(dir_lock)),
         })
+    }
+
+    /// Releases the directory lock (after the writer has stopped).
+    pub fn unlock(&self) {
+        self.dir_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     /// Read access. A panic while the lock was held cannot leave the bookkeeping torn

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sluice_storage::{Batch, LogConfig, Record, RetentionPolicy, SegmentLog};
+use sluice_storage::{Batch, Error, FsyncPolicy, LogConfig, Record, RetentionPolicy, SegmentLog};
 
 fn small_config() -> LogConfig {
     LogConfig {
@@ -197,4 +197,60 @@ async fn concurrent_appenders_share_fsyncs_and_get_distinct_offsets() {
     }
     all.sort_unstable();
     assert_eq!(all, (0..800).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_directory_is_opened_once_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        lock_wait: Duration::from_millis(50),
+        ..small_config()
+    };
+    let log = SegmentLog::open(dir.path(), config.clone()).await.unwrap();
+    assert!(matches!(
+        SegmentLog::open(dir.path(), config.clone()).await,
+        Err(Error::Locked(_))
+    ));
+    log.close().await.unwrap();
+    assert!(matches!(log.append(&batch(0, 0)).await, Err(Error::Closed)));
+    SegmentLog::open(dir.path(), config).await.unwrap();
+}
+
+#[tokio::test]
+async fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_max_age: Some(Duration::from_millis(30)),
+        ..LogConfig::default()
+    };
+    let log = SegmentLog::open(dir.path(), config).await.unwrap();
+    log.append(&batch(0, 0)).await.unwrap();
+    log.append(&batch(1, 0)).await.unwrap();
+    assert_eq!(log.segments().len(), 1);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    log.append(&batch(2, 0)).await.unwrap();
+    let segs = log.segments();
+    assert_eq!(segs.len(), 2);
+    assert!(segs[0].sealed && !segs[1].sealed);
+    assert_eq!((segs[0].next_offset, segs[1].base_offset), (2, 2));
+}
+
+#[tokio::test]
+async fn interval_fsync_policy_acknowledges_before_the_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        fsync: FsyncPolicy::Interval(Duration::from_millis(20)),
+        ..small_config()
+    };
+    let log = SegmentLog::open(dir.path(), config.clone()).await.unwrap();
+    for i in 0..50u64 {
+        assert_eq!(log.append(&batch(i, 0)).await.unwrap(), i);
+        assert_eq!(log.read(i, 1).unwrap()[0].offset, i);
+    }
+    // Let the timed fsync run, then make sure close syncs the rest.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    log.append(&batch(50, 0)).await.unwrap();
+    log.close().await.unwrap();
+    let log = SegmentLog::open(dir.path(), config).await.unwrap();
+    assert_eq!(log.next_offset(), 51);
 }
