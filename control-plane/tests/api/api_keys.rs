@@ -210,7 +210,7 @@ async fn revoked_key_is_refused_at_once() {
 async fn expired_key_is_refused() {
     let server = TestServer::start().await;
     let admin = server.create_tenant("acme").await;
-    let expires_at = chrono::Utc::now() + Duration::from_secs(2);
+    let expires_at = chrono::Utc::now() + Duration::from_secs(3);
     let (status, created) = server
         .post(
             "/v1/api-keys",
@@ -220,7 +220,7 @@ async fn expired_key_is_refused() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap();
-    // Works before it expires (the deadline is two seconds away)...
+    // Works before it expires (the deadline is three seconds away)...
     let (status, _) = server.get("/v1/queues", key).await;
     assert_eq!(status, StatusCode::OK);
     // ... and is refused after.

@@ -366,3 +366,36 @@ async fn array_body_is_not_a_tenant() {
         .await;
     assert_invalid(&got, "body", "type");
 }
+
+#[tokio::test]
+#[ignore = "bug: a body over max_body_bytes is reported as 400 malformed-json instead of 413 (extract.rs maps every body rejection to MalformedJson)"]
+async fn oversized_body_is_payload_too_large() {
+    let server = TestServer::start().await;
+    let name = "a".repeat(2 << 20);
+    let got = server
+        .post("/v1/tenants", server.op_key(), json!({ "name": name }))
+        .await;
+    assert_eq!(got.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", got.1);
+    assert!(
+        got.1["type"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://sluice.dev/problems/")
+    );
+}
+
+#[tokio::test]
+#[ignore = "bug: the Authorization scheme is matched case-sensitively (`Bearer ` only); RFC 7235 makes it case-insensitive"]
+async fn bearer_scheme_is_case_insensitive() {
+    let server = TestServer::start().await;
+    let admin = server.create_tenant("acme").await;
+    for scheme in ["bearer", "BEARER"] {
+        let response = reqwest::Client::new()
+            .get(server.url("/v1/tenants/acme"))
+            .header("authorization", format!("{scheme} {admin}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+}
