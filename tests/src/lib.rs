@@ -97,6 +97,54 @@ impl ControlPlane {
     }
 }
 
+/// The real `sluice-broker` binary, registered with a control plane.
+pub struct Broker {
+    pub process: ChildProcess,
+    pub url: String,
+}
+
+impl Broker {
+    pub fn start(
+        control_url: &str,
+        node_key: &str,
+        node_id: &str,
+        data_dir: &Path,
+        log: &Path,
+    ) -> anyhow::Result<Broker> {
+        let port = free_port()?;
+        let mut command = Command::new(workspace_binary("sluice-broker")?);
+        command
+            .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_BROKER_CONTROL_URL", control_url)
+            .env("SLUICE_BROKER_NODE_KEY", node_key)
+            .env("SLUICE_BROKER_NODE_ID", node_id)
+            .env("SLUICE_BROKER_DATA_DIR", data_dir);
+        let mut process =
+            ChildProcess::spawn("sluice-broker", command, Output::LogFile(log.to_path_buf()))?;
+        let url = format!("http://127.0.0.1:{port}");
+        process.wait_http_ok(&format!("{url}/readyz"), Duration::from_secs(60))?;
+        Ok(Broker { process, url })
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn random_operator_key() -> String {
     let secret: String = rand::rng()
         .sample_iter(&Alphanumeric)

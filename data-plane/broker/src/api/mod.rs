@@ -1,0 +1,96 @@
+//! The broker's HTTP data API. Handlers authenticate with [`CallerAuth`]
+//! against the topology the broker follows.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{self, Caller, Jwks};
+use crate::control::TopologyHandle;
+use crate::error::{BrokerError, BrokerResult};
+
+#[derive(Clone)]
+pub struct BrokerState {
+    pub topology: TopologyHandle,
+    pub jwks: Arc<Jwks>,
+    pub node_id: String,
+}
+
+/// The authenticated caller of a data request.
+pub struct CallerAuth(pub Caller);
+
+impl FromRequestParts<BrokerState> for CallerAuth {
+    type Rejection = BrokerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &BrokerState,
+    ) -> Result<Self, BrokerError> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let topology = state.topology.current();
+        auth::authenticate(&topology, &state.jwks, authorization)
+            .await
+            .map(CallerAuth)
+    }
+}
+
+pub fn router(state: BrokerState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/whoami", get(whoami))
+        .fallback(|uri: Uri| async move {
+            BrokerError::NotFound {
+                kind: "route",
+                name: uri.path().to_string(),
+            }
+        })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Ready once the first topology snapshot is applied: before that every
+/// credential would be refused.
+async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, String)> {
+    if !state.topology.is_loaded() {
+        return Err(BrokerError::Unavailable(
+            "no topology from the control plane yet".into(),
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        format!(
+            "ready at topology version {}",
+            state.topology.current().version
+        ),
+    ))
+}
+
+#[derive(Serialize)]
+struct WhoAmI {
+    tenant: String,
+    key_id: String,
+    scopes: Vec<String>,
+    node_id: String,
+    topology_version: i64,
+}
+
+/// Who the broker takes the caller for: a way to check a credential against a broker.
+async fn whoami(State(state): State<BrokerState>, CallerAuth(caller): CallerAuth) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        tenant: caller.tenant,
+        key_id: caller.key_id,
+        scopes: caller.scopes,
+        node_id: state.node_id.clone(),
+        topology_version: state.topology.current().version,
+    })
+}

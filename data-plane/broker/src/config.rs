@@ -1,0 +1,94 @@
+//! The broker's one typed configuration: defaults that work with `sluice dev`,
+//! overridden by a TOML file, then `SLUICE_BROKER_*` environment variables,
+//! then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the data API (loopback by default).
+    pub listen: SocketAddr,
+    /// URL clients and other brokers reach this broker at (default: `http://<listen>`).
+    pub advertise_url: Option<String>,
+    /// Stable identity of this node; its groups are placed on it by this id.
+    pub node_id: String,
+    pub zone: String,
+    /// Base URL of the control plane.
+    pub control_url: String,
+    /// The credential brokers present to the control plane.
+    pub node_key: String,
+    /// Where the node keeps its Raft logs and snapshots.
+    pub data_dir: PathBuf,
+    /// How often the broker tells the control plane it is alive and what it applied.
+    pub heartbeat_ms: u64,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            advertise_url: None,
+            node_id: "node-1".into(),
+            zone: "default".into(),
+            control_url: "http://127.0.0.1:8080".into(),
+            node_key: String::new(),
+            data_dir: PathBuf::from(".sluice/broker"),
+            heartbeat_ms: 2_000,
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn advertise_url(&self) -> String {
+        self.advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// Command-line flags; each also reads its `SLUICE_BROKER_*` variable.
+#[derive(Debug, Default, Clone, clap::Args, Serialize)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings.
+    #[arg(long, env = "SLUICE_BROKER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "SLUICE_BROKER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[arg(long, env = "SLUICE_BROKER_NODE_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[arg(long, env = "SLUICE_BROKER_CONTROL_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_url: Option<String>,
+    #[arg(long, env = "SLUICE_BROKER_NODE_KEY", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+    #[arg(long, env = "SLUICE_BROKER_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(args: &ConfigArgs) -> Result<Config, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &args.config {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment
+            .merge(Env::prefixed("SLUICE_BROKER_").ignore(&["config"]))
+            .merge(Serialized::defaults(args))
+            .extract()
+            .map_err(Box::new)
+    }
+}

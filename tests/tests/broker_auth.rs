@@ -1,0 +1,160 @@
+//! A real broker next to a real control plane: it registers, follows the
+//! feed (so declares answer 201 only once it has applied them), and
+//! authenticates tenants offline — keys from the feed's verifiers, tokens
+//! from the JWKS — with revocation and suspension taking effect within 5 s.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sluice_e2e::{Api, Broker, ControlPlane, Postgres, eventually, random_operator_key};
+
+const NODE_KEY: &str = "e2e-node-key";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<()> {
+    let pg = Postgres::start()?;
+    let dir = tempfile::tempdir()?;
+    let operator = random_operator_key();
+    let env = [("SLUICE_CONTROL_NODE_KEY", NODE_KEY)];
+    let control =
+        ControlPlane::start_with(&pg.url(), &operator, &dir.path().join("control.log"), &env)?;
+    let broker = Broker::start(
+        &control.url,
+        NODE_KEY,
+        "n1",
+        &dir.path().join("broker"),
+        &dir.path().join("broker.log"),
+    )?;
+    let api = Api::new(&control.url);
+    let data = Api::new(&broker.url);
+
+    let (_, tenant) = api
+        .call(
+            Method::POST,
+            "/v1/tenants",
+            Some(&operator),
+            Some(json!({"name": "acme"})),
+        )
+        .await?;
+    let admin = tenant["admin_key"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (_, key) = api
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "app", "scopes": ["publish", "consume"]})),
+        )
+        .await?;
+    let app = key["key"].as_str().unwrap_or_default().to_string();
+    let key_id = key["id"].as_str().unwrap_or_default().to_string();
+
+    // The declare answers 201 (not 202): the broker applied it before the answer.
+    let (status, queue) = api
+        .call(
+            Method::PUT,
+            "/v1/queues/jobs",
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let (_, progress) = api
+        .call(Method::GET, "/v1/topology/status", Some(&admin), None)
+        .await?;
+    assert_eq!(progress["live_nodes"], 1);
+    assert!(
+        progress["applied_version"].as_i64() >= queue["topology_version"].as_i64(),
+        "{progress}"
+    );
+
+    // The key created just now works on the broker at once (the key create bumped the feed).
+    let (status, me) = data
+        .call(Method::GET, "/v1/whoami", Some(&app), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["tenant"].as_str(), me["key_id"].as_str()),
+        (Some("acme"), Some(key_id.as_str()))
+    );
+
+    // A token from the control plane is verified by the broker with the JWKS.
+    let (_, token) = api
+        .call(Method::POST, "/v1/tokens", Some(&app), None)
+        .await?;
+    let token = token["token"].as_str().unwrap_or_default().to_string();
+    let (status, _) = data
+        .call(Method::GET, "/v1/whoami", Some(&token), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = data
+        .call(Method::GET, "/v1/whoami", Some("sk_abc_wrong"), None)
+        .await?;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("https://sluice.dev/problems/unauthorized")
+        )
+    );
+
+    // Suspension: 403 at the broker within 5 s; resume restores it.
+    api.call(
+        Method::POST,
+        "/v1/tenants/acme/suspend",
+        Some(&operator),
+        None,
+    )
+    .await?;
+    let suspended = eventually(Duration::from_secs(5), || async {
+        matches!(
+            data.call(Method::GET, "/v1/whoami", Some(&app), None).await,
+            Ok((StatusCode::FORBIDDEN, _))
+        )
+    })
+    .await;
+    assert!(suspended, "suspension should reach the broker within 5 s");
+    api.call(
+        Method::POST,
+        "/v1/tenants/acme/resume",
+        Some(&operator),
+        None,
+    )
+    .await?;
+    let resumed = eventually(Duration::from_secs(5), || async {
+        matches!(
+            data.call(Method::GET, "/v1/whoami", Some(&app), None).await,
+            Ok((StatusCode::OK, _))
+        )
+    })
+    .await;
+    assert!(resumed);
+
+    // Revocation: the key and its token stop working at the broker within 5 s.
+    api.call(
+        Method::DELETE,
+        &format!("/v1/api-keys/{key_id}"),
+        Some(&admin),
+        None,
+    )
+    .await?;
+    let revoked = eventually(Duration::from_secs(5), || async {
+        let key = data.call(Method::GET, "/v1/whoami", Some(&app), None).await;
+        let token = data
+            .call(Method::GET, "/v1/whoami", Some(&token), None)
+            .await;
+        matches!(
+            (key, token),
+            (
+                Ok((StatusCode::UNAUTHORIZED, _)),
+                Ok((StatusCode::UNAUTHORIZED, _))
+            )
+        )
+    })
+    .await;
+    assert!(revoked, "a revoked key must stop within 5 s");
+    Ok(())
+}
