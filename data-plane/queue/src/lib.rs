@@ -1,1 +1,41 @@
-//! Queue state machine (issue 4). Being built.
+//! The queue state machine of Sluice (issue 4).
+//!
+//! Every queue is an openraft group whose log is its message log. Bodies stay
+//! in the log; this crate keeps per-message metadata and a [`BodyRef`] into
+//! it, and decides everything else: ready / delayed / unacked, leases and
+//! receipts, retries with backoff, delivery limits, dead-lettering, dedup,
+//! message groups, single active consumer, overflow. [`QueueState::apply`] is
+//! pure and deterministic — replicas applying the same [`TimedCommand`]s at
+//! the same log indexes agree on state and outputs — and
+//! [`QueueState::release_cursor`] says which log prefix may be purged once a
+//! snapshot (the state's serde form) covers it.
+//!
+//! The broker proposes commands, turns [`Reply`]s into HTTP responses,
+//! publishes [`DeadLetter`]s and [`OutboxEntry`]s, and settles them.
+
+mod command;
+mod dead_letter;
+mod delivery;
+mod error;
+mod groups;
+mod index;
+mod message;
+mod output;
+mod publish;
+mod settings;
+mod snapshot;
+mod state;
+mod timers;
+
+pub use command::{Command, NackAction, TimedCommand};
+pub use error::QueueError;
+pub use message::{
+    BodyRef, ConsumerId, DeadLetterReason, DeathRecord, Location, MalformedReceipt, Message,
+    MessageMeta, MessageView, PublishMessage, Receipt, Seq,
+};
+pub use output::{
+    Applied, DeadLetter, DeadLetterTarget, Delivery, NackOutcome, OutboxEntry, PublishResult,
+    Redriven, RejectReason, Reply, Stats,
+};
+pub use settings::{Overflow, QueueSettings, RetryBackoff};
+pub use state::QueueState;

@@ -1,0 +1,150 @@
+//! Indexes over the live messages: the ready queue in seq order, what may be
+//! delivered next, lease deadlines, delay due times, per-message expiries,
+//! per-consumer unacked sets and the body references behind the release
+//! cursor. They are derived data — a snapshot omits them and restoring
+//! rebuilds them — so every change goes through `add` and `remove`, which
+//! keep them in step with the message's `Location`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::groups::Groups;
+use crate::message::{BodyRef, ConsumerId, Location, Message, Seq};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Indexes {
+    /// Every ready message, FIFO by seq (peek, purge, TTL, drop-head, redrive).
+    pub ready: BTreeSet<Seq>,
+    pub ready_bytes: u64,
+    /// Ready messages a consumer may take now: ungrouped ones and the head of
+    /// every group whose turn is free. Receive takes the lowest seq.
+    pub deliverable: BTreeSet<Seq>,
+    pub groups: Groups,
+    /// Delayed messages by due time.
+    pub delayed: BTreeSet<(u64, Seq)>,
+    /// Unacked messages by lease deadline.
+    pub leases: BTreeSet<(u64, Seq)>,
+    /// Ready messages with a per-message expiry, by expiry. The queue-wide
+    /// TTL needs no index: stored times grow with seq, so the oldest ready
+    /// message is always the first to expire.
+    pub expiring: BTreeSet<(u64, Seq)>,
+    pub unacked_by_consumer: BTreeMap<ConsumerId, BTreeSet<Seq>>,
+    /// Log index → how many live messages and outbox entries reference it.
+    pub body_refs: BTreeMap<u64, u32>,
+    /// Dedup entries in seq (hence time) order, for expiring them.
+    pub dedup_by_seq: BTreeMap<Seq, String>,
+    /// Attached consumers by attach order; the first is the single active one.
+    pub attach_order: BTreeMap<u64, ConsumerId>,
+}
+
+impl Indexes {
+    /// Index a message at its current location.
+    pub fn add(&mut self, msg: &Message, groups_on: bool) {
+        self.add_body_ref(msg.body_ref);
+        let seq = msg.seq;
+        let group = group_of(msg, groups_on);
+        match &msg.location {
+            Location::Ready => {
+                self.ready.insert(seq);
+                self.ready_bytes += msg.meta.size;
+                if let Some(at) = msg.meta.expires_at_ms {
+                    self.expiring.insert((at, seq));
+                }
+                match group {
+                    Some(key) => self.groups.add_ready(key, seq),
+                    None => {
+                        self.deliverable.insert(seq);
+                    }
+                }
+            }
+            Location::Delayed { due_ms } => {
+                self.delayed.insert((*due_ms, seq));
+            }
+            Location::Unacked {
+                consumer,
+                lease_deadline_ms,
+            } => {
+                self.leases.insert((*lease_deadline_ms, seq));
+                match self.unacked_by_consumer.get_mut(consumer) {
+                    Some(set) => {
+                        set.insert(seq);
+                    }
+                    None => {
+                        self.unacked_by_consumer
+                            .insert(consumer.clone(), BTreeSet::from([seq]));
+                    }
+                }
+            }
+        }
+        if let Some(key) = group {
+            if msg.holds_group_turn() {
+                self.groups.take_turn(key);
+            }
+            self.groups.refresh(key, &mut self.deliverable);
+        }
+    }
+
+    /// Forget a message's current location (before moving or removing it).
+    pub fn remove(&mut self, msg: &Message, groups_on: bool) {
+        self.remove_body_ref(msg.body_ref);
+        let seq = msg.seq;
+        let group = group_of(msg, groups_on);
+        match &msg.location {
+            Location::Ready => {
+                self.ready.remove(&seq);
+                self.ready_bytes -= msg.meta.size;
+                if let Some(at) = msg.meta.expires_at_ms {
+                    self.expiring.remove(&(at, seq));
+                }
+                match group {
+                    Some(key) => self.groups.remove_ready(key, seq),
+                    None => {
+                        self.deliverable.remove(&seq);
+                    }
+                }
+            }
+            Location::Delayed { due_ms } => {
+                self.delayed.remove(&(*due_ms, seq));
+            }
+            Location::Unacked {
+                consumer,
+                lease_deadline_ms,
+            } => {
+                self.leases.remove(&(*lease_deadline_ms, seq));
+                if let Some(set) = self.unacked_by_consumer.get_mut(consumer) {
+                    set.remove(&seq);
+                    if set.is_empty() {
+                        self.unacked_by_consumer.remove(consumer);
+                    }
+                }
+            }
+        }
+        if let Some(key) = group {
+            if msg.holds_group_turn() {
+                self.groups.give_turn_back(key);
+            }
+            self.groups.refresh(key, &mut self.deliverable);
+        }
+    }
+
+    pub fn add_body_ref(&mut self, body_ref: BodyRef) {
+        *self.body_refs.entry(body_ref.log_index).or_default() += 1;
+    }
+
+    pub fn remove_body_ref(&mut self, body_ref: BodyRef) {
+        if let Some(count) = self.body_refs.get_mut(&body_ref.log_index) {
+            *count -= 1;
+            if *count == 0 {
+                self.body_refs.remove(&body_ref.log_index);
+            }
+        }
+    }
+}
+
+/// The group a message is dispatched under, if groups are on and it has one.
+pub(crate) fn group_of(msg: &Message, groups_on: bool) -> Option<&str> {
+    if groups_on {
+        msg.meta.group.as_deref()
+    } else {
+        None
+    }
+}

@@ -1,0 +1,256 @@
+//! The queue state machine: its data, `apply` (the only way to change it),
+//! and the read-only views the broker serves from the leader.
+//!
+//! `apply` is a deterministic function of the state, the command, the log
+//! index and the `now_ms` carried in the command: no clock, no randomness,
+//! no hash-ordered iteration. Every replica applying the same log ends in the
+//! same state with the same outputs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, TimedCommand};
+use crate::error::QueueError;
+use crate::index::Indexes;
+use crate::message::{ConsumerId, Message, MessageView, Seq};
+use crate::output::{Applied, OutboxEntry, Reply, Stats};
+use crate::settings::QueueSettings;
+
+/// A message id seen by dedup, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DedupEntry {
+    pub seq: Seq,
+    pub at_ms: u64,
+}
+
+/// The replicated state of one queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueState {
+    pub(crate) settings: QueueSettings,
+    pub(crate) applied_index: u64,
+    /// Highest `now_ms` applied so far. Time never runs backwards here even
+    /// when a new leader's clock is behind the old one's.
+    pub(crate) clock_ms: u64,
+    pub(crate) next_seq: Seq,
+    pub(crate) messages: BTreeMap<Seq, Message>,
+    /// Consumers registered with `ConsumerUp` (or by receiving under
+    /// single-active-consumer) → attach order. Consumers that only pull are
+    /// not kept once they hold nothing.
+    pub(crate) attached: BTreeMap<ConsumerId, u64>,
+    pub(crate) next_attach: u64,
+    pub(crate) dedup: BTreeMap<String, DedupEntry>,
+    pub(crate) outbox: BTreeMap<u64, OutboxEntry>,
+    pub(crate) next_outbox_id: u64,
+    pub(crate) idx: Indexes,
+}
+
+impl QueueState {
+    pub fn new(settings: QueueSettings) -> Self {
+        Self {
+            settings,
+            applied_index: 0,
+            clock_ms: 0,
+            next_seq: 1,
+            messages: BTreeMap::new(),
+            attached: BTreeMap::new(),
+            next_attach: 0,
+            dedup: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            next_outbox_id: 1,
+            idx: Indexes::default(),
+        }
+    }
+
+    /// Apply one command from the log entry at `log_index`. Several commands
+    /// may share an index (a batched entry); indexes must not go down.
+    pub fn apply(&mut self, log_index: u64, command: TimedCommand) -> Applied {
+        if log_index < self.applied_index {
+            return Applied {
+                result: Err(QueueError::LogIndexRegressed {
+                    applied: self.applied_index,
+                    got: log_index,
+                }),
+                dead_letters: Vec::new(),
+            };
+        }
+        self.applied_index = log_index;
+        self.clock_ms = self.clock_ms.max(command.now_ms);
+        let mut dead = Vec::new();
+        self.run_timers(&mut dead);
+        let result = match command.command {
+            Command::Publish { messages } => Ok(self.publish(messages, &mut dead)),
+            Command::Receive {
+                consumer,
+                max_messages,
+                lease_ms,
+            } => self.receive(consumer, max_messages, lease_ms, &mut dead),
+            Command::Ack { receipts } => Ok(self.ack(&receipts)),
+            Command::Nack { receipt, action } => self.nack(receipt, action, &mut dead),
+            Command::ExtendLease { receipt, lease_ms } => {
+                self.extend_lease(receipt, lease_ms, &mut dead)
+            }
+            Command::ConsumerUp { consumer } => Ok(self.consumer_up(consumer)),
+            Command::ConsumerDown { consumer } => Ok(self.consumer_down(&consumer, &mut dead)),
+            Command::Tick => Ok(Reply::Ticked),
+            Command::Purge => Ok(self.purge()),
+            Command::UpdateSettings { settings } => Ok(self.update_settings(settings, &mut dead)),
+            Command::Redrive { max_messages } => Ok(self.redrive(max_messages)),
+            Command::Settle { outbox_ids } => Ok(self.settle(&outbox_ids)),
+        };
+        Applied {
+            result,
+            dead_letters: dead,
+        }
+    }
+
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// State-machine time: the highest `now_ms` applied.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
+    /// Log entries below this index hold no body that is still needed (no
+    /// ready, delayed or unacked message and no unsettled outbox entry points
+    /// into them): once a snapshot covers them they may be purged.
+    pub fn release_cursor(&self) -> u64 {
+        match self.idx.body_refs.first_key_value() {
+            Some((&lowest, _)) => lowest.min(self.applied_index),
+            None => self.applied_index,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut consumers: BTreeMap<ConsumerId, u64> = self
+            .attached
+            .keys()
+            .map(|consumer| (consumer.clone(), 0))
+            .collect();
+        for (consumer, unacked) in &self.idx.unacked_by_consumer {
+            consumers.insert(consumer.clone(), unacked.len() as u64);
+        }
+        Stats {
+            ready: self.idx.ready.len() as u64,
+            unacked: self.idx.leases.len() as u64,
+            delayed: self.idx.delayed.len() as u64,
+            ready_bytes: self.idx.ready_bytes,
+            consumers,
+            active_consumer: self.active_consumer().cloned(),
+            outbox: self.outbox.len() as u64,
+        }
+    }
+
+    /// The first `max` ready messages in delivery (seq) order, untouched.
+    /// Also the read-only half of redrive: what `Redrive` would take.
+    pub fn peek(&self, max: usize) -> Vec<MessageView> {
+        self.idx
+            .ready
+            .iter()
+            .take(max)
+            .filter_map(|seq| self.messages.get(seq))
+            .map(Message::view)
+            .collect()
+    }
+
+    pub fn message(&self, seq: Seq) -> Option<&Message> {
+        self.messages.get(&seq)
+    }
+
+    /// Every live message (ready, delayed, unacked) in seq order.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.messages.values()
+    }
+
+    /// Dead letters and redriven messages the broker has not settled yet. A
+    /// new leader republishes these.
+    pub fn outbox(&self) -> impl Iterator<Item = (u64, &OutboxEntry)> {
+        self.outbox.iter().map(|(id, entry)| (*id, entry))
+    }
+
+    /// Single-active-consumer: the consumer that receives now.
+    pub fn active_consumer(&self) -> Option<&ConsumerId> {
+        if !self.settings.single_active_consumer {
+            return None;
+        }
+        self.idx
+            .attach_order
+            .first_key_value()
+            .map(|(_, consumer)| consumer)
+    }
+
+    /// When the next timer (lease, delay, TTL, dedup window) falls due: the
+    /// broker proposes a `Tick` then, so nothing waits for unrelated traffic.
+    pub fn next_timer_ms(&self) -> Option<u64> {
+        let lease = self.idx.leases.first().map(|(at, _)| *at);
+        let delay = self.idx.delayed.first().map(|(at, _)| *at);
+        let expiry = self.idx.expiring.first().map(|(at, _)| *at);
+        let ttl = self.settings.message_ttl_ms.and_then(|ttl| {
+            let head = self.idx.ready.first()?;
+            let msg = self.messages.get(head)?;
+            Some(msg.meta.published_at_ms.saturating_add(ttl))
+        });
+        let dedup = self.idx.dedup_by_seq.first_key_value().and_then(|(_, id)| {
+            let entry = self.dedup.get(id)?;
+            Some(
+                entry
+                    .at_ms
+                    .saturating_add(self.settings.dedup_window_ms.unwrap_or(0)),
+            )
+        });
+        [lease, delay, expiry, ttl, dedup]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn groups_on(&self) -> bool {
+        self.settings.message_groups
+    }
+
+    /// Store a new message at its location.
+    pub(crate) fn insert(&mut self, msg: Message) {
+        self.idx.add(&msg, self.groups_on());
+        self.messages.insert(msg.seq, msg);
+    }
+
+    /// Take a message out of the queue for good.
+    pub(crate) fn take(&mut self, seq: Seq) -> Option<Message> {
+        let msg = self.messages.remove(&seq)?;
+        self.idx.remove(&msg, self.groups_on());
+        Some(msg)
+    }
+
+    /// Change a live message (its location, its delivery count) keeping the
+    /// indexes in step.
+    pub(crate) fn relocate(&mut self, seq: Seq, change: impl FnOnce(&mut Message)) {
+        let groups_on = self.groups_on();
+        if let Some(msg) = self.messages.get_mut(&seq) {
+            self.idx.remove(msg, groups_on);
+            change(msg);
+            self.idx.add(msg, groups_on);
+        }
+    }
+
+    /// Attach a consumer (idempotent; keeps its original place in line).
+    pub(crate) fn attach(&mut self, consumer: &ConsumerId) {
+        if !self.attached.contains_key(consumer) {
+            let order = self.next_attach;
+            self.next_attach += 1;
+            self.attached.insert(consumer.clone(), order);
+            self.idx.attach_order.insert(order, consumer.clone());
+        }
+    }
+
+    pub(crate) fn detach(&mut self, consumer: &ConsumerId) {
+        if let Some(order) = self.attached.remove(consumer) {
+            self.idx.attach_order.remove(&order);
+        }
+    }
+}
