@@ -1,0 +1,50 @@
+//! Snapshots round-trip through serde and replay to the same state.
+
+use sluice_queue::{Command, NackAction, QueueState};
+
+use crate::support::{Harness, msg};
+
+#[test]
+fn a_restored_snapshot_continues_exactly_like_the_original() {
+    let json = r#"{"message_groups": true, "dedup_window_ms": 10000, "dead_letter_exchange": "dlx",
+                   "retry": {"initial_delay_ms": 100, "max_delay_ms": 1000}, "lease_ms": 2000}"#;
+    let mut q = Harness::new(json);
+    let mut grouped = msg("g");
+    grouped.group = Some("o1".to_owned());
+    grouped.message_id = Some("id-1".to_owned());
+    q.publish(vec![grouped.clone(), grouped, msg("a"), msg("b")]);
+    let d = q.receive("c1", 2);
+    q.nack(d[0].receipt, NackAction::Requeue).unwrap();
+    q.nack(d[1].receipt, NackAction::DeadLetter).unwrap();
+    q.run(Command::ConsumerUp {
+        consumer: "c2".into(),
+    })
+    .unwrap();
+
+    let bytes = serde_json::to_vec(&q.state).unwrap();
+    let mut restored: QueueState = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(restored, q.state);
+    restored.check_invariants().unwrap();
+
+    let rest = [
+        Command::Tick,
+        Command::Receive {
+            consumer: "c3".into(),
+            max_messages: 5,
+            lease_ms: None,
+        },
+        Command::Publish {
+            messages: vec![msg("late")],
+        },
+    ];
+    for (i, command) in rest.into_iter().enumerate() {
+        let index = q.log_index + 1 + i as u64;
+        let now = 2_000 + i as u64 * 1_000;
+        let expected = q
+            .state
+            .apply(index, sluice_queue::TimedCommand::new(now, command.clone()));
+        let got = restored.apply(index, sluice_queue::TimedCommand::new(now, command));
+        assert_eq!(got, expected);
+    }
+    assert_eq!(restored, q.state);
+}
