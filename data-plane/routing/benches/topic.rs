@@ -5,6 +5,11 @@
 //! Bindings look like a multi-region event bus: mostly exact keys
 //! (`region.service.event`), some `region.service.*`, some `region.#`, and a few
 //! `#.event` and `*.service.#`. Each message matches a handful of bindings.
+//!
+//! `cargo bench -p sluice-routing --bench topic -- --warm-up-time 1 --measurement-time 3`
+//! on the shared 2-core dev machine: about 0.4 µs per route with 10 bindings, 0.6 µs
+//! with 1,000 and 1.1–1.3 µs with 100,000 (more matching bindings and a trie that no
+//! longer fits in cache), i.e. 10,000× the bindings for ~3× the time.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -49,13 +54,15 @@ fn topic(c: &mut Criterion) {
     let mut group = c.benchmark_group("topic_route");
     for bindings in [10, 1_000, 100_000] {
         let router = router(bindings);
-        // Keys that exist at every size (exact binding 4 and its wildcards) and a
-        // key no exact binding has.
-        let keys = [binding_key(4), "r7.s0.unknown".to_string()];
-        for key in keys {
+        // A key with an exact binding at every size (binding 4, plus wildcards that
+        // match it) and a key that only wildcards match.
+        for (name, key) in [
+            ("matched", binding_key(4)),
+            ("wildcards_only", "r7.s0.unknown".into()),
+        ] {
             let routed = router.route("events", &key, &headers).unwrap().queues.len();
-            let id = BenchmarkId::new(format!("{key} ({routed} queues)"), bindings);
-            group.bench_with_input(id, &key, |b, key| {
+            eprintln!("{bindings} bindings: `{key}` routes to {routed} queues");
+            group.bench_with_input(BenchmarkId::new(name, bindings), &key, |b, key| {
                 b.iter(|| router.route("events", black_box(key), &headers).unwrap())
             });
         }

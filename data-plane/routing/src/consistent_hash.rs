@@ -14,6 +14,10 @@
 //!   targets, not on the control plane's binding id, which could be re-derived);
 //! - several bindings from one exchange to one destination add their weights;
 //!   weights are capped at [`MAX_WEIGHT`] per binding (the control plane's limit);
+//! - the hashed bytes are the routing key's, or with `hash_header` that header's
+//!   value: a string's UTF-8 bytes, a number's or boolean's compact JSON text (so
+//!   `1001` and `"1001"` agree, `1001.0` does not); a missing or `null` header
+//!   matches nothing;
 //! - a key hashing to `h` belongs to the first point at or after `h`, wrapping
 //!   around; two destinations on the same point are ordered by identity.
 //!
