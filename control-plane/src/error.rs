@@ -30,6 +30,8 @@ pub enum ApiError {
     },
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -94,6 +96,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
                 "Invalid request",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
             ),
             MalformedJson(_) => (
                 StatusCode::BAD_REQUEST,

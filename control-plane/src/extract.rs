@@ -28,27 +28,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = bytes::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::MalformedJson(e.body_text()))?;
+        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(e.body_text())
+            } else {
+                ApiError::MalformedJson(e.body_text())
+            }
+        })?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// Parses a JSON document, naming the field that broke a rule.
+/// Parses a JSON object, naming the field that broke a rule. The text is
+/// parsed to a value first, so that only real syntax errors are "malformed"
+/// (serde_json reports some type mismatches as syntax errors), and only
+/// objects are accepted (serde would take an array as a struct's fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(value) => Ok(value),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::MalformedJson(inner.to_string()));
-            }
-            Err(classify(&path, &inner.to_string()))
-        }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::validation(
+            "body",
+            "type",
+            "the body must be a JSON object",
+        ));
     }
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let path = err.path().to_string();
+        classify(&path, &err.into_inner().to_string())
+    })
 }
 
 /// Query string, with the same field-naming errors as bodies.

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Problems;
-use crate::auth::api_key;
+use crate::auth::{self, api_key};
 use crate::db;
 use crate::db::nodes::Node;
 use crate::error::{ApiError, ApiResult};
@@ -31,18 +31,13 @@ impl FromRequestParts<AppState> for NodeAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("missing Authorization: Bearer <node key>".into())
-            })?;
+        let presented = auth::bearer_credential(&parts.headers).ok_or_else(|| {
+            ApiError::Unauthorized("missing Authorization: Bearer <node key>".into())
+        })?;
         let expected = state.node_key_hash.as_ref().ok_or_else(|| {
             ApiError::Unauthorized("this control plane has no node key configured".into())
         })?;
-        if bool::from(api_key::hash_secret(presented.trim()).ct_eq(expected)) {
+        if bool::from(api_key::hash_secret(presented).ct_eq(expected)) {
             Ok(NodeAuth)
         } else {
             Err(ApiError::Unauthorized("invalid node key".into()))

@@ -3,14 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Problems;
 use crate::auth::jwt::{Claims, ISSUER};
-use crate::auth::{Principal, api_key};
+use crate::auth::{self, Principal, api_key};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::model::api_key::Scope;
@@ -44,13 +44,8 @@ pub async fn create_token(
     principal: Principal,
     ApiQuery(params): ApiQuery<TokenParams>,
 ) -> ApiResult<(StatusCode, Json<Token>)> {
-    let presented_key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|c| {
-            api_key::parse(c.trim()).is_some() || matches!(principal, Principal::Operator)
-        });
+    let presented_key = auth::bearer_credential(&headers)
+        .is_some_and(|c| api_key::parse(c).is_some() || auth::is_operator_key(&state, c));
     if !presented_key {
         // Otherwise a token could renew itself forever.
         return Err(ApiError::Unauthorized(

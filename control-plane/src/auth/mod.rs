@@ -7,8 +7,8 @@ pub mod api_key;
 pub mod jwt;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use chrono::Utc;
 use subtle::ConstantTimeEq;
 
@@ -89,19 +89,35 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthorized("missing Authorization: Bearer <key or token>".into())
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(ApiError::Unauthorized(
+                "missing Authorization: Bearer <key or token>".into(),
+            ));
+        }
+        let credential = bearer_credential(&parts.headers).ok_or_else(|| {
+            ApiError::Unauthorized("Authorization must be `Bearer <key or token>`".into())
         })?;
-        let credential = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("Authorization must be `Bearer <key or token>`".into())
-            })?;
         authenticate(state, credential).await
     }
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header (the
+/// scheme is case-insensitive, RFC 7235).
+pub fn bearer_credential(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// Whether `credential` is the configured operator key (constant time).
+pub fn is_operator_key(state: &AppState, credential: &str) -> bool {
+    state
+        .operator_key_hash
+        .as_ref()
+        .is_some_and(|expected| bool::from(api_key::hash_secret(credential).ct_eq(expected)))
 }
 
 pub async fn authenticate(state: &AppState, credential: &str) -> Result<Principal, ApiError> {

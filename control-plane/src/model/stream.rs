@@ -31,9 +31,10 @@ pub struct StreamSpec {
     /// Per partition, kept on broker disks up to this size; the rest from object storage.
     #[serde(default)]
     pub local_retention_bytes: Option<u64>,
-    /// Largest record accepted (default 1 MiB; at most the tenant's `max_message_bytes`).
-    #[serde(default = "one_mib")]
-    pub max_message_bytes: u64,
+    /// Largest record accepted, at most the tenant's `max_message_bytes` quota.
+    /// Absent (`null`): the quota itself, whatever it is when a record arrives.
+    #[serde(default)]
+    pub max_message_bytes: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -44,9 +45,6 @@ fn one_u8() -> u8 {
 }
 fn seven_days() -> Option<u64> {
     Some(7 * DAY_MS)
-}
-fn one_mib() -> u64 {
-    1 << 20
 }
 
 impl StreamSpec {
@@ -90,7 +88,7 @@ impl StreamSpec {
             i64::MAX as u64,
         )?;
         let quota = max_message_bytes.max(1) as u64;
-        check_range("max_message_bytes", Some(self.max_message_bytes), 1, quota)?;
+        check_range("max_message_bytes", self.max_message_bytes, 1, quota)?;
         if let (Some(local), Some(total)) = (self.local_retention_ms, self.retention_ms)
             && local > total
         {
