@@ -101,8 +101,9 @@ pub async fn authenticate(
     authorization: Option<&str>,
 ) -> Result<Caller, BrokerError> {
     let credential = authorization
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credential)| credential.trim())
         .ok_or_else(|| {
             BrokerError::Unauthorized("missing Authorization: Bearer <key or token>".into())
         })?;
