@@ -1,5 +1,10 @@
 //! Publish + receive + ack throughput of the state machine alone (no Raft,
 //! no I/O): the ceiling the broker's queue groups run under.
+//!
+//! `cargo bench -p sluice-queue --bench throughput -- --warm-up-time 1 --measurement-time 3`
+//! on the shared 2-core dev machine: about 680k messages/s published,
+//! received and acked (≈148 µs per round of 100), 570k/s with 16 message
+//! groups, with 10k delayed messages and a 60 s dedup window in the indexes.
 
 use std::hint::black_box;
 
