@@ -1,6 +1,8 @@
 //! Errors of applying a command. They are answers, not failures of the
-//! replica: the same command fails the same way on every replica and leaves
-//! the state as it was.
+//! replica: the same command fails the same way on every replica. A failed
+//! command changes nothing itself, but the timers that ran before it did
+//! (see `Applied::dead_letters`), and a refused single-active-consumer
+//! receive still registers its consumer for a later takeover.
 
 use serde::{Deserialize, Serialize};
 
