@@ -3,8 +3,10 @@
 //! under 1, 8 and 64 concurrent appenders. Prints JSON.
 //!
 //! `cargo bench -p sluice-storage --bench storage_bench`
-//! Environment: `SLUICE_BENCH_SECS` (per case, default 2), `SLUICE_BENCH_DIR` (default
-//! the system temp dir; must be on the disk being measured).
+//! Environment: `SLUICE_BENCH_SECS` (per case and side, default 3), `SLUICE_BENCH_DIR`
+//! (default the system temp dir; must be on the disk being measured),
+//! `SLUICE_BENCH_WRITER` (`pooled`, the default, or `dedicated`), `SLUICE_BENCH_CASES`
+//! (comma-separated `record_bytes x records x appenders`, e.g. `100x1x64,1024x256x1`).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_storage::{Batch, EncodedBatch, LogConfig, Record, SegmentLog};
+use sluice_storage::{Batch, EncodedBatch, LogConfig, Record, SegmentLog, WriterMode};
 
 fn batch(record_bytes: usize, records: usize) -> Batch {
     Batch::data(
@@ -61,10 +63,18 @@ struct EngineResult {
     p99_us: u64,
 }
 
-async fn engine(dir: &Path, b: &Batch, appenders: usize, run_for: Duration) -> EngineResult {
-    let log = SegmentLog::open(dir, LogConfig::default())
-        .await
-        .expect("open");
+async fn engine(
+    dir: &Path,
+    b: &Batch,
+    appenders: usize,
+    run_for: Duration,
+    writer: WriterMode,
+) -> EngineResult {
+    let config = LogConfig {
+        writer,
+        ..LogConfig::default()
+    };
+    let log = SegmentLog::open(dir, config).await.expect("open");
     let encoded_len = b.encoded_len();
     let b = Arc::new(b.clone());
     let deadline = Instant::now() + run_for;
@@ -119,6 +129,20 @@ fn main() {
     let base = std::env::var("SLUICE_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir());
+    let writer = match std::env::var("SLUICE_BENCH_WRITER").as_deref() {
+        Ok("dedicated") => WriterMode::Dedicated,
+        _ => WriterMode::Pooled,
+    };
+    let only: Option<Vec<(usize, usize, usize)>> =
+        std::env::var("SLUICE_BENCH_CASES").ok().map(|v| {
+            v.split(',')
+                .filter_map(|c| {
+                    let n: Vec<usize> =
+                        c.split('x').filter_map(|p| p.trim().parse().ok()).collect();
+                    (n.len() == 3).then(|| (n[0], n[1], n[2]))
+                })
+                .collect()
+        });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,6 +155,12 @@ fn main() {
             let b = batch(record_bytes, records);
             let chunk = b.encoded_len();
             for appenders in [1usize, 8, 64] {
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.contains(&(record_bytes, records, appenders)))
+                {
+                    continue;
+                }
                 let (mut raw_bytes, mut raw_writes) = (0.0, 0.0);
                 let (mut eng_bytes, mut eng_appends) = (0.0, 0.0);
                 let mut p50 = Vec::new();
@@ -141,7 +171,7 @@ fn main() {
                     raw_bytes += bw;
                     raw_writes += ws;
                     let dir = tempfile::tempdir_in(&base).expect("tempdir");
-                    let r = rt.block_on(engine(dir.path(), &b, appenders, slice));
+                    let r = rt.block_on(engine(dir.path(), &b, appenders, slice, writer));
                     eng_bytes += r.bytes_per_s;
                     eng_appends += r.appends_per_s;
                     p50.push(r.p50_us);
@@ -186,6 +216,7 @@ fn main() {
         .fold(f64::INFINITY, f64::min);
     let min_all = batched.iter().map(|c| c.3).fold(f64::INFINITY, f64::min);
     let report = json!({
+        "writer": format!("{writer:?}"),
         "seconds_per_case_per_side": per_case.as_secs_f64(),
         "rounds": ROUNDS,
         "dir": base.display().to_string(),

@@ -26,7 +26,7 @@ mod segment;
 mod state;
 mod writer;
 
-pub use config::{FsyncPolicy, LogConfig};
+pub use config::{FsyncPolicy, LogConfig, WriterMode};
 pub use error::{Error, Result};
 pub use format::{Batch, BatchHeader, BatchKind, EncodedBatch, Record};
 pub use index::{IndexEntry, SegmentIndex, TimeEntry};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, WriterMode};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{Batch, BatchHeader, EncodedBatch, now_ms};
 use crate::recovery;
@@ -84,9 +84,15 @@ impl SegmentLog {
                 .map_err(|e| Error::io("recovery task", std::io::Error::other(e.to_string())))??;
         let shared = Shared::new(dir, state, dir_lock);
         let capacity = config.queue_capacity;
+        let writer_mode = config.writer;
         let writer = Writer::new(shared.clone(), config)?;
         let (tx, rx) = mpsc::channel(capacity);
-        let task = tokio::spawn(writer::run(writer, rx));
+        let task = match writer_mode {
+            WriterMode::Pooled => tokio::spawn(writer::run(writer, rx)),
+            WriterMode::Dedicated => {
+                tokio::task::spawn_blocking(move || writer::run_dedicated(writer, rx))
+            }
+        };
         Ok(SegmentLog {
             shared,
             tx,

@@ -511,3 +511,52 @@ pub async fn run(writer: Writer, rx: mpsc::Receiver<Command>) {
         }
     }
 }
+
+/// The writer on a thread of its own ([`crate::WriterMode::Dedicated`]): block for the
+/// next command, drain and group-commit, repeat, until every sender is gone.
+pub fn run_dedicated(writer: Writer, rx: mpsc::Receiver<Command>) {
+    use tokio::sync::mpsc::error::TryRecvError;
+    let cmds = Vec::with_capacity(writer.config.max_group_len);
+    let mut core = Core {
+        w: writer,
+        rx,
+        cmds,
+    };
+    loop {
+        let next = match core.w.sync_deadline() {
+            None => core.rx.blocking_recv(),
+            // An fsync is owed: poll until it is due instead of blocking indefinitely.
+            Some(deadline) => loop {
+                match core.rx.try_recv() {
+                    Ok(cmd) => break Some(cmd),
+                    Err(TryRecvError::Disconnected) => break None,
+                    Err(TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            let r = core.w.sync_active();
+                            let _ = core.w.note_failure(r);
+                            if core.w.sync_deadline().is_none() {
+                                break core.rx.blocking_recv();
+                            }
+                        } else {
+                            std::thread::sleep(
+                                (deadline - now).min(std::time::Duration::from_micros(500)),
+                            );
+                        }
+                    }
+                }
+            },
+        };
+        let Some(cmd) = next else {
+            if core.w.failed.is_none() {
+                let _ = core.w.sync_active();
+            }
+            return;
+        };
+        core.cmds.push(cmd);
+        core.drain_and_execute();
+        if core.w.stopping {
+            return;
+        }
+    }
+}

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use sluice_storage::{Batch, Error, FsyncPolicy, LogConfig, Record, RetentionPolicy, SegmentLog};
+use sluice_storage::{
+    Batch, Error, FsyncPolicy, LogConfig, Record, RetentionPolicy, SegmentLog, WriterMode,
+};
 
 fn small_config() -> LogConfig {
     LogConfig {
@@ -176,10 +178,25 @@ async fn retention_by_size_and_age_keeps_the_active_segment() {
 
 #[tokio::test]
 async fn concurrent_appenders_share_fsyncs_and_get_distinct_offsets() {
+    for writer in [WriterMode::Pooled, WriterMode::Dedicated] {
+        concurrent_appenders(LogConfig {
+            writer,
+            ..LogConfig::default()
+        })
+        .await;
+    }
+    // The dedicated writer also honours the interval policy's timed fsync.
+    concurrent_appenders(LogConfig {
+        writer: WriterMode::Dedicated,
+        fsync: FsyncPolicy::Interval(Duration::from_millis(5)),
+        ..LogConfig::default()
+    })
+    .await;
+}
+
+async fn concurrent_appenders(config: LogConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let log = SegmentLog::open(dir.path(), LogConfig::default())
-        .await
-        .unwrap();
+    let log = SegmentLog::open(dir.path(), config.clone()).await.unwrap();
     let mut tasks = Vec::new();
     for t in 0..16u64 {
         let log = log.clone();
@@ -197,6 +214,10 @@ async fn concurrent_appenders_share_fsyncs_and_get_distinct_offsets() {
     }
     all.sort_unstable();
     assert_eq!(all, (0..800).collect::<Vec<_>>());
+    log.close().await.unwrap();
+    let log = SegmentLog::open(dir.path(), config).await.unwrap();
+    assert_eq!(log.next_offset(), 800);
+    log.verify().unwrap();
 }
 
 #[tokio::test]
