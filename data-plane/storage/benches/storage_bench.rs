@@ -147,6 +147,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Reference: the disk's sequential bandwidth with large (1 MiB) fsynced writes.
+    let disk_reference = || {
+        let dir = tempfile::tempdir_in(&base).expect("tempdir");
+        raw_bandwidth(dir.path(), 1 << 20, per_case).0
+    };
+    let reference_before = disk_reference();
     let mut cases = Vec::new();
     let mut batched = Vec::new();
     let mut single_64 = 0.0;
@@ -208,6 +214,13 @@ fn main() {
             }
         }
     }
+    let reference_after = disk_reference();
+    let disk_mib_s = (reference_before + reference_after) / 2.0 / 1048576.0;
+    let best_batched_mib_s = cases
+        .iter()
+        .filter(|c| c["records_per_batch"].as_u64().unwrap_or(0) >= 16)
+        .filter_map(|c| c["engine_mib_s"].as_f64())
+        .fold(0.0, f64::max);
     let single_appender_batched: Vec<f64> =
         batched.iter().filter(|c| c.2 == 1).map(|c| c.3).collect();
     let min_single = single_appender_batched
@@ -222,6 +235,9 @@ fn main() {
         "dir": base.display().to_string(),
         "cases": cases,
         "summary": {
+            "disk_1MiB_fsync_writes_mib_s": disk_mib_s,
+            "best_batched_engine_mib_s": best_batched_mib_s,
+            "best_batched_engine_vs_disk": best_batched_mib_s / disk_mib_s,
             "batched_min_engine_vs_raw_single_appender": min_single,
             "batched_min_engine_vs_raw_any_appenders": min_all,
             "batched_target": 0.8,
