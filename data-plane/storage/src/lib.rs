@@ -1,11 +1,25 @@
 //! Sluice's storage engine: an append-only segment log of record batches that is also
 //! openraft's log storage for every queue and stream partition.
 //!
-//! - [`format`]: the batch codec and the byte layout (see also `FORMAT.md`).
+//! - [`format`](mod@format): the batch codec and the byte layout (see also `FORMAT.md`).
 //! - [`SegmentLog`]: one log in one directory — group-committed appends, reads by
 //!   offset or timestamp, [`SegmentSlice`] file ranges, truncation, release, retention.
 //! - [`raft`]: `RaftLogStorage`/`RaftLogReader` on a [`SegmentLog`], the durable vote
 //!   and committed index, and an on-disk snapshot store.
+//!
+//! ```no_run
+//! # async fn demo() -> sluice_storage::Result<()> {
+//! use sluice_storage::{Batch, LogConfig, Record, SegmentLog};
+//!
+//! let log = SegmentLog::open("/var/lib/sluice/groups/q1", LogConfig::default()).await?;
+//! // Returns once the batch is fsynced (shared with concurrent appenders).
+//! let offset = log.append(&Batch::data(vec![Record::from_value("hello")])).await?;
+//! let batches = log.read(offset, 1 << 20)?; // CRC-checked
+//! let slice = log.slice(offset, 1 << 20)?; // file + byte range, for sendfile
+//! # let _ = (batches, slice);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Durability contract: under the default [`FsyncPolicy::EveryBatch`] an append is
 //! acknowledged only after the `fdatasync` that covers it; concurrent appends share one
