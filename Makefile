@@ -19,8 +19,7 @@ dev:
 # must exist (`sluice prereqs` installs them with apt when run as root). `sluice test-pg`
 # runs one private server for the whole run, exports SLUICE_TEST_PG_URL, and stops it
 # when the tests end, pass or fail (--no-fail-fast: CI shows every failing binary).
-# Plain `cargo test` (not nextest): the tests of one
-# binary share one server per process.
+# Plain `cargo test` (not nextest): the tests of one binary share one server per process.
 test:
 	$(CARGO) run --quiet -p sluice-cli -- prereqs
 	$(CARGO) fmt --all -- --check
