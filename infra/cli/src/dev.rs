@@ -1,6 +1,6 @@
-//! `sluice dev`: Postgres and the control plane on this machine, with a bootstrap operator
-//! key, until Ctrl-C. Everything lives in the state directory, so a second run reuses the
-//! data and the key.
+//! `sluice dev`: Postgres, the control plane and one broker on this machine, with a
+//! bootstrap operator key, until Ctrl-C. Everything lives in the state directory, so a
+//! second run reuses the data and the keys.
 
 use std::{
     env, fs,
@@ -14,10 +14,11 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use sluice_devkit::{ChildProcess, DevkitError, Output, PgCluster, PgOptions};
 
-use crate::{operator_key, shutdown, supervisor::Supervisor};
+use crate::{secret_file, shutdown, supervisor::Supervisor};
 
-/// How long the control plane may take to answer `/readyz` (it runs migrations first).
-const CONTROL_READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a process may take to answer `/readyz` (the control plane runs
+/// migrations first; a broker waits for its first topology snapshot).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -27,12 +28,16 @@ pub struct DevArgs {
     /// Port of the control plane on 127.0.0.1 (default: any free port).
     #[arg(long)]
     control_port: Option<u16>,
+    /// Port of the broker's data API on 127.0.0.1 (default: any free port).
+    #[arg(long)]
+    broker_port: Option<u16>,
 }
 
 /// What scripts read from `<state-dir>/dev.json` while `sluice dev` runs.
 #[derive(Serialize)]
 struct DevInfo<'a> {
     control_url: &'a str,
+    broker_url: &'a str,
     operator_key: &'a str,
     database_url: &'a str,
     state_dir: &'a Path,
@@ -43,12 +48,15 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal()?;
     // Check before creating anything: a missing binary is the most likely first error.
     let control_bin = sibling_binary("sluice-control")?;
+    let broker_bin = sibling_binary("sluice-broker")?;
     fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating {}", args.state_dir.display()))?;
     let state_dir = fs::canonicalize(&args.state_dir)
         .with_context(|| format!("resolving {}", args.state_dir.display()))?;
     let logs = state_dir.join("logs");
-    let operator_key = operator_key::load_or_create(&state_dir.join("operator_key"))?;
+    let operator_key =
+        secret_file::load_or_create(&state_dir.join("operator_key"), secret_file::OPERATOR)?;
+    let node_key = secret_file::load_or_create(&state_dir.join("node_key"), secret_file::NODE)?;
 
     let mut supervisor = Supervisor::default();
     eprintln!("starting Postgres in {}", state_dir.join("pg").display());
@@ -68,7 +76,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     command
         .env("SLUICE_CONTROL_LISTEN", format!("127.0.0.1:{port}"))
         .env("SLUICE_CONTROL_DATABASE_URL", &database_url)
-        .env("SLUICE_CONTROL_OPERATOR_KEY", &operator_key);
+        .env("SLUICE_CONTROL_OPERATOR_KEY", &operator_key)
+        .env("SLUICE_CONTROL_NODE_KEY", &node_key);
     let mut control = ChildProcess::spawn(
         "sluice-control",
         command,
@@ -79,9 +88,33 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     supervisor.add(control);
 
+    let broker_port = match args.broker_port {
+        Some(port) => port,
+        None => sluice_devkit::free_port()?,
+    };
+    let broker_url = format!("http://127.0.0.1:{broker_port}");
+    eprintln!("starting sluice-broker on {broker_url}");
+    let mut command = Command::new(&broker_bin);
+    command
+        .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{broker_port}"))
+        .env("SLUICE_BROKER_CONTROL_URL", &control_url)
+        .env("SLUICE_BROKER_NODE_KEY", &node_key)
+        .env("SLUICE_BROKER_NODE_ID", "dev-1")
+        .env("SLUICE_BROKER_DATA_DIR", state_dir.join("broker"));
+    let mut broker = ChildProcess::spawn(
+        "sluice-broker",
+        command,
+        Output::LogFile(logs.join("broker.log")),
+    )?;
+    if !wait_ready(&mut broker, &format!("{broker_url}/readyz"), &shutdown)? {
+        return Ok(());
+    }
+    supervisor.add(broker);
+
     let dev_json = state_dir.join("dev.json");
     let info = DevInfo {
         control_url: &control_url,
+        broker_url: &broker_url,
         operator_key: &operator_key,
         database_url: &database_url,
         state_dir: &state_dir,
@@ -100,14 +133,17 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// `true` once ready, `false` when cancelled by a signal.
 fn wait_ready(
-    control: &mut ChildProcess,
+    process: &mut ChildProcess,
     url: &str,
     shutdown: &AtomicBool,
 ) -> anyhow::Result<bool> {
-    match control.wait_http_ok_unless(url, CONTROL_READY_TIMEOUT, shutdown) {
+    match process.wait_http_ok_unless(url, READY_TIMEOUT, shutdown) {
         Ok(()) => Ok(true),
         Err(DevkitError::Cancelled) => Ok(false),
-        Err(err) => Err(err).context("sluice-control did not become ready"),
+        Err(err) => {
+            let name = process.name().to_string();
+            Err(err).with_context(|| format!("{name} did not become ready"))
+        }
     }
 }
 
@@ -133,6 +169,7 @@ fn print_banner(info: &DevInfo<'_>, logs: &Path, dev_json: &Path) {
     println!();
     println!("Sluice is running (state in {})", info.state_dir.display());
     println!("  control plane  {}", info.control_url);
+    println!("  broker         {}", info.broker_url);
     println!("  operator key   {}", info.operator_key);
     println!("  database       {}", info.database_url);
     println!("  logs           {}", logs.display());

@@ -2,7 +2,7 @@
 //! `sluice test-pg` and `sluice prereqs` serve `make test`.
 
 mod dev;
-mod operator_key;
+mod secret_file;
 mod shutdown;
 mod supervisor;
 mod test_pg;

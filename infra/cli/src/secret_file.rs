@@ -1,5 +1,5 @@
-//! The bootstrap operator key of a dev state directory: generated once, then reused, so
-//! scripts and browser sessions keep working across restarts.
+//! Secrets of a dev state directory — the bootstrap operator key, the brokers' node
+//! key — generated once, then reused, so scripts and sessions keep working across restarts.
 
 use std::{
     fs,
@@ -11,25 +11,29 @@ use std::{
 use anyhow::{Context, bail};
 use rand::{Rng, distr::Alphanumeric};
 
-const PREFIX: &str = "sk_operator_";
 const SECRET_LEN: usize = 40;
 
-/// Reads the key stored at `path`, or generates and stores one (mode 600).
-pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
+/// Prefix of the operator key.
+pub const OPERATOR: &str = "sk_operator_";
+/// Prefix of the node key brokers present to the control plane.
+pub const NODE: &str = "sk_node_";
+
+/// Reads the key stored at `path`, or generates and stores one (mode 600):
+/// `prefix` followed by 40 alphanumerics.
+pub fn load_or_create(path: &Path, prefix: &str) -> anyhow::Result<String> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let key = text.trim().to_string();
-            if !is_valid(&key) {
+            if !is_valid(&key, prefix) {
                 bail!(
-                    "{} does not hold an operator key ({PREFIX}<{SECRET_LEN} alphanumerics}}); \
-                     fix or delete it",
+                    "{} does not hold a key ({prefix}<{SECRET_LEN} alphanumerics>); fix or delete it",
                     path.display()
                 );
             }
             Ok(key)
         }
         Err(err) if err.kind() == ErrorKind::NotFound => {
-            let key = generate();
+            let key = generate(prefix);
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -43,17 +47,17 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn generate() -> String {
+fn generate(prefix: &str) -> String {
     let secret: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(SECRET_LEN)
         .map(char::from)
         .collect();
-    format!("{PREFIX}{secret}")
+    format!("{prefix}{secret}")
 }
 
-fn is_valid(key: &str) -> bool {
-    key.strip_prefix(PREFIX)
+fn is_valid(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
         .is_some_and(|s| s.len() == SECRET_LEN && s.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
@@ -65,9 +69,9 @@ mod tests {
     fn generated_once_then_reused() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("operator_key");
-        let key = load_or_create(&path)?;
-        assert!(is_valid(&key), "{key}");
-        assert_eq!(load_or_create(&path)?, key);
+        let key = load_or_create(&path, OPERATOR)?;
+        assert!(is_valid(&key, OPERATOR), "{key}");
+        assert_eq!(load_or_create(&path, OPERATOR)?, key);
         Ok(())
     }
 
@@ -76,7 +80,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("operator_key");
         fs::write(&path, "garbage")?;
-        assert!(load_or_create(&path).is_err());
+        assert!(load_or_create(&path, OPERATOR).is_err());
         assert_eq!(fs::read_to_string(&path)?, "garbage");
         Ok(())
     }
