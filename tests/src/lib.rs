@@ -193,3 +193,140 @@ impl Api {
         Ok((status, value))
     }
 }
+
+/// The node key the one-broker deployments of the data-plane tests use.
+pub const NODE_KEY: &str = "e2e-node-key";
+
+/// A whole deployment for data-plane tests: Postgres, a control plane, one
+/// broker (node `n1`) and a tenant `acme` with its admin key.
+pub struct Deployment {
+    pub pg: Postgres,
+    pub dir: tempfile::TempDir,
+    pub control: ControlPlane,
+    pub broker: Broker,
+    /// The control plane's API.
+    pub api: Api,
+    /// The broker's data API.
+    pub data: Api,
+    pub admin: String,
+}
+
+impl Deployment {
+    pub async fn start() -> anyhow::Result<Deployment> {
+        let pg = Postgres::start()?;
+        let dir = tempfile::Builder::new().prefix("sluice-e2e").tempdir()?;
+        let operator = random_operator_key();
+        let env = [("SLUICE_CONTROL_NODE_KEY", NODE_KEY)];
+        let control =
+            ControlPlane::start_with(&pg.url(), &operator, &dir.path().join("control.log"), &env)?;
+        let broker = Broker::start(
+            &control.url,
+            NODE_KEY,
+            "n1",
+            &dir.path().join("broker"),
+            &dir.path().join("broker.log"),
+        )?;
+        let api = Api::new(&control.url);
+        let data = Api::new(&broker.url);
+        let mut deployment = Deployment {
+            pg,
+            dir,
+            control,
+            broker,
+            api,
+            data,
+            admin: String::new(),
+        };
+        deployment.admin = deployment.tenant(&operator, "acme").await?;
+        Ok(deployment)
+    }
+
+    /// Creates a tenant; returns its admin key.
+    pub async fn tenant(&self, operator: &str, name: &str) -> anyhow::Result<String> {
+        let (status, tenant) = self
+            .api
+            .call(
+                Method::POST,
+                "/v1/tenants",
+                Some(operator),
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await?;
+        if !status.is_success() {
+            bail!("creating tenant {name}: {status} {tenant}");
+        }
+        Ok(tenant["admin_key"]["key"]
+            .as_str()
+            .context("no admin key")?
+            .to_string())
+    }
+
+    /// A new key of `admin`'s tenant with `scopes`, once the broker knows it
+    /// (key creation does not wait for the brokers, unlike declares).
+    pub async fn key(&self, admin: &str, scopes: &[&str]) -> anyhow::Result<String> {
+        let (status, key) = self
+            .api
+            .call(
+                Method::POST,
+                "/v1/api-keys",
+                Some(admin),
+                Some(serde_json::json!({ "name": scopes.join("-"), "scopes": scopes })),
+            )
+            .await?;
+        if !status.is_success() {
+            bail!("creating a key: {status} {key}");
+        }
+        let key = key["key"].as_str().context("no key")?.to_string();
+        let known = eventually(Duration::from_secs(5), || async {
+            matches!(
+                self.data
+                    .call(Method::GET, "/v1/whoami", Some(&key), None)
+                    .await,
+                Ok((StatusCode::OK, _))
+            )
+        })
+        .await;
+        if !known {
+            bail!("the broker did not learn the new key within 5 s");
+        }
+        Ok(key)
+    }
+
+    /// `PUT`s a control-plane resource and insists the brokers applied it (201 or 200).
+    pub async fn declare(&self, key: &str, path: &str, spec: Value) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .api
+            .call(Method::PUT, path, Some(key), Some(spec))
+            .await?;
+        if status != StatusCode::CREATED && status != StatusCode::OK {
+            bail!("declaring {path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Kills the broker with SIGKILL (no shutdown at all) and starts it again
+    /// on the same data directory.
+    pub fn kill_and_restart_broker(&mut self) -> anyhow::Result<()> {
+        let pid = self.broker.process.id().to_string();
+        let status = Command::new("kill").args(["-9", &pid]).status()?;
+        if !status.success() {
+            bail!("kill -9 {pid} failed");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.broker.process.try_wait()?.is_none() {
+            if std::time::Instant::now() > deadline {
+                bail!("broker {pid} survived kill -9");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.broker = Broker::start(
+            &self.control.url,
+            NODE_KEY,
+            "n1",
+            &self.dir.path().join("broker"),
+            &self.dir.path().join("broker-restarted.log"),
+        )?;
+        self.data = Api::new(&self.broker.url);
+        Ok(())
+    }
+}

@@ -6,6 +6,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sluice_queue::QueueError;
+
+use crate::queue::{CommandError, GroupError};
 
 pub const PROBLEM_BASE: &str = "https://sluice.dev/problems/";
 
@@ -23,8 +26,17 @@ pub enum BrokerError {
     Forbidden(String),
     #[error("tenant `{0}` is suspended")]
     TenantSuspended(String),
+    /// A body (or the request) is over the tenant's size quota.
+    #[error("{field}: {detail}")]
+    TooLarge { field: String, detail: String },
     #[error("{kind} `{name}` not found")]
     NotFound { kind: &'static str, name: String },
+    /// A receipt whose lease is over (expired, returned, delivered again).
+    #[error("{0}")]
+    StaleReceipt(String),
+    /// Single active consumer: another consumer is the active one.
+    #[error("{0}")]
+    NotActiveConsumer(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -47,7 +59,18 @@ impl BrokerError {
                 "tenant-suspended",
                 "Tenant suspended",
             ),
+            TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            StaleReceipt(_) => (StatusCode::CONFLICT, "stale-receipt", "Stale receipt"),
+            NotActiveConsumer(_) => (
+                StatusCode::CONFLICT,
+                "not-active-consumer",
+                "Not the active consumer",
+            ),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -83,6 +106,7 @@ impl IntoResponse for BrokerError {
         let (status, slug, title) = self.kind();
         let (field, rule) = match &self {
             BrokerError::Validation { field, rule, .. } => (Some(field.clone()), Some(*rule)),
+            BrokerError::TooLarge { field, .. } => (Some(field.clone()), Some("max_message_bytes")),
             _ => (None, None),
         };
         let problem = Problem {
@@ -108,3 +132,45 @@ impl IntoResponse for BrokerError {
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
+
+impl BrokerError {
+    pub fn validation(
+        field: impl Into<String>,
+        rule: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        BrokerError::Validation {
+            field: field.into(),
+            rule,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<GroupError> for BrokerError {
+    fn from(err: GroupError) -> Self {
+        match err {
+            GroupError::NotLeader(_) | GroupError::Unavailable(_) => {
+                BrokerError::Unavailable(err.to_string())
+            }
+            GroupError::Storage(_) => BrokerError::Internal(anyhow::Error::new(err)),
+        }
+    }
+}
+
+/// A command the queue refused, as an answer to the caller.
+pub fn command_error(err: CommandError) -> BrokerError {
+    match err {
+        CommandError::Queue(QueueError::UnknownReceipt(receipt)) => BrokerError::NotFound {
+            kind: "receipt",
+            name: receipt.to_string(),
+        },
+        CommandError::Queue(QueueError::StaleReceipt(receipt)) => {
+            BrokerError::StaleReceipt(format!("receipt {receipt} is stale: its lease is over"))
+        }
+        CommandError::Queue(err @ QueueError::NotActiveConsumer { .. }) => {
+            BrokerError::NotActiveConsumer(err.to_string())
+        }
+        other => BrokerError::Internal(anyhow::Error::new(other)),
+    }
+}

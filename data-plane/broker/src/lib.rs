@@ -1,26 +1,34 @@
 //! `sluice-broker`, the data plane: it registers with the control plane,
 //! follows its topology feed (tenants, key verifiers, exchanges, queues,
 //! bindings, streams and placements), authenticates tenants offline, and
-//! serves the data API. Queue and stream groups (openraft on the segment log
-//! of `sluice-storage`) are hosted here as the broker issue lands.
+//! serves the data API. Every queue placed on this node is an openraft group
+//! on the segment log of `sluice-storage` ([`queue`], [`raft`]), converged to
+//! the topology by the [`groups`] manager.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod groups;
+pub mod queue;
+pub mod raft;
+pub mod routers;
 pub mod topology;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::BrokerState;
 use crate::config::Config;
 use crate::control::follower::NodeIdentity;
 use crate::control::{ControlClient, Follower};
+use crate::groups::GroupManager;
+use crate::routers::Routers;
 
 /// Runs the broker until `shutdown` is cancelled.
 pub async fn run(
@@ -34,16 +42,37 @@ pub async fn run(
         data_url: config.advertise_url(),
         zone: config.zone.clone(),
     };
-    let (topology, tasks) = Follower::start(
+    let (applied, applied_receiver) = watch::channel(0);
+    let (topology, mut tasks) = Follower::start(
         client.clone(),
         node,
         Duration::from_millis(config.heartbeat_ms),
+        applied_receiver,
         shutdown.clone(),
     );
+    let (dead_letters, mut dead_letter_notes) = mpsc::unbounded_channel();
+    let (groups, manager) = GroupManager::start(
+        config.node_id.clone(),
+        &config.data_dir,
+        topology.clone(),
+        applied,
+        dead_letters,
+        shutdown.clone(),
+    );
+    tasks.push(manager);
+    // Dead letters stay in their queue's outbox (bodies pinned in the log)
+    // until republishing to the dead-letter exchange lands.
+    tasks.push(tokio::spawn(async move {
+        while let Some(note) = dead_letter_notes.recv().await {
+            tracing::info!(group = %note.group_id, count = note.dead_letters.len(), "dead letters waiting in the outbox");
+        }
+    }));
     let state = BrokerState {
         topology,
         jwks: Arc::new(auth::Jwks::new(client)),
         node_id: config.node_id.clone(),
+        groups,
+        routers: Arc::new(Routers::default()),
     };
     let serve_shutdown = shutdown.clone();
     axum::serve(listener, api::router(state))

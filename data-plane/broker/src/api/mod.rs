@@ -1,12 +1,23 @@
 //! The broker's HTTP data API. Handlers authenticate with [`CallerAuth`]
 //! against the topology the broker follows.
+//!
+//! - [`publish`]: publish to a queue or through an exchange.
+//! - [`queues`]: receive, ack, nack, extend, peek, purge, stats.
+//! - [`messages`]: the message shapes on the wire.
+//! - [`json`]: the JSON extractor whose errors name the field.
+
+pub mod json;
+pub mod messages;
+pub mod publish;
+pub mod queues;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
@@ -14,12 +25,16 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{self, Caller, Jwks};
 use crate::control::TopologyHandle;
 use crate::error::{BrokerError, BrokerResult};
+use crate::groups::Groups;
+use crate::routers::Routers;
 
 #[derive(Clone)]
 pub struct BrokerState {
     pub topology: TopologyHandle,
     pub jwks: Arc<Jwks>,
     pub node_id: String,
+    pub groups: Groups,
+    pub routers: Arc<Routers>,
 }
 
 /// The authenticated caller of a data request.
@@ -48,22 +63,44 @@ pub fn router(state: BrokerState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/v1/whoami", get(whoami))
+        .route(
+            "/v1/queues/{queue}/messages",
+            post(publish::publish_to_queue),
+        )
+        .route(
+            "/v1/exchanges/{exchange}/publish",
+            post(publish::publish_to_exchange),
+        )
+        .route("/v1/queues/{queue}/receive", post(queues::receive))
+        .route("/v1/queues/{queue}/ack", post(queues::ack))
+        .route("/v1/queues/{queue}/nack", post(queues::nack))
+        .route("/v1/queues/{queue}/extend", post(queues::extend))
+        .route("/v1/queues/{queue}/peek", get(queues::peek))
+        .route("/v1/queues/{queue}/purge", post(queues::purge))
+        .route("/v1/queues/{queue}/stats", get(queues::stats))
         .fallback(|uri: Uri| async move {
             BrokerError::NotFound {
                 kind: "route",
                 name: uri.path().to_string(),
             }
         })
+        .layer(DefaultBodyLimit::max(json::MAX_REQUEST_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Ready once the first topology snapshot is applied: before that every
-/// credential would be refused.
+/// Ready once the first topology snapshot is applied and the queue groups
+/// converged to it: before that every credential would be refused and
+/// hosted queues would answer 503.
 async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, String)> {
     if !state.topology.is_loaded() {
         return Err(BrokerError::Unavailable(
             "no topology from the control plane yet".into(),
+        ));
+    }
+    if state.groups.version() < 0 {
+        return Err(BrokerError::Unavailable(
+            "queue groups are still opening".into(),
         ));
     }
     Ok((

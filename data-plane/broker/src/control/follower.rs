@@ -1,7 +1,8 @@
 //! One task follows the topology feed and owns the broker's topology: it
-//! long-polls the control plane, swaps in each new snapshot, and a second
-//! task heartbeats the version applied, so the control plane can answer a
-//! declare once every broker knows it.
+//! long-polls the control plane and swaps in each new snapshot. A second task
+//! heartbeats the version applied — which the group manager reports once its
+//! groups have converged to that version, not when the snapshot arrives — so
+//! the control plane answers a declare only when the queue can take messages.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,11 @@ impl TopologyHandle {
         self.receiver.borrow().version >= 0
     }
 
+    /// A receiver that changes with every new snapshot (the group manager's input).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Topology>> {
+        self.receiver.clone()
+    }
+
     /// Waits until the topology reaches `version` (tests and readiness).
     pub async fn wait_for_version(&self, version: i64) {
         let mut receiver = self.receiver.clone();
@@ -51,20 +57,20 @@ const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Follower {
-    /// Starts the feed and heartbeat tasks; both stop when `shutdown` is cancelled.
+    /// Starts the feed and heartbeat tasks; both stop when `shutdown` is
+    /// cancelled. The heartbeats report what `applied` says.
     pub fn start(
         client: ControlClient,
         node: NodeIdentity,
         heartbeat: Duration,
+        applied: watch::Receiver<i64>,
         shutdown: CancellationToken,
     ) -> (TopologyHandle, Vec<JoinHandle<()>>) {
         let (sender, receiver) = watch::channel(Arc::new(Topology::default()));
-        let (applied_sender, applied) = watch::channel(0);
         let feed = tokio::spawn(follow_feed(
             client.clone(),
             node.clone(),
             sender,
-            applied_sender,
             shutdown.clone(),
         ));
         let beats = tokio::spawn(send_heartbeats(client, node, heartbeat, applied, shutdown));
@@ -76,7 +82,6 @@ async fn follow_feed(
     client: ControlClient,
     node: NodeIdentity,
     sender: watch::Sender<Arc<Topology>>,
-    applied: watch::Sender<i64>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = RETRY_MIN;
@@ -112,10 +117,9 @@ async fn follow_feed(
                 tracing::debug!(
                     version = since,
                     groups = topology.groups_on(&node.node_id).len(),
-                    "topology applied"
+                    "topology received"
                 );
                 sender.send_replace(Arc::new(topology));
-                applied.send_replace(since);
             }
             Ok(None) => backoff = RETRY_MIN,
             Err(err) => {

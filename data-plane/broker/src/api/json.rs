@@ -1,0 +1,87 @@
+//! `JsonBody<T>`: axum's JSON extractor, but a body that does not fit `T`
+//! becomes a 422 problem naming the offending field (`messages[0].body`)
+//! instead of a plain-text rejection.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::error::BrokerError;
+
+/// Largest request body accepted (a batch of messages under the biggest quota).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = BrokerError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, BrokerError> {
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|e| BrokerError::TooLarge {
+                    field: "body".into(),
+                    detail: e.body_text(),
+                })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(value) => Ok(JsonBody(value)),
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                let field = field_name(&path, &inner.to_string());
+                let rule = if inner.is_syntax() || inner.is_eof() {
+                    "json"
+                } else {
+                    "schema"
+                };
+                Err(BrokerError::validation(field, rule, inner.to_string()))
+            }
+        }
+    }
+}
+
+/// The field an error is about: the path, plus the name of a missing field.
+fn field_name(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(name)) => name.to_string(),
+        (".", None) => "body".to_string(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_name;
+
+    #[test]
+    fn names_the_field() {
+        assert_eq!(
+            field_name("messages[0].body_encoding", "unknown variant"),
+            "messages[0].body_encoding"
+        );
+        assert_eq!(
+            field_name(".", "missing field `messages` at line 1"),
+            "messages"
+        );
+        assert_eq!(
+            field_name("messages[1]", "missing field `body`"),
+            "messages[1].body"
+        );
+        assert_eq!(field_name(".", "expected value"), "body");
+    }
+}

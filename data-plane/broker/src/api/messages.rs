@@ -1,0 +1,304 @@
+//! The data API's message shapes: what a publisher sends, what a consumer
+//! receives, and how each maps to the queue state machine's types.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use sluice_queue::{BodyRef, Command, Delivery, MessageView, PublishMessage, PublishResult};
+
+use crate::error::{BrokerError, BrokerResult};
+use crate::queue::{BodyEncoding, MessageBody};
+
+/// Most messages in one publish request.
+pub const MAX_BATCH: usize = 1000;
+
+/// One message as a publisher sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutgoingMessage {
+    pub body: String,
+    #[serde(default)]
+    pub body_encoding: BodyEncoding,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub routing_key: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub expiration_ms: Option<u64>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// A validated message: its metadata for the state machine and its body.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub meta: PublishMessage,
+    pub body: MessageBody,
+}
+
+/// Checks and decodes a publish batch against the tenant's message size quota.
+pub fn prepare(
+    messages: Vec<OutgoingMessage>,
+    max_message_bytes: i64,
+) -> BrokerResult<Vec<Prepared>> {
+    if messages.is_empty() {
+        return Err(BrokerError::validation(
+            "messages",
+            "min_items",
+            "at least one message is required",
+        ));
+    }
+    if messages.len() > MAX_BATCH {
+        return Err(BrokerError::validation(
+            "messages",
+            "max_items",
+            format!("at most {MAX_BATCH} messages per request"),
+        ));
+    }
+    let limit = u64::try_from(max_message_bytes).unwrap_or(0);
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let field = format!("messages[{i}].body");
+            let bytes = match message.body_encoding {
+                BodyEncoding::Utf8 => message.body.into_bytes(),
+                BodyEncoding::Base64 => BASE64.decode(message.body.as_bytes()).map_err(|e| {
+                    BrokerError::validation(&field, "base64", format!("not valid base64: {e}"))
+                })?,
+            };
+            let size = bytes.len() as u64;
+            if size > limit {
+                return Err(BrokerError::TooLarge {
+                    field,
+                    detail: format!(
+                        "the body is {size} bytes; this tenant's max_message_bytes is {limit}"
+                    ),
+                });
+            }
+            Ok(Prepared {
+                meta: PublishMessage {
+                    message_id: message.message_id,
+                    body_ref: BodyRef {
+                        log_index: 0,
+                        slot: 0,
+                    },
+                    size,
+                    routing_key: message.routing_key,
+                    headers: message.headers,
+                    group: message.group,
+                    delay_ms: message.delay_ms.filter(|d| *d > 0),
+                    expiration_ms: message.expiration_ms,
+                    priority: None,
+                    deaths: Vec::new(),
+                },
+                body: MessageBody {
+                    bytes,
+                    encoding: message.body_encoding,
+                    content_type: message.content_type,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The `Publish` command for `messages` and its bodies: message `i`'s body
+/// is record `i + 1` of the entry.
+pub fn publish_command<'a>(
+    messages: impl IntoIterator<Item = &'a Prepared>,
+) -> (Command, Vec<MessageBody>) {
+    let mut metas = Vec::new();
+    let mut bodies = Vec::new();
+    for (i, message) in messages.into_iter().enumerate() {
+        let mut meta = message.meta.clone();
+        meta.body_ref = BodyRef {
+            log_index: 0,
+            slot: i as u32 + 1,
+        };
+        metas.push(meta);
+        bodies.push(message.body.clone());
+    }
+    (Command::Publish { messages: metas }, bodies)
+}
+
+/// One message's publish outcome, as the publisher sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishOutcome {
+    pub status: &'static str,
+    /// Queues that hold the message.
+    pub queues: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&PublishResult> for PublishOutcome {
+    fn from(result: &PublishResult) -> Self {
+        let (status, queues, reason) = match result {
+            PublishResult::Stored { .. } => ("stored", 1, None),
+            PublishResult::Duplicate { .. } => ("duplicate", 1, None),
+            PublishResult::Rejected { reason } => (
+                "rejected",
+                0,
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string)),
+            ),
+            PublishResult::DeadLettered => ("dead_lettered", 0, None),
+        };
+        PublishOutcome {
+            status,
+            queues,
+            reason,
+        }
+    }
+}
+
+/// A body in JSON: as the publisher sent it when that is still possible.
+fn encode_body(body: &MessageBody) -> (String, BodyEncoding) {
+    if body.encoding == BodyEncoding::Utf8
+        && let Ok(text) = std::str::from_utf8(&body.bytes)
+    {
+        return (text.to_string(), BodyEncoding::Utf8);
+    }
+    (BASE64.encode(&body.bytes), BodyEncoding::Base64)
+}
+
+/// One delivered message.
+#[derive(Debug, Serialize)]
+pub struct ReceivedMessage {
+    pub receipt: String,
+    pub body: String,
+    pub body_encoding: BodyEncoding,
+    pub content_type: Option<String>,
+    pub message_id: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub routing_key: String,
+    pub group: Option<String>,
+    pub redelivered: bool,
+    pub delivery_count: u32,
+    pub lease_deadline_ms: u64,
+    pub published_at_ms: u64,
+}
+
+impl ReceivedMessage {
+    pub fn new(delivery: Delivery, body: &MessageBody) -> Self {
+        let (text, encoding) = encode_body(body);
+        ReceivedMessage {
+            receipt: delivery.receipt.to_string(),
+            body: text,
+            body_encoding: encoding,
+            content_type: body.content_type.clone(),
+            message_id: delivery.meta.message_id,
+            headers: delivery.meta.headers,
+            routing_key: delivery.meta.routing_key,
+            group: delivery.meta.group,
+            redelivered: delivery.redelivered,
+            delivery_count: delivery.delivery_count,
+            lease_deadline_ms: delivery.lease_deadline_ms,
+            published_at_ms: delivery.meta.published_at_ms,
+        }
+    }
+}
+
+/// One ready message shown by peek (not leased).
+#[derive(Debug, Serialize)]
+pub struct PeekedMessage {
+    pub body: String,
+    pub body_encoding: BodyEncoding,
+    pub content_type: Option<String>,
+    pub message_id: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub routing_key: String,
+    pub group: Option<String>,
+    pub delivery_count: u32,
+    pub published_at_ms: u64,
+}
+
+impl PeekedMessage {
+    pub fn new(view: MessageView, body: &MessageBody) -> Self {
+        let (text, encoding) = encode_body(body);
+        PeekedMessage {
+            body: text,
+            body_encoding: encoding,
+            content_type: body.content_type.clone(),
+            message_id: view.meta.message_id,
+            headers: view.meta.headers,
+            routing_key: view.meta.routing_key,
+            group: view.meta.group,
+            delivery_count: view.delivery_count,
+            published_at_ms: view.meta.published_at_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(body: &str, encoding: BodyEncoding) -> OutgoingMessage {
+        OutgoingMessage {
+            body: body.into(),
+            body_encoding: encoding,
+            message_id: None,
+            headers: BTreeMap::new(),
+            routing_key: String::new(),
+            group: None,
+            delay_ms: None,
+            expiration_ms: None,
+            content_type: None,
+        }
+    }
+
+    #[test]
+    fn bodies_are_decoded_checked_and_numbered_from_slot_one() {
+        let prepared = prepare(
+            vec![
+                outgoing("hello", BodyEncoding::Utf8),
+                outgoing("AAE=", BodyEncoding::Base64),
+            ],
+            16,
+        )
+        .unwrap();
+        assert_eq!(prepared[1].body.bytes, vec![0, 1]);
+        let (command, bodies) = publish_command(&prepared);
+        let Command::Publish { messages } = command else {
+            panic!("not a publish");
+        };
+        let slots: Vec<u32> = messages.iter().map(|m| m.body_ref.slot).collect();
+        assert_eq!(slots, vec![1, 2]);
+        assert_eq!(bodies.len(), 2);
+        // Binary bodies go back out as base64.
+        assert_eq!(
+            encode_body(&bodies[1]),
+            ("AAE=".to_string(), BodyEncoding::Base64)
+        );
+    }
+
+    #[test]
+    fn size_and_encoding_errors_name_the_body() {
+        let err = prepare(
+            vec![
+                outgoing("x", BodyEncoding::Utf8),
+                outgoing("toolong", BodyEncoding::Utf8),
+            ],
+            3,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BrokerError::TooLarge { ref field, .. } if field == "messages[1].body")
+        );
+        let err = prepare(vec![outgoing("***", BodyEncoding::Base64)], 3).unwrap_err();
+        assert!(
+            matches!(err, BrokerError::Validation { ref field, .. } if field == "messages[0].body")
+        );
+        assert!(prepare(Vec::new(), 3).is_err());
+    }
+}

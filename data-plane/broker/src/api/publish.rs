@@ -1,0 +1,200 @@
+//! Publishing: straight to a queue (`POST /v1/queues/{q}/messages`) or
+//! through an exchange (`POST /v1/exchanges/{x}/publish`). A publish answers
+//! only once every target queue's group has committed it (fsync'd), with one
+//! result per message.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use sluice_queue::{PublishResult, Reply};
+use sluice_routing::{Headers, RouteError};
+
+use super::json::JsonBody;
+use super::messages::{OutgoingMessage, Prepared, PublishOutcome, prepare, publish_command};
+use super::queues::queue_group;
+use super::{BrokerState, CallerAuth};
+use crate::auth::Caller;
+use crate::error::{BrokerError, BrokerResult, command_error};
+use crate::queue::QueueGroup;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuePublishRequest {
+    messages: Vec<OutgoingMessage>,
+}
+
+#[derive(Serialize)]
+pub struct QueuePublishResponse {
+    results: Vec<PublishOutcome>,
+}
+
+fn max_message_bytes(state: &BrokerState, caller: &Caller) -> i64 {
+    state
+        .topology
+        .current()
+        .tenants
+        .get(&caller.tenant_id)
+        .map_or(0, |t| t.quotas.max_message_bytes)
+}
+
+/// Publishes `messages` to one group as one entry; one result per message.
+async fn publish_to(
+    group: &QueueGroup,
+    messages: &[&Prepared],
+) -> BrokerResult<Vec<PublishResult>> {
+    let (command, bodies) = publish_command(messages.iter().copied());
+    let outcome = group.propose(command, bodies).await?;
+    match outcome.result.map_err(command_error)? {
+        Reply::Published { results } if results.len() == messages.len() => Ok(results),
+        other => Err(BrokerError::Internal(anyhow::anyhow!(
+            "publish got an unexpected reply: {other:?}"
+        ))),
+    }
+}
+
+pub async fn publish_to_queue(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<QueuePublishRequest>,
+) -> BrokerResult<Json<QueuePublishResponse>> {
+    caller.require("publish")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let prepared = prepare(request.messages, max_message_bytes(&state, &caller))?;
+    let refs: Vec<&Prepared> = prepared.iter().collect();
+    let results = publish_to(&group, &refs).await?;
+    Ok(Json(QueuePublishResponse {
+        results: results.iter().map(PublishOutcome::from).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangePublishRequest {
+    messages: Vec<OutgoingMessage>,
+    #[serde(default)]
+    mandatory: bool,
+}
+
+#[derive(Serialize)]
+pub struct FailedQueue {
+    queue: String,
+    error: String,
+}
+
+/// Where one message went.
+#[derive(Serialize)]
+pub struct RoutedOutcome {
+    /// `routed` (every target queue holds it), `unroutable`, or `failed`
+    /// (some target queue did not take it: see `failed`).
+    status: &'static str,
+    /// Queues that hold the message now.
+    routed: u32,
+    unroutable: bool,
+    /// `mandatory` was set and no queue took the message.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    returned: bool,
+    queues: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<FailedQueue>,
+}
+
+#[derive(Serialize)]
+pub struct ExchangePublishResponse {
+    results: Vec<RoutedOutcome>,
+}
+
+pub async fn publish_to_exchange(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(exchange): Path<String>,
+    JsonBody(request): JsonBody<ExchangePublishRequest>,
+) -> BrokerResult<Json<ExchangePublishResponse>> {
+    caller.require("publish")?;
+    let topology = state.topology.current();
+    let router = state.routers.for_tenant(&topology, caller.tenant_id);
+    let prepared = prepare(request.messages, max_message_bytes(&state, &caller))?;
+
+    let mut outcomes = Vec::with_capacity(prepared.len());
+    let mut targets: BTreeMap<Arc<str>, Vec<usize>> = BTreeMap::new();
+    for (i, message) in prepared.iter().enumerate() {
+        let headers: Headers = message
+            .meta
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let route = router
+            .route(&exchange, &message.meta.routing_key, &headers)
+            .map_err(|err| match err {
+                RouteError::ExchangeNotFound(name) => BrokerError::NotFound {
+                    kind: "exchange",
+                    name,
+                },
+                RouteError::InternalExchange(_) => BrokerError::Forbidden(err.to_string()),
+            })?;
+        for queue in &route.queues {
+            targets.entry(queue.clone()).or_default().push(i);
+        }
+        outcomes.push(RoutedOutcome {
+            status: if route.unroutable {
+                "unroutable"
+            } else {
+                "routed"
+            },
+            routed: 0,
+            unroutable: route.unroutable,
+            returned: route.unroutable && request.mandatory,
+            queues: Vec::new(),
+            failed: Vec::new(),
+        });
+    }
+
+    let publishes = targets.iter().map(|(queue, indexes)| {
+        let prepared = &prepared;
+        let state = &state;
+        let caller = &caller;
+        async move {
+            let group = queue_group(state, caller, queue)?;
+            let messages: Vec<&Prepared> = indexes.iter().map(|i| &prepared[*i]).collect();
+            publish_to(&group, &messages).await
+        }
+    });
+    let results = join_all(publishes).await;
+    for ((queue, indexes), result) in targets.iter().zip(results) {
+        match result {
+            Ok(results) => {
+                for (i, result) in indexes.iter().zip(results) {
+                    let outcome = &mut outcomes[*i];
+                    if PublishOutcome::from(&result).queues > 0 {
+                        outcome.routed += 1;
+                        outcome.queues.push(queue.to_string());
+                    } else {
+                        outcome.failed.push(FailedQueue {
+                            queue: queue.to_string(),
+                            error: PublishOutcome::from(&result).status.to_string(),
+                        });
+                    }
+                }
+            }
+            Err(err) => {
+                for i in indexes {
+                    outcomes[*i].failed.push(FailedQueue {
+                        queue: queue.to_string(),
+                        error: err.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    for outcome in &mut outcomes {
+        if !outcome.failed.is_empty() {
+            outcome.status = "failed";
+        }
+    }
+    Ok(Json(ExchangePublishResponse { results: outcomes }))
+}

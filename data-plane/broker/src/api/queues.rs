@@ -1,0 +1,386 @@
+//! Consuming from a queue: receive (long-poll with a lease), ack, nack,
+//! extend a lease, peek, purge and stats. Every handler needs the `consume`
+//! scope and answers 404 for a queue the caller's tenant does not have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sluice_queue::{Command, ConsumerId, NackAction, Receipt, Reply};
+use tokio::time::Instant;
+
+use super::json::JsonBody;
+use super::messages::{PeekedMessage, ReceivedMessage};
+use super::{BrokerState, CallerAuth};
+use crate::auth::Caller;
+use crate::error::{BrokerError, BrokerResult, command_error};
+use crate::queue::QueueGroup;
+
+const MAX_RECEIVE: u32 = 100;
+const MAX_WAIT_MS: u64 = 20_000;
+const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
+const MAX_RECEIPTS: usize = 1000;
+
+/// The caller's queue `name`, hosted here.
+pub fn queue_group(
+    state: &BrokerState,
+    caller: &Caller,
+    name: &str,
+) -> BrokerResult<Arc<QueueGroup>> {
+    let topology = state.topology.current();
+    if !topology
+        .queues
+        .contains_key(&(caller.tenant_id, name.to_string()))
+    {
+        return Err(BrokerError::NotFound {
+            kind: "queue",
+            name: name.to_string(),
+        });
+    }
+    state.groups.queue(caller.tenant_id, name).ok_or_else(|| {
+        BrokerError::Unavailable(format!("queue `{name}` is not hosted on this broker yet"))
+    })
+}
+
+fn reply(outcome: crate::queue::CommandOutcome) -> BrokerResult<Reply> {
+    outcome.result.map_err(command_error)
+}
+
+fn parse_receipt(field: &str, receipt: &str) -> BrokerResult<Receipt> {
+    receipt.parse().map_err(|_| {
+        BrokerError::validation(field, "receipt", format!("{receipt:?} is not a receipt"))
+    })
+}
+
+fn check_lease(lease_ms: Option<u64>) -> BrokerResult<()> {
+    match lease_ms {
+        Some(ms) if ms == 0 || ms > MAX_LEASE_MS => Err(BrokerError::validation(
+            "lease_ms",
+            "range",
+            format!("must be between 1 and {MAX_LEASE_MS}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    #[serde(default = "one")]
+    max_messages: u32,
+    #[serde(default)]
+    wait_ms: u64,
+    #[serde(default)]
+    lease_ms: Option<u64>,
+    #[serde(default)]
+    consumer: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ReceiveResponse {
+    messages: Vec<ReceivedMessage>,
+}
+
+pub async fn receive(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<ReceiveRequest>,
+) -> BrokerResult<Json<ReceiveResponse>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    if !(1..=MAX_RECEIVE).contains(&request.max_messages) {
+        return Err(BrokerError::validation(
+            "max_messages",
+            "range",
+            format!("must be between 1 and {MAX_RECEIVE}"),
+        ));
+    }
+    if request.wait_ms > MAX_WAIT_MS {
+        return Err(BrokerError::validation(
+            "wait_ms",
+            "range",
+            format!("must be at most {MAX_WAIT_MS}"),
+        ));
+    }
+    check_lease(request.lease_ms)?;
+    let consumer = ConsumerId(request.consumer.unwrap_or_else(|| caller.key_id.clone()));
+    let deadline = Instant::now() + Duration::from_millis(request.wait_ms);
+    let mut changes = group.view().subscribe();
+    loop {
+        changes.borrow_and_update();
+        let ready = group.view().read(|q| q.stats().ready);
+        if ready > 0 {
+            let command = Command::Receive {
+                consumer: consumer.clone(),
+                max_messages: request.max_messages,
+                lease_ms: request.lease_ms,
+            };
+            let Reply::Received { deliveries } = reply(group.propose(command, Vec::new()).await?)?
+            else {
+                return Err(BrokerError::Internal(anyhow::anyhow!(
+                    "receive got another reply"
+                )));
+            };
+            if !deliveries.is_empty() {
+                let refs = deliveries.iter().map(|d| d.body_ref).collect();
+                let bodies = group.read_bodies(refs).await?;
+                let messages = deliveries
+                    .into_iter()
+                    .zip(bodies.iter())
+                    .map(|(delivery, body)| ReceivedMessage::new(delivery, body))
+                    .collect();
+                return Ok(Json(ReceiveResponse { messages }));
+            }
+            // Ready messages none of which this consumer may take (message
+            // groups, single active consumer): wait for the next change.
+            changes.borrow_and_update();
+        }
+        if Instant::now() >= deadline {
+            return Ok(Json(ReceiveResponse {
+                messages: Vec::new(),
+            }));
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() {
+                return Err(BrokerError::Unavailable(format!("queue `{name}` closed")));
+            },
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    receipts: Vec<String>,
+}
+
+pub async fn ack(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<AckRequest>,
+) -> BrokerResult<Json<Value>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    if request.receipts.is_empty() || request.receipts.len() > MAX_RECEIPTS {
+        return Err(BrokerError::validation(
+            "receipts",
+            "size",
+            format!("between 1 and {MAX_RECEIPTS} receipts"),
+        ));
+    }
+    let receipts = request
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_receipt(&format!("receipts[{i}]"), r))
+        .collect::<BrokerResult<Vec<Receipt>>>()?;
+    let Reply::Acked { results } =
+        reply(group.propose(Command::Ack { receipts }, Vec::new()).await?)?
+    else {
+        return Err(BrokerError::Internal(anyhow::anyhow!(
+            "ack got another reply"
+        )));
+    };
+    let results: Vec<Value> = request
+        .receipts
+        .iter()
+        .zip(results)
+        .map(|(receipt, result)| match result {
+            Ok(_) => json!({"receipt": receipt, "status": "ok"}),
+            Err(err) => json!({
+                "receipt": receipt,
+                "status": "error",
+                "error": match err {
+                    sluice_queue::QueueError::StaleReceipt(_) => "stale",
+                    sluice_queue::QueueError::UnknownReceipt(_) => "unknown",
+                    _ => "refused",
+                },
+                "detail": err.to_string(),
+            }),
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NackKind {
+    Requeue,
+    RequeueNow,
+    RequeueAfter,
+    DeadLetter,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NackRequest {
+    receipt: String,
+    #[serde(default = "requeue")]
+    action: NackKind,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+}
+
+fn requeue() -> NackKind {
+    NackKind::Requeue
+}
+
+pub async fn nack(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<NackRequest>,
+) -> BrokerResult<Json<Value>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let receipt = parse_receipt("receipt", &request.receipt)?;
+    let action = match (request.action, request.delay_ms) {
+        (NackKind::RequeueAfter, Some(delay_ms)) => NackAction::RequeueAfter { delay_ms },
+        (NackKind::RequeueAfter, None) => {
+            return Err(BrokerError::validation(
+                "delay_ms",
+                "required",
+                "requeue_after needs delay_ms",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(BrokerError::validation(
+                "delay_ms",
+                "unexpected",
+                "delay_ms goes with the requeue_after action only",
+            ));
+        }
+        (NackKind::Requeue, None) => NackAction::Requeue,
+        (NackKind::RequeueNow, None) => NackAction::RequeueNow,
+        (NackKind::DeadLetter, None) => NackAction::DeadLetter,
+    };
+    let Reply::Nacked { outcome } = reply(
+        group
+            .propose(Command::Nack { receipt, action }, Vec::new())
+            .await?,
+    )?
+    else {
+        return Err(BrokerError::Internal(anyhow::anyhow!(
+            "nack got another reply"
+        )));
+    };
+    let mut body = serde_json::to_value(outcome).map_err(|e| BrokerError::Internal(e.into()))?;
+    body["receipt"] = json!(request.receipt);
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    receipt: String,
+    lease_ms: u64,
+}
+
+pub async fn extend(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<ExtendRequest>,
+) -> BrokerResult<Json<Value>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let receipt = parse_receipt("receipt", &request.receipt)?;
+    if request.lease_ms > MAX_LEASE_MS {
+        return Err(BrokerError::validation(
+            "lease_ms",
+            "range",
+            format!("must be at most {MAX_LEASE_MS}"),
+        ));
+    }
+    let command = Command::ExtendLease {
+        receipt,
+        lease_ms: request.lease_ms,
+    };
+    let Reply::LeaseExtended { lease_deadline_ms } =
+        reply(group.propose(command, Vec::new()).await?)?
+    else {
+        return Err(BrokerError::Internal(anyhow::anyhow!(
+            "extend got another reply"
+        )));
+    };
+    Ok(Json(
+        json!({"receipt": request.receipt, "lease_deadline_ms": lease_deadline_ms}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PeekParams {
+    max: Option<usize>,
+}
+
+pub async fn peek(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    Query(params): Query<PeekParams>,
+) -> BrokerResult<Json<Value>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let max = params.max.unwrap_or(10);
+    if !(1..=MAX_RECEIVE as usize).contains(&max) {
+        return Err(BrokerError::validation(
+            "max",
+            "range",
+            format!("must be between 1 and {MAX_RECEIVE}"),
+        ));
+    }
+    let views = group.view().read(|q| q.peek(max));
+    let bodies = group
+        .read_bodies(views.iter().map(|v| v.body_ref).collect())
+        .await?;
+    let messages: Vec<PeekedMessage> = views
+        .into_iter()
+        .zip(bodies.iter())
+        .map(|(view, body)| PeekedMessage::new(view, body))
+        .collect();
+    Ok(Json(json!({ "messages": messages })))
+}
+
+pub async fn purge(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+) -> BrokerResult<Json<Value>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let Reply::Purged { count } = reply(group.propose(Command::Purge, Vec::new()).await?)? else {
+        return Err(BrokerError::Internal(anyhow::anyhow!(
+            "purge got another reply"
+        )));
+    };
+    Ok(Json(json!({ "purged": count })))
+}
+
+pub async fn stats(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+) -> BrokerResult<Json<Value>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let stats = group.view().read(|q| q.stats());
+    Ok(Json(json!({
+        "queue": name,
+        "ready": stats.ready,
+        "unacked": stats.unacked,
+        "delayed": stats.delayed,
+        "ready_bytes": stats.ready_bytes,
+        "outbox": stats.outbox,
+        "consumers": stats.consumers,
+    })))
+}

@@ -1,0 +1,284 @@
+//! The group manager: one task owns the groups this node hosts and converges
+//! them to the topology. For every topology version it opens (or creates) a
+//! group for each queue placed on this node under `data_dir/groups/<group_id>/`,
+//! shuts down and deletes groups whose queue is gone, proposes
+//! `UpdateSettings` where a queue's spec changed — and only then reports the
+//! version as applied, so a declare that the control plane confirmed can be
+//! published to at once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sluice_queue::{Command, QueueSettings};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::control::TopologyHandle;
+use crate::queue::group::DeadLetterNote;
+use crate::queue::{GroupSpec, QueueGroup};
+use crate::topology::Topology;
+
+/// Groups opened at the same time (a restart reopens every group).
+const OPEN_CONCURRENCY: usize = 32;
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The groups hosted here, by tenant and queue name.
+pub struct GroupTable {
+    /// The topology version these groups converged to (-1 before the first).
+    version: i64,
+    queues: HashMap<(i64, String), Arc<QueueGroup>>,
+    by_id: HashMap<String, Arc<QueueGroup>>,
+}
+
+/// Read access to the hosted groups, for request handlers.
+#[derive(Clone)]
+pub struct Groups {
+    receiver: watch::Receiver<Arc<GroupTable>>,
+}
+
+impl Default for GroupTable {
+    fn default() -> Self {
+        GroupTable {
+            version: -1,
+            queues: HashMap::new(),
+            by_id: HashMap::new(),
+        }
+    }
+}
+
+impl Groups {
+    /// The topology version the hosted groups converged to.
+    pub fn version(&self) -> i64 {
+        self.receiver.borrow().version
+    }
+
+    pub fn queue(&self, tenant_id: i64, name: &str) -> Option<Arc<QueueGroup>> {
+        self.receiver
+            .borrow()
+            .queues
+            .get(&(tenant_id, name.to_string()))
+            .cloned()
+    }
+
+    pub fn by_id(&self, group_id: &str) -> Option<Arc<QueueGroup>> {
+        self.receiver.borrow().by_id.get(group_id).cloned()
+    }
+}
+
+pub struct GroupManager {
+    node_id: String,
+    root: PathBuf,
+    groups: HashMap<String, Arc<QueueGroup>>,
+    table: watch::Sender<Arc<GroupTable>>,
+    dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+}
+
+impl GroupManager {
+    /// Starts the manager task; it reports each converged version on
+    /// `applied` and closes every group when `shutdown` is cancelled.
+    pub fn start(
+        node_id: String,
+        data_dir: &Path,
+        topology: TopologyHandle,
+        applied: watch::Sender<i64>,
+        dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+        shutdown: CancellationToken,
+    ) -> (Groups, JoinHandle<()>) {
+        let (table, receiver) = watch::channel(Arc::new(GroupTable::default()));
+        let manager = GroupManager {
+            node_id,
+            root: data_dir.join("groups"),
+            groups: HashMap::new(),
+            table,
+            dead_letters,
+        };
+        let task = tokio::spawn(manager.run(topology, applied, shutdown));
+        (Groups { receiver }, task)
+    }
+
+    async fn run(
+        mut self,
+        topology: TopologyHandle,
+        applied: watch::Sender<i64>,
+        shutdown: CancellationToken,
+    ) {
+        let mut updates = topology.subscribe();
+        loop {
+            let current = updates.borrow_and_update().clone();
+            let mut converged = true;
+            if current.version >= 0 {
+                converged = self.converge(&current).await;
+                if converged {
+                    applied.send_replace(current.version);
+                }
+            }
+            let retry = async {
+                if converged {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(RETRY).await;
+            };
+            tokio::select! {
+                changed = updates.changed() => if changed.is_err() { break },
+                _ = retry => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        for group in self.groups.values() {
+            group.close().await;
+        }
+    }
+
+    /// One pass towards `topology`; false when something must be retried.
+    async fn converge(&mut self, topology: &Topology) -> bool {
+        let mut ok = true;
+        let mut desired: HashMap<String, GroupSpec> = HashMap::new();
+        for queue in topology.queues.values() {
+            if !queue.placement.replicas.iter().any(|r| r == &self.node_id) {
+                continue;
+            }
+            let settings = match serde_json::from_value::<QueueSettings>(queue.spec.clone()) {
+                Ok(settings) => settings,
+                Err(err) => {
+                    tracing::warn!(queue = %queue.name, error = %err, "queue spec not understood; using defaults");
+                    QueueSettings::default()
+                }
+            };
+            if !safe_dir_name(&queue.placement.group_id) {
+                tracing::warn!(group = %queue.placement.group_id, "refusing a group id unfit for a directory name");
+                continue;
+            }
+            desired.insert(
+                queue.placement.group_id.clone(),
+                GroupSpec {
+                    group_id: queue.placement.group_id.clone(),
+                    tenant_id: queue.tenant_id,
+                    queue: queue.name.clone(),
+                    settings,
+                    replicas: queue.placement.replicas.clone(),
+                },
+            );
+        }
+
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| !desired.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(group) = self.groups.remove(&id) {
+                group.close().await;
+                tracing::info!(group = %id, queue = %group.spec.queue, "queue deleted; group removed");
+            }
+        }
+        ok &= self.remove_orphan_dirs(&desired).await;
+
+        let missing: Vec<GroupSpec> = desired
+            .values()
+            .filter(|spec| !self.groups.contains_key(&spec.group_id))
+            .cloned()
+            .collect();
+        let opened: Vec<(String, anyhow::Result<Arc<QueueGroup>>)> =
+            futures_util::stream::iter(missing)
+                .map(|spec| {
+                    let dir = self.root.join(&spec.group_id);
+                    let node_id = self.node_id.clone();
+                    let dead_letters = self.dead_letters.clone();
+                    async move {
+                        let id = spec.group_id.clone();
+                        (
+                            id,
+                            QueueGroup::open(&dir, &node_id, spec, dead_letters).await,
+                        )
+                    }
+                })
+                .buffer_unordered(OPEN_CONCURRENCY)
+                .collect()
+                .await;
+        for (id, result) in opened {
+            match result {
+                Ok(group) => {
+                    tracing::info!(group = %id, queue = %group.spec.queue, "queue group open");
+                    self.groups.insert(id, group);
+                }
+                Err(err) => {
+                    tracing::error!(group = %id, error = %err, "opening a queue group failed; retrying");
+                    ok = false;
+                }
+            }
+        }
+
+        for spec in desired.values() {
+            let Some(group) = self.groups.get(&spec.group_id) else {
+                continue;
+            };
+            let same = group.view().read(|q| q.settings() == &spec.settings);
+            if !same && group.is_leader() {
+                let update = Command::UpdateSettings {
+                    settings: spec.settings.clone(),
+                };
+                if let Err(err) = group.propose(update, Vec::new()).await {
+                    tracing::warn!(group = %spec.group_id, error = %err, "updating queue settings failed");
+                    ok = false;
+                }
+            }
+        }
+
+        let mut table = GroupTable {
+            version: if ok {
+                topology.version
+            } else {
+                self.table.borrow().version
+            },
+            ..GroupTable::default()
+        };
+        for group in self.groups.values() {
+            let key = (group.spec.tenant_id, group.spec.queue.clone());
+            table.queues.insert(key, group.clone());
+            table
+                .by_id
+                .insert(group.spec.group_id.clone(), group.clone());
+        }
+        self.table.send_replace(Arc::new(table));
+        ok
+    }
+
+    /// Deletes group directories no queue placed here owns any more
+    /// (including queues deleted while this broker was down).
+    async fn remove_orphan_dirs(&self, desired: &HashMap<String, GroupSpec>) -> bool {
+        let mut entries = match tokio::fs::read_dir(&self.root).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(err) => {
+                tracing::warn!(error = %err, "listing group directories failed");
+                return false;
+            }
+        };
+        let mut ok = true;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if desired.contains_key(&name) || self.groups.contains_key(&name) {
+                continue;
+            }
+            if let Err(err) = tokio::fs::remove_dir_all(entry.path()).await {
+                tracing::warn!(group = %name, error = %err, "deleting a group directory failed");
+                ok = false;
+            }
+        }
+        ok
+    }
+}
+
+fn safe_dir_name(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}

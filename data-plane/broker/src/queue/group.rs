@@ -1,0 +1,223 @@
+//! One queue group on this broker: opens the segment log and the state
+//! machine under `data_dir/groups/<group_id>/`, starts (or restarts) the
+//! openraft group, proposes commands and reads message bodies back from the
+//! log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::{BasicNode, ServerState};
+use sluice_queue::{BodyRef, Command, DeadLetter, QueueSettings, TimedCommand};
+use sluice_storage::raft::SegmentLogStore;
+use sluice_storage::{LogConfig, SegmentLog};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{self, MessageBody};
+use super::outcome::CommandOutcome;
+use super::state_machine::{QueueStateMachine, QueueView};
+use super::timer;
+use crate::raft::{GroupConfig, GroupRaft, group_config, network_for, raft_node_id};
+
+/// How long opening a group waits for it to elect a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Bytes read per body lookup (one entry is at least one batch).
+const BODY_READ_BYTES: usize = 64 * 1024;
+
+/// What the topology says about a group hosted here.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub group_id: String,
+    pub tenant_id: i64,
+    pub queue: String,
+    pub settings: QueueSettings,
+    /// Broker node ids of the replicas.
+    pub replicas: Vec<String>,
+}
+
+/// Dead letters a group produced, for the broker's dead-letter forwarder.
+#[derive(Debug, Clone)]
+pub struct DeadLetterNote {
+    pub group_id: String,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("this broker is not the queue's leader (leader: {0:?}); forwarding is not built yet")]
+    NotLeader(Option<u64>),
+    #[error("the queue's group is unavailable: {0}")]
+    Unavailable(String),
+    #[error("queue storage failed: {0}")]
+    Storage(String),
+}
+
+pub struct QueueGroup {
+    pub spec: GroupSpec,
+    dir: PathBuf,
+    raft: GroupRaft<QueueStateMachine>,
+    view: QueueView,
+    log: SegmentLog,
+    node: u64,
+    dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+    stop: CancellationToken,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl QueueGroup {
+    /// Opens (or creates) the group in `dir`, initializes a new one with its
+    /// replicas, waits for a leader and starts its timer task.
+    pub async fn open(
+        dir: &Path,
+        node_id: &str,
+        spec: GroupSpec,
+        dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+    ) -> anyhow::Result<Arc<QueueGroup>> {
+        let config = LogConfig {
+            segment_bytes: 16 * 1024 * 1024,
+            ..LogConfig::default()
+        };
+        let store = SegmentLogStore::<GroupConfig>::open(dir.join("log"), config).await?;
+        let log = store.log().clone();
+        let machine = QueueStateMachine::open(&dir.join("snapshots"), spec.settings.clone())?;
+        let view = machine.view();
+        let node = raft_node_id(node_id);
+        let raft = GroupRaft::new(
+            node,
+            group_config()?,
+            network_for(&spec.replicas),
+            store,
+            machine,
+        )
+        .await?;
+        if !raft.is_initialized().await? {
+            let members: BTreeMap<u64, BasicNode> = spec
+                .replicas
+                .iter()
+                .map(|r| (raft_node_id(r), BasicNode::default()))
+                .collect();
+            raft.initialize(members).await?;
+        }
+        raft.wait(Some(LEADER_WAIT))
+            .state(ServerState::Leader, "queue group leader")
+            .await?;
+        let group = Arc::new(QueueGroup {
+            spec,
+            dir: dir.to_path_buf(),
+            raft,
+            view,
+            log,
+            node,
+            dead_letters,
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(timer::run(group.clone(), group.stop.clone()));
+        Ok(group)
+    }
+
+    pub fn view(&self) -> &QueueView {
+        &self.view
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let leader = self.raft.metrics().borrow_watched().current_leader;
+        leader == Some(self.node)
+    }
+
+    /// Proposes `command` (with the bodies of a publish), stamped with this
+    /// node's clock, and answers once it is committed and applied.
+    pub async fn propose(
+        &self,
+        command: Command,
+        bodies: Vec<MessageBody>,
+    ) -> Result<CommandOutcome, GroupError> {
+        let command = TimedCommand::new(now_ms(), command);
+        let records = codec::encode_entry(&command, bodies)
+            .map_err(|e| GroupError::Storage(e.to_string()))?;
+        let response = self.raft.client_write(records).await.map_err(write_error)?;
+        let outcome = response.data;
+        let pending: Vec<DeadLetter> = outcome
+            .dead_letters
+            .iter()
+            .filter(|d| d.outbox_id.is_some())
+            .cloned()
+            .collect();
+        if !pending.is_empty() {
+            let _ = self.dead_letters.send(DeadLetterNote {
+                group_id: self.spec.group_id.clone(),
+                dead_letters: pending,
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// The bodies `refs` point at, in order.
+    pub async fn read_bodies(&self, refs: Vec<BodyRef>) -> Result<Vec<MessageBody>, GroupError> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || read_bodies(&log, &refs))
+            .await
+            .map_err(|e| GroupError::Storage(e.to_string()))?
+    }
+
+    /// Stops the timer and the Raft group (the log is closed once dropped).
+    pub async fn close(&self) {
+        self.stop.cancel();
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::warn!(group = %self.spec.group_id, error = %err, "group shutdown failed");
+        }
+    }
+}
+
+fn read_bodies(log: &SegmentLog, refs: &[BodyRef]) -> Result<Vec<MessageBody>, GroupError> {
+    let mut entries: HashMap<u64, Vec<sluice_storage::Record>> = HashMap::new();
+    let mut bodies = Vec::with_capacity(refs.len());
+    for body_ref in refs {
+        if let std::collections::hash_map::Entry::Vacant(slot) = entries.entry(body_ref.log_index) {
+            let batches = log
+                .read(body_ref.log_index, BODY_READ_BYTES)
+                .map_err(|e| GroupError::Storage(e.to_string()))?;
+            let batch = batches
+                .into_iter()
+                .find(|b| b.offset == body_ref.log_index)
+                .ok_or_else(|| {
+                    GroupError::Storage(format!("log entry {} is gone", body_ref.log_index))
+                })?;
+            slot.insert(batch.records);
+        }
+        let record = entries
+            .get(&body_ref.log_index)
+            .and_then(|records| records.get(body_ref.slot as usize))
+            .cloned()
+            .ok_or_else(|| {
+                GroupError::Storage(format!(
+                    "log entry {} has no body slot {}",
+                    body_ref.log_index, body_ref.slot
+                ))
+            })?;
+        bodies.push(codec::body_from_record(record));
+    }
+    Ok(bodies)
+}
+
+fn write_error(err: RaftError<GroupConfig, ClientWriteError<GroupConfig>>) -> GroupError {
+    match err {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            GroupError::NotLeader(forward.leader_id)
+        }
+        other => GroupError::Unavailable(other.to_string()),
+    }
+}

@@ -1,0 +1,44 @@
+//! What a committed entry answers through openraft's responder: the queue's
+//! reply (or why the entry was not a command) and the dead letters applying
+//! it produced.
+
+use serde::{Deserialize, Serialize};
+use sluice_queue::{Applied, DeadLetter, QueueError, Reply};
+
+/// The response of one applied entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    pub result: Result<Reply, CommandError>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    /// The queue refused the command (unknown or stale receipt, ...).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The entry's records do not hold a command this broker understands.
+    #[error("entry is not a queue command: {0}")]
+    Undecodable(String),
+    /// Blank and membership entries carry no command.
+    #[error("entry carries no command")]
+    NoCommand,
+}
+
+impl From<Applied> for CommandOutcome {
+    fn from(applied: Applied) -> Self {
+        CommandOutcome {
+            result: applied.result.map_err(CommandError::Queue),
+            dead_letters: applied.dead_letters,
+        }
+    }
+}
+
+impl CommandOutcome {
+    pub fn without(error: CommandError) -> Self {
+        CommandOutcome {
+            result: Err(error),
+            dead_letters: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! openraft glue shared by every group this broker hosts: the type config
+//! (entries are record batches of the segment log), the Raft timing, node ids,
+//! and the network groups talk to their peers through.
+
+mod network;
+
+use std::sync::Arc;
+
+use openraft::SnapshotPolicy;
+use sha2::{Digest, Sha256};
+use sluice_storage::raft::Records;
+
+pub use network::{SingleVoterNetwork, network_for};
+
+use crate::queue::outcome::CommandOutcome;
+
+openraft::declare_raft_types!(
+    /// One queue group: app data is the entry's records (record 0 the command,
+    /// records 1..=n the bodies), the response is what applying it produced.
+    pub GroupConfig:
+        D = Records,
+        R = CommandOutcome,
+);
+
+pub type GroupRaft<SM> = openraft::Raft<GroupConfig, SM>;
+
+/// Raft timing for every group. A single voter never sends heartbeats; after
+/// a restart it elects itself once the election timeout passes, so the
+/// timeout is short.
+///
+/// Snapshots are never taken for now: a snapshot lets openraft purge the log
+/// below it, and message bodies live in the log. The next step is to snapshot
+/// and purge only up to `QueueState::release_cursor()` (below it, no live
+/// message or unsettled dead letter points into the log).
+pub fn group_config() -> anyhow::Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: "sluice-queue".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 250,
+        election_timeout_max: 500,
+        snapshot_policy: SnapshotPolicy::Never,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate()?))
+}
+
+/// The Raft node id of a broker: a stable hash of its node id string, the same
+/// on every broker, so placements (`replicas` = node ids) map to Raft members.
+pub fn raft_node_id(node_id: &str) -> u64 {
+    let digest = Sha256::digest(node_id.as_bytes());
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_are_stable_and_distinct() {
+        assert_eq!(raft_node_id("n1"), raft_node_id("n1"));
+        assert_ne!(raft_node_id("n1"), raft_node_id("n2"));
+    }
+}
