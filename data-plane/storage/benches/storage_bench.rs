@@ -6,7 +6,8 @@
 //! Environment: `SLUICE_BENCH_SECS` (per case and side, default 3), `SLUICE_BENCH_DIR`
 //! (default the system temp dir; must be on the disk being measured),
 //! `SLUICE_BENCH_WRITER` (`pooled`, the default, or `dedicated`), `SLUICE_BENCH_CASES`
-//! (comma-separated `record_bytes x records x appenders`, e.g. `100x1x64,1024x256x1`).
+//! (comma-separated `record_bytes x records x appenders`, e.g. `100x1x64,1024x256x1`),
+//! `SLUICE_BENCH_SEGMENT_MIB` (segment size, default the engine's default).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -70,8 +71,13 @@ async fn engine(
     run_for: Duration,
     writer: WriterMode,
 ) -> EngineResult {
+    let segment_bytes = std::env::var("SLUICE_BENCH_SEGMENT_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(LogConfig::default().segment_bytes, |mib| mib << 20);
     let config = LogConfig {
         writer,
+        segment_bytes,
         ..LogConfig::default()
     };
     let log = SegmentLog::open(dir, config).await.expect("open");

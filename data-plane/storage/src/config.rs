@@ -43,6 +43,8 @@ pub struct LogConfig {
     pub fsync: FsyncPolicy,
     /// Most commands the writer drains into one group commit.
     pub max_group_len: usize,
+    /// A group commit is cut (written and fsynced) once it holds this many bytes.
+    pub max_group_bytes: usize,
     /// Capacity of the append queue; appenders wait when it is full (backpressure).
     pub queue_capacity: usize,
     /// Where the writer runs.
@@ -60,6 +62,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             fsync: FsyncPolicy::EveryBatch,
             max_group_len: 4096,
+            max_group_bytes: 16 * 1024 * 1024,
             queue_capacity: 8192,
             writer: WriterMode::Pooled,
             lock_wait: Duration::from_secs(5),

@@ -157,16 +157,26 @@ impl Writer {
     /// Runs a drained set of commands in order, group-committing runs of appends.
     fn execute(&mut self, cmds: &mut Vec<Command>) {
         let mut appends = Vec::new();
+        let mut group_bytes = 0usize;
         for cmd in cmds.drain(..) {
             if self.stopping {
                 // Dropping the command drops its callbacks, failing the waiters.
                 continue;
             }
             match cmd {
-                Command::Append(a) => appends.push(Pending {
-                    cmd: a,
-                    outcome: Outcome::Pending,
-                }),
+                Command::Append(a) => {
+                    group_bytes += a.batch.len();
+                    appends.push(Pending {
+                        cmd: a,
+                        outcome: Outcome::Pending,
+                    });
+                    // Bounding a group keeps appenders encoding the next batches while
+                    // this one is flushed, instead of the whole queue moving in lockstep.
+                    if group_bytes >= self.config.max_group_bytes {
+                        self.commit_group(std::mem::take(&mut appends));
+                        group_bytes = 0;
+                    }
+                }
                 other => {
                     self.commit_group(std::mem::take(&mut appends));
                     self.run_command(other);
