@@ -1,0 +1,142 @@
+//! Publishing through exchanges on a real broker: a direct and a topic
+//! exchange route to their bound queues, each message reports how many
+//! queues took it, and an unroutable message says so.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_e2e::Deployment;
+
+async fn bodies(sluice: &Deployment, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
+    let (status, answer) = sluice
+        .data
+        .call(
+            Method::POST,
+            &format!("/v1/queues/{queue}/receive"),
+            Some(key),
+            Some(json!({"max_messages": 100})),
+        )
+        .await?;
+    anyhow::ensure!(status == StatusCode::OK, "{answer}");
+    let mut bodies: Vec<String> = answer["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["body"].as_str().map(str::to_string))
+        .collect();
+    bodies.sort();
+    Ok(bodies)
+}
+
+async fn bind(sluice: &Deployment, source: &str, queue: &str, key: &str) -> anyhow::Result<()> {
+    let binding = json!({"source": source, "destination": queue, "routing_key": key});
+    let (status, body) = sluice
+        .api
+        .call(
+            Method::POST,
+            "/v1/bindings",
+            Some(&sluice.admin),
+            Some(binding),
+        )
+        .await?;
+    anyhow::ensure!(status.is_success(), "binding: {status} {body}");
+    Ok(())
+}
+
+fn message(body: &str, routing_key: &str) -> Value {
+    json!({"body": body, "routing_key": routing_key})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_and_topic_exchanges_route_to_bound_queues() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let admin = &sluice.admin;
+    for queue in ["eu", "us", "audit"] {
+        sluice
+            .declare(admin, &format!("/v1/queues/{queue}"), json!({}))
+            .await?;
+    }
+    sluice
+        .declare(admin, "/v1/exchanges/regions", json!({"type": "direct"}))
+        .await?;
+    sluice
+        .declare(admin, "/v1/exchanges/events", json!({"type": "topic"}))
+        .await?;
+    bind(&sluice, "regions", "eu", "eu").await?;
+    bind(&sluice, "regions", "us", "us").await?;
+    bind(&sluice, "events", "eu", "orders.eu.*").await?;
+    bind(&sluice, "events", "audit", "orders.#").await?;
+    let app = sluice.key(admin, &["publish", "consume"]).await?;
+
+    let (status, direct) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/regions/publish",
+            Some(&app),
+            Some(json!({"messages": [
+                message("to eu", "eu"),
+                message("to us", "us"),
+                message("to nowhere", "asia"),
+            ], "mandatory": true})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    let results = &direct["results"];
+    assert_eq!(results[0]["routed"], 1, "{direct}");
+    assert_eq!(results[0]["queues"], json!(["eu"]));
+    assert_eq!(results[1]["queues"], json!(["us"]));
+    assert_eq!(results[2]["unroutable"], true);
+    assert_eq!(results[2]["routed"], 0);
+    assert_eq!(results[2]["returned"], true);
+
+    let (status, topic) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/events/publish",
+            Some(&app),
+            Some(json!({"messages": [
+                message("eu order", "orders.eu.created"),
+                message("us order", "orders.us.created"),
+                message("a refund", "refunds.eu.created"),
+            ]})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{topic}");
+    let results = &topic["results"];
+    assert_eq!(results[0]["routed"], 2, "{topic}");
+    assert_eq!(results[0]["queues"], json!(["audit", "eu"]));
+    assert_eq!(results[1]["routed"], 1);
+    assert_eq!(results[2]["status"], "unroutable");
+
+    // The default exchange routes by queue name.
+    let (_, by_name) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/default/publish",
+            Some(&app),
+            Some(json!({"messages": [message("named", "us")]})),
+        )
+        .await?;
+    assert_eq!(by_name["results"][0]["queues"], json!(["us"]), "{by_name}");
+
+    assert_eq!(bodies(&sluice, &app, "eu").await?, ["eu order", "to eu"]);
+    assert_eq!(bodies(&sluice, &app, "us").await?, ["named", "to us"]);
+    assert_eq!(
+        bodies(&sluice, &app, "audit").await?,
+        ["eu order", "us order"]
+    );
+
+    let (status, missing) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/nope/publish",
+            Some(&app),
+            Some(json!({"messages": [message("x", "y")]})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    Ok(())
+}
