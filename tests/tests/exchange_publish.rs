@@ -1,6 +1,7 @@
 //! Publishing through exchanges on a real broker: a direct and a topic
 //! exchange route to their bound queues, each message reports how many
-//! queues took it, and an unroutable message says so.
+//! queues took it, and an unroutable message says so; a message nacked to
+//! dead-letter reaches the queue bound to its dead-letter exchange.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -138,5 +139,76 @@ async fn direct_and_topic_exchanges_route_to_bound_queues() -> anyhow::Result<()
         )
         .await?;
     assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+
+    // Dead-lettering: nack with dead_letter → republished through the DLX.
+    sluice
+        .declare(admin, "/v1/exchanges/dlx", json!({"type": "fanout"}))
+        .await?;
+    sluice
+        .declare(admin, "/v1/queues/graveyard", json!({}))
+        .await?;
+    sluice
+        .declare(
+            admin,
+            "/v1/queues/work",
+            json!({"dead_letter_exchange": "dlx"}),
+        )
+        .await?;
+    bind(&sluice, "dlx", "graveyard", "").await?;
+    sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/work/messages",
+            Some(&app),
+            Some(json!({"messages": [{"body": "poison", "headers": {"origin": "test"}}]})),
+        )
+        .await?;
+    let (_, received) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/work/receive",
+            Some(&app),
+            Some(json!({})),
+        )
+        .await?;
+    let receipt = received["messages"][0]["receipt"].clone();
+    let (status, nacked) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/work/nack",
+            Some(&app),
+            Some(json!({"receipt": receipt, "action": "dead_letter"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{nacked}");
+    assert_eq!(nacked["outcome"], "dead_lettered");
+    let (_, dead) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/graveyard/receive",
+            Some(&app),
+            Some(json!({"wait_ms": 5000})),
+        )
+        .await?;
+    let dead = &dead["messages"][0];
+    assert_eq!(dead["body"], "poison", "{dead}");
+    assert_eq!(dead["headers"]["origin"], "test");
+    assert_eq!(dead["headers"]["x-death-reason"], "rejected");
+    assert_eq!(dead["headers"]["x-death-queue"], "work");
+    assert_eq!(dead["headers"]["x-death-count"], "1");
+    // Settled: the source queue's outbox is empty again.
+    let settled = sluice_e2e::eventually(std::time::Duration::from_secs(5), || async {
+        let stats = sluice
+            .data
+            .call(Method::GET, "/v1/queues/work/stats", Some(&app), None)
+            .await;
+        matches!(stats, Ok((_, s)) if s["outbox"] == 0)
+    })
+    .await;
+    assert!(settled, "the dead letter should be settled");
     Ok(())
 }

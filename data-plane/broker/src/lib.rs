@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod dead_letter;
 pub mod error;
 pub mod groups;
 pub mod queue;
@@ -27,6 +28,7 @@ use crate::api::BrokerState;
 use crate::config::Config;
 use crate::control::follower::NodeIdentity;
 use crate::control::{ControlClient, Follower};
+use crate::dead_letter::DeadLetterForwarder;
 use crate::groups::GroupManager;
 use crate::routers::Routers;
 
@@ -50,7 +52,8 @@ pub async fn run(
         applied_receiver,
         shutdown.clone(),
     );
-    let (dead_letters, mut dead_letter_notes) = mpsc::unbounded_channel();
+    let (dead_letters, dead_letter_notes) = mpsc::unbounded_channel();
+    let dead_letters_retry = dead_letters.clone();
     let (groups, manager) = GroupManager::start(
         config.node_id.clone(),
         &config.data_dir,
@@ -60,19 +63,23 @@ pub async fn run(
         shutdown.clone(),
     );
     tasks.push(manager);
-    // Dead letters stay in their queue's outbox (bodies pinned in the log)
-    // until republishing to the dead-letter exchange lands.
-    tasks.push(tokio::spawn(async move {
-        while let Some(note) = dead_letter_notes.recv().await {
-            tracing::info!(group = %note.group_id, count = note.dead_letters.len(), "dead letters waiting in the outbox");
-        }
-    }));
+    let routers = Arc::new(Routers::default());
+    let forwarder = DeadLetterForwarder {
+        groups: groups.clone(),
+        topology: topology.clone(),
+        routers: routers.clone(),
+    };
+    tasks.push(tokio::spawn(forwarder.run(
+        dead_letter_notes,
+        dead_letters_retry,
+        shutdown.clone(),
+    )));
     let state = BrokerState {
         topology,
         jwks: Arc::new(auth::Jwks::new(client)),
         node_id: config.node_id.clone(),
         groups,
-        routers: Arc::new(Routers::default()),
+        routers,
     };
     let serve_shutdown = shutdown.clone();
     axum::serve(listener, api::router(state))

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ServerState};
-use sluice_queue::{BodyRef, Command, DeadLetter, QueueSettings, TimedCommand};
+use sluice_queue::{BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, TimedCommand};
 use sluice_storage::raft::SegmentLogStore;
 use sluice_storage::{LogConfig, SegmentLog};
 use tokio::sync::mpsc;
@@ -122,6 +122,20 @@ impl QueueGroup {
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
+        let unsettled: Vec<DeadLetter> = group.view.read(|q| {
+            q.outbox()
+                .filter_map(|(_, entry)| match entry {
+                    OutboxEntry::DeadLetter(dead_letter) => Some(dead_letter.clone()),
+                    OutboxEntry::Redrive(_) => None,
+                })
+                .collect()
+        });
+        if !unsettled.is_empty() {
+            let _ = group.dead_letters.send(DeadLetterNote {
+                group_id: group.spec.group_id.clone(),
+                dead_letters: unsettled,
+            });
+        }
         Ok(group)
     }
 
