@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod brokers;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -42,6 +43,8 @@ pub enum StartError {
     Signer(#[from] auth::jwt::SignerError),
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot build the broker client: {0}")]
+    BrokerClient(#[from] reqwest::Error),
 }
 
 /// Connects to Postgres, migrates, and builds the shared state.
@@ -51,6 +54,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let operator_key_hash = config.operator_key.as_deref().map(api_key::hash_secret);
     let node_key_hash = config.node_key.as_deref().map(api_key::hash_secret);
     let versions = feed::VersionWatch::start(pool.clone()).await?;
+    let brokers = brokers::BrokerClient::new(config.node_key.clone())?;
     Ok(AppState {
         pool,
         signer: Arc::new(signer),
@@ -58,6 +62,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         operator_key_hash,
         node_key_hash,
         versions,
+        brokers,
     })
 }
 

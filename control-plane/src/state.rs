@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::auth::jwt::Signer;
+use crate::brokers::BrokerClient;
 use crate::config::Config;
 use crate::feed::VersionWatch;
 
@@ -20,4 +21,6 @@ pub struct AppState {
     pub node_key_hash: Option<Vec<u8>>,
     /// The latest topology version, for feed long-polls.
     pub versions: VersionWatch,
+    /// Asks brokers for what only they know (queue depth).
+    pub brokers: BrokerClient,
 }

@@ -319,6 +319,11 @@ impl Deployment {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.restart_broker()
+    }
+
+    /// Starts the broker again on the same data directory (after it stopped or was killed).
+    pub fn restart_broker(&mut self) -> anyhow::Result<()> {
         self.broker = Broker::start(
             &self.control.url,
             NODE_KEY,

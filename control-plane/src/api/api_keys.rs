@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 
-use super::{Problems, tenant_actor};
+use super::{Problems, convergence, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::db::mutation::Mutation;
@@ -34,8 +34,11 @@ pub async fn create_api_key(
     let details = serde_json::json!({ "name": request.name, "scopes": request.scopes, "expires_at": request.expires_at });
     // Brokers verify keys from the topology feed; the bump sends them this one.
     m.bump("api_key", &created.api_key.id, "create").await?;
-    m.commit("api_key.create", &created.api_key.id, details)
+    let version = m
+        .commit("api_key.create", &created.api_key.id, details)
         .await?;
+    // Usable on every broker when this returns (the key exists either way).
+    convergence::wait_applied(&state, version.unwrap_or_default()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -85,7 +88,10 @@ pub async fn revoke_api_key(
     let revoked = db::api_keys::revoke(&mut m.tx, actor.tenant_id, &id).await?;
     // Brokers cache key verifiers from the topology feed; the bump tells them.
     m.bump("api_key", &id, "revoke").await?;
-    m.commit("api_key.revoke", &id, serde_json::json!({}))
+    let version = m
+        .commit("api_key.revoke", &id, serde_json::json!({}))
         .await?;
+    // Refused by every live broker when this returns (or within seconds, if one lags).
+    convergence::wait_applied(&state, version.unwrap_or_default()).await?;
     Ok(Json(revoked))
 }

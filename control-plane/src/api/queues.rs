@@ -8,7 +8,8 @@ use super::convergence::{declared_status, deleted_status};
 use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
-use crate::error::ApiResult;
+use crate::db::mutation::Actor;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::model::api_key::Scope;
 use crate::model::common::{DeleteParams, Deleted, Page, PageParams};
@@ -56,9 +57,16 @@ pub async fn get_queue(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Queue>> {
     let key = principal.tenant_key()?;
-    Ok(Json(
-        db::queues::get(&state.pool, key.tenant_id, &name).await?,
-    ))
+    let mut queue = db::queues::get(&state.pool, key.tenant_id, &name).await?;
+    match state
+        .brokers
+        .queue_stats(&state.pool, key.tenant_id, &name)
+        .await
+    {
+        Ok(stats) => queue.stats = stats,
+        Err(err) => tracing::warn!(queue = %name, error = %err, "queue stats unavailable"),
+    }
+    Ok(Json(queue))
 }
 
 /// List queues in name order.
@@ -78,8 +86,8 @@ pub async fn list_queues(
 
 /// Delete a queue and the bindings to it.
 ///
-/// `if_empty` and `if_unused` refuse deletion of a queue holding messages or
-/// consumers; those live on the brokers, which arrive with the broker issue.
+/// `if_empty` and `if_unused` refuse (409 `in-use`) to delete a queue holding
+/// messages or consumers, as reported by the broker hosting it.
 #[utoipa::path(delete, path = "/v1/queues/{name}", tag = "queues",
     params(("name" = String, Path, description = "Queue name"), DeleteParams),
     responses((status = 200, body = Deleted), (status = 202, description = "Deleted; not yet applied by every broker", body = Deleted), Problems),
@@ -88,9 +96,12 @@ pub async fn delete_queue(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    ApiQuery(_params): ApiQuery<DeleteParams>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
+    if params.if_empty || params.if_unused {
+        check_unused(&state, &actor, &name, &params).await?;
+    }
     let (bindings_removed, topology_version) =
         db::queues::delete(&state.pool, &actor, &name).await?;
     let status = deleted_status(&state, topology_version).await?;
@@ -102,4 +113,37 @@ pub async fn delete_queue(
             topology_version,
         }),
     ))
+}
+
+/// The `if_empty` / `if_unused` conditions, asked of the hosting broker before
+/// the delete (a message published in between is deleted with the queue, as
+/// with any delete). Refuses with 503 rather than guess when no broker answers.
+async fn check_unused(
+    state: &AppState,
+    actor: &Actor,
+    name: &str,
+    params: &DeleteParams,
+) -> ApiResult<()> {
+    db::queues::get(&state.pool, actor.tenant_id, name).await?;
+    let stats = state
+        .brokers
+        .queue_stats(&state.pool, actor.tenant_id, name)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot check queue `{name}`: {e}")))?;
+    let Some(stats) = stats else {
+        return Ok(()); // never placed on a broker: it cannot hold messages or consumers
+    };
+    let messages = stats.ready + stats.unacked + stats.delayed;
+    if params.if_empty && messages > 0 {
+        return Err(ApiError::InUse(format!(
+            "queue `{name}` holds {messages} message(s) and if_empty was set"
+        )));
+    }
+    if params.if_unused && stats.consumers > 0 {
+        return Err(ApiError::InUse(format!(
+            "queue `{name}` has {} consumer(s) and if_unused was set",
+            stats.consumers
+        )));
+    }
+    Ok(())
 }

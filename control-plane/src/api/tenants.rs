@@ -45,7 +45,7 @@ pub async fn create_tenant(
     };
     first_key.validate(Utc::now())?;
     let admin_key = db::api_keys::insert(&mut tx, row.id, &first_key, &principal.actor()).await?;
-    db::mutation::bump(&mut tx, row.id, "tenant", &row.name, "create").await?;
+    let version = db::mutation::bump(&mut tx, row.id, "tenant", &row.name, "create").await?;
     db::audit::record(
         &mut tx,
         Some(row.id),
@@ -57,6 +57,8 @@ pub async fn create_tenant(
     )
     .await?;
     tx.commit().await?;
+    // The admin key works on every broker when this returns.
+    super::convergence::wait_applied(&state, version).await?;
     Ok((
         StatusCode::CREATED,
         Json(TenantCreated {

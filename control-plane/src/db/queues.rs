@@ -16,6 +16,7 @@ impl From<NamedRow<QueueSpec>> for Queue {
             spec: row.settings.0,
             topology_version: row.version,
             created_at: row.created_at,
+            stats: None,
         }
     }
 }

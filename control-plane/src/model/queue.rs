@@ -179,4 +179,7 @@ pub struct Queue {
     /// Topology version at which this queue was last changed.
     pub topology_version: i64,
     pub created_at: DateTime<Utc>,
+    /// Live counts from the broker hosting the queue (on reads, when it answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::brokers::QueueStats>,
 }

@@ -18,6 +18,8 @@ pub mod routers;
 pub mod topology;
 
 use std::sync::Arc;
+
+use sha2::Digest;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -80,6 +82,7 @@ pub async fn run(
         node_id: config.node_id.clone(),
         groups,
         routers,
+        node_key_sha256: Arc::new(sha2::Sha256::digest(config.node_key.as_bytes()).to_vec()),
     };
     let serve_shutdown = shutdown.clone();
     axum::serve(listener, api::router(state))

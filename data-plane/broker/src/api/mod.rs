@@ -6,6 +6,7 @@
 //! - [`messages`]: the message shapes on the wire.
 //! - [`json`]: the JSON extractor whose errors name the field.
 
+pub mod internal;
 pub mod json;
 pub mod messages;
 pub mod publish;
@@ -35,6 +36,8 @@ pub struct BrokerState {
     pub node_id: String,
     pub groups: Groups,
     pub routers: Arc<Routers>,
+    /// SHA-256 of the node key, for the control plane's calls to `/internal`.
+    pub node_key_sha256: Arc<Vec<u8>>,
 }
 
 /// The authenticated caller of a data request.
@@ -78,6 +81,10 @@ pub fn router(state: BrokerState) -> Router {
         .route("/v1/queues/{queue}/peek", get(queues::peek))
         .route("/v1/queues/{queue}/purge", post(queues::purge))
         .route("/v1/queues/{queue}/stats", get(queues::stats))
+        .route(
+            "/internal/v1/groups/{group_id}/stats",
+            get(internal::group_stats),
+        )
         .fallback(|uri: Uri| async move {
             BrokerError::NotFound {
                 kind: "route",

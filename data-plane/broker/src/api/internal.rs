@@ -1,0 +1,78 @@
+//! `/internal/v1`: what the control plane asks a broker, authenticated with
+//! the node key (the same credential brokers present to the control plane).
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::BrokerState;
+use crate::error::{BrokerError, BrokerResult};
+
+/// A caller holding the node key.
+pub struct NodeAuth;
+
+impl FromRequestParts<BrokerState> for NodeAuth {
+    type Rejection = BrokerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &BrokerState,
+    ) -> Result<Self, BrokerError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, credential)| credential.trim())
+            .ok_or_else(|| {
+                BrokerError::Unauthorized("missing Authorization: Bearer <node key>".into())
+            })?;
+        let matches: bool = Sha256::digest(presented.as_bytes())
+            .as_slice()
+            .ct_eq(&state.node_key_sha256)
+            .into();
+        if matches {
+            Ok(NodeAuth)
+        } else {
+            Err(BrokerError::Unauthorized("invalid node key".into()))
+        }
+    }
+}
+
+/// A queue group's live counts, as the control plane shows them.
+#[derive(Debug, Serialize)]
+pub struct GroupStats {
+    pub ready: u64,
+    pub unacked: u64,
+    pub delayed: u64,
+    pub ready_bytes: u64,
+    pub consumers: u64,
+}
+
+/// `GET /internal/v1/groups/{group_id}/stats`
+pub async fn group_stats(
+    State(state): State<BrokerState>,
+    _node: NodeAuth,
+    Path(group_id): Path<String>,
+) -> BrokerResult<Json<GroupStats>> {
+    let group = state
+        .groups
+        .by_id(&group_id)
+        .ok_or_else(|| BrokerError::NotFound {
+            kind: "group",
+            name: group_id.clone(),
+        })?;
+    let stats = group.view().read(|q| q.stats());
+    Ok(Json(GroupStats {
+        ready: stats.ready,
+        unacked: stats.unacked,
+        delayed: stats.delayed,
+        ready_bytes: stats.ready_bytes,
+        consumers: stats.consumers.len() as u64,
+    }))
+}
