@@ -209,6 +209,8 @@ pub struct Deployment {
     /// The broker's data API.
     pub data: Api,
     pub admin: String,
+    /// The operator key (tenants, quotas).
+    pub operator: String,
 }
 
 impl Deployment {
@@ -236,6 +238,7 @@ impl Deployment {
             api,
             data,
             admin: String::new(),
+            operator: operator.clone(),
         };
         deployment.admin = deployment.tenant(&operator, "acme").await?;
         Ok(deployment)

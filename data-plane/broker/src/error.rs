@@ -31,6 +31,12 @@ pub enum BrokerError {
     TooLarge { field: String, detail: String },
     #[error("{kind} `{name}` not found")]
     NotFound { kind: &'static str, name: String },
+    /// Over a rate quota: retry after the given seconds (sent as `Retry-After`).
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// A receipt whose lease is over (expired, returned, delivered again).
     #[error("{0}")]
     StaleReceipt(String),
@@ -65,6 +71,11 @@ impl BrokerError {
                 "Payload too large",
             ),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Over the publish rate quota",
+            ),
             StaleReceipt(_) => (StatusCode::CONFLICT, "stale-receipt", "Stale receipt"),
             NotActiveConsumer(_) => (
                 StatusCode::CONFLICT,
@@ -122,6 +133,14 @@ impl IntoResponse for BrokerError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let BrokerError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

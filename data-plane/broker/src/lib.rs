@@ -12,6 +12,7 @@ pub mod control;
 pub mod dead_letter;
 pub mod error;
 pub mod groups;
+pub mod limits;
 pub mod queue;
 pub mod raft;
 pub mod routers;
@@ -82,6 +83,7 @@ pub async fn run(
         node_id: config.node_id.clone(),
         groups,
         routers,
+        limits: Arc::new(limits::PublishLimits::default()),
         node_key_sha256: Arc::new(sha2::Sha256::digest(config.node_key.as_bytes()).to_vec()),
     };
     let serve_shutdown = shutdown.clone();

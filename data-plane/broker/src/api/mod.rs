@@ -36,6 +36,8 @@ pub struct BrokerState {
     pub node_id: String,
     pub groups: Groups,
     pub routers: Arc<Routers>,
+    /// Per-tenant publish rate buckets.
+    pub limits: Arc<crate::limits::PublishLimits>,
     /// SHA-256 of the node key, for the control plane's calls to `/internal`.
     pub node_key_sha256: Arc<Vec<u8>>,
 }

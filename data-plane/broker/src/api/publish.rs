@@ -19,6 +19,7 @@ use super::queues::queue_group;
 use super::{BrokerState, CallerAuth};
 use crate::auth::Caller;
 use crate::error::{BrokerError, BrokerResult, command_error};
+use crate::limits::Refusal;
 use crate::queue::QueueGroup;
 
 #[derive(Deserialize)]
@@ -39,6 +40,44 @@ fn max_message_bytes(state: &BrokerState, caller: &Caller) -> i64 {
         .tenants
         .get(&caller.tenant_id)
         .map_or(0, |t| t.quotas.max_message_bytes)
+}
+
+/// Charges the batch to the tenant's publish rate quotas (messages/s and
+/// bytes/s), before anything is written: a refused batch leaves no trace.
+fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> BrokerResult<()> {
+    let topology = state.topology.current();
+    let Some(tenant) = topology.tenants.get(&caller.tenant_id) else {
+        return Err(BrokerError::Unauthorized("unknown tenant".into()));
+    };
+    let bytes: u64 = prepared.iter().map(|p| p.meta.size).sum();
+    let quotas = &tenant.quotas;
+    match state.limits.admit(
+        caller.tenant_id,
+        quotas.publish_messages_per_second,
+        quotas.publish_bytes_per_second,
+        prepared.len() as u64,
+        bytes,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Refusal::Later { retry_after }) => Err(BrokerError::RateLimited {
+            detail: format!(
+                "tenant `{}` is over its publish rate ({} messages/s, {} bytes/s); nothing was stored",
+                caller.tenant, quotas.publish_messages_per_second, quotas.publish_bytes_per_second
+            ),
+            retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        }),
+        Err(Refusal::TooLarge {
+            what,
+            needed,
+            per_second,
+        }) => Err(BrokerError::validation(
+            "messages",
+            "rate-quota",
+            format!(
+                "this batch has {needed} {what}, more than the tenant's {per_second} per second; split it"
+            ),
+        )),
+    }
 }
 
 /// Publishes `messages` to one group as one entry; one result per message.
@@ -65,6 +104,7 @@ pub async fn publish_to_queue(
     caller.require("publish")?;
     let group = queue_group(&state, &caller, &name)?;
     let prepared = prepare(request.messages, max_message_bytes(&state, &caller))?;
+    charge_rate(&state, &caller, &prepared)?;
     let refs: Vec<&Prepared> = prepared.iter().collect();
     let results = publish_to(&group, &refs).await?;
     Ok(Json(QueuePublishResponse {
@@ -118,6 +158,7 @@ pub async fn publish_to_exchange(
     let topology = state.topology.current();
     let router = state.routers.for_tenant(&topology, caller.tenant_id);
     let prepared = prepare(request.messages, max_message_bytes(&state, &caller))?;
+    charge_rate(&state, &caller, &prepared)?;
 
     let mut outcomes = Vec::with_capacity(prepared.len());
     let mut targets: BTreeMap<Arc<str>, Vec<usize>> = BTreeMap::new();

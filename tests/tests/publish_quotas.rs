@@ -1,0 +1,85 @@
+//! Publish rate quotas at the broker: over the tenant's messages/s the
+//! publish is refused whole with 429 and `Retry-After` (nothing stored, never
+//! a silent drop), a batch bigger than a second of quota is a 422, and the
+//! quota comes from the control plane's feed.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_e2e::Deployment;
+
+fn batch(n: usize) -> Value {
+    json!({ "messages": (0..n).map(|i| json!({"body": format!("m{i}")})).collect::<Vec<_>>() })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_rate_is_429_with_retry_after_and_nothing_stored() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let (status, _) = sluice
+        .api
+        .call(
+            Method::PATCH,
+            "/v1/tenants/acme/quotas",
+            Some(&sluice.operator),
+            Some(json!({"publish_messages_per_second": 5})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    sluice
+        .declare(&sluice.admin, "/v1/queues/jobs", json!({}))
+        .await?;
+
+    let (status, body) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/jobs/messages",
+            Some(&app),
+            Some(batch(6)),
+        )
+        .await?;
+    assert_eq!(
+        (status, body["field"].as_str(), body["rule"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("messages"),
+            Some("rate-quota")
+        ),
+        "{body}"
+    );
+
+    let (status, body) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/jobs/messages",
+            Some(&app),
+            Some(batch(5)),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/queues/jobs/messages", sluice.broker.url))
+        .bearer_auth(&app)
+        .json(&batch(3))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    let problem: Value = response.json().await?;
+    assert_eq!(problem["type"], "https://sluice.dev/problems/rate-limited");
+
+    // Exactly the five admitted messages are in the queue.
+    let (_, stats) = sluice
+        .data
+        .call(Method::GET, "/v1/queues/jobs/stats", Some(&app), None)
+        .await?;
+    assert_eq!(stats["ready"], 5, "{stats}");
+    Ok(())
+}
