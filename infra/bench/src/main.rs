@@ -1,0 +1,165 @@
+//! `sluice-bench`: a bounded load generator for Sluice's HTTP data API that
+//! prints one JSON line per run, with a same-run baseline so the figures can
+//! be read as ratios rather than absolute numbers from a shared machine.
+
+mod args;
+mod baseline;
+mod http;
+mod queue;
+mod report;
+mod target;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::{Cli, Mode, QueueArgs};
+use crate::report::ratio;
+use crate::target::Target;
+
+/// The printed line; a struct so the headline fields come first.
+#[derive(Serialize)]
+struct QueueReport {
+    mode: &'static str,
+    target: &'static str,
+    tenant: String,
+    queue: String,
+    complete: bool,
+    messages: u64,
+    size: u64,
+    publishers: u64,
+    batch: u64,
+    window: u64,
+    consumers: u64,
+    max_messages: u64,
+    msgs_per_s: Value,
+    mb_per_s: Value,
+    publish_msgs_per_s: Value,
+    e2e_latency_ms: Value,
+    publish_latency_ms: Value,
+    ratios: Value,
+    baseline: Value,
+    run: Value,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sluice-bench: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.mode {
+            Mode::Queue(args) => queue_mode(Arc::new(args)).await,
+        }
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("sluice-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prepares the target, measures the baselines, runs the scenario and prints
+/// the report; `Ok(false)` when the run did not complete.
+async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
+    eprintln!("sluice-bench: preparing the target");
+    let target = Target::prepare(&args.target, args.queue.as_deref()).await?;
+    let baseline_for = Duration::from_secs(args.baseline_secs);
+    let mut baseline = serde_json::Map::new();
+    if args.baseline_secs > 0 {
+        eprintln!("sluice-bench: baselines ({} s each)", args.baseline_secs);
+        let concurrency = (args.publishers * args.window) as usize;
+        let healthz = baseline::healthz(
+            &target.broker_url,
+            args.publishers as usize,
+            concurrency,
+            baseline_for,
+        )
+        .await
+        .context("the /healthz baseline")?;
+        baseline.insert("healthz".into(), healthz);
+        let dir = match (&args.fsync_dir, &target.spawned) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(spawned)) => spawned.dir().to_path_buf(),
+            (None, None) => std::env::temp_dir(),
+        };
+        let chunk = (args.batch * args.size) as usize;
+        let fsync = tokio::task::spawn_blocking(move || baseline::fsync(&dir, chunk, baseline_for))
+            .await
+            .context("the fsync baseline panicked")?
+            .context("the fsync baseline")?;
+        baseline.insert("fsync".into(), fsync);
+    }
+    eprintln!(
+        "sluice-bench: {} messages of {} B on queue {}",
+        args.messages, args.size, target.queue
+    );
+    let mut run = queue::run(&target, args.clone()).await?;
+    target.cleanup().await;
+
+    let number = |value: &Value, path: &[&str]| -> f64 {
+        path.iter()
+            .try_fold(value, |v, key| v.get(*key))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let baseline = Value::Object(baseline);
+    let healthz_rps = number(&baseline, &["healthz", "requests_per_s"]);
+    let fsyncs = number(&baseline, &["fsync", "fsyncs_per_s"]);
+    let fsync_mb = number(&baseline, &["fsync", "mb_per_s"]);
+    let ratios = serde_json::json!({
+        "publish_requests_per_healthz": ratio(number(&run, &["publish_requests_per_s"]), healthz_rps),
+        "msgs_per_healthz": ratio(number(&run, &["msgs_per_s"]), healthz_rps),
+        "publish_requests_per_fsync": ratio(number(&run, &["publish_requests_per_s"]), fsyncs),
+        "publish_mb_per_fsync_mb": ratio(number(&run, &["publish_mb_per_s"]), fsync_mb),
+        "publish_p50_per_healthz_p50": ratio(
+            number(&run, &["publish_latency_ms", "p50"]),
+            number(&baseline, &["healthz", "latency_ms", "p50"]),
+        ),
+    });
+    let complete = run["complete"].as_bool().unwrap_or(false);
+    let mut take = |key: &str| {
+        run.as_object_mut()
+            .and_then(|o| o.remove(key))
+            .unwrap_or(Value::Null)
+    };
+    let report = QueueReport {
+        mode: "queue",
+        target: target.kind,
+        tenant: target.tenant.clone(),
+        queue: target.queue.clone(),
+        complete,
+        messages: args.messages,
+        size: args.size,
+        publishers: args.publishers,
+        batch: args.batch,
+        window: args.window,
+        consumers: args.consumers,
+        max_messages: args.max_messages,
+        msgs_per_s: take("msgs_per_s"),
+        mb_per_s: take("mb_per_s"),
+        publish_msgs_per_s: take("publish_msgs_per_s"),
+        e2e_latency_ms: take("e2e_latency_ms"),
+        publish_latency_ms: take("publish_latency_ms"),
+        ratios,
+        baseline,
+        run,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(complete)
+}

@@ -1,0 +1,417 @@
+//! The queue scenario: `publishers × window` tasks publish batches with
+//! confirms while `consumers` tasks long-poll receive and ack, until every
+//! confirmed message is acked or the time limit passes.
+//!
+//! Each body starts with its publish request's send time (20 decimal
+//! digits of microseconds since the run's start, then `|`, padded with `x`
+//! to `--size` bytes), so the end-to-end latency of a message is its
+//! receive time minus that send time, measured by one clock.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::args::QueueArgs;
+use crate::report::{Latencies, round3};
+use crate::target::Target;
+
+const STAMP_DIGITS: usize = 20;
+/// Kept in the report at most, so a failing run stays one readable line.
+const MAX_ERRORS: usize = 5;
+
+#[derive(Serialize)]
+struct PublishRequest<'a> {
+    messages: Vec<OutgoingMessage<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutgoingMessage<'a> {
+    body: &'a str,
+}
+
+#[derive(Deserialize)]
+struct PublishResponse {
+    results: Vec<PublishResult>,
+}
+
+#[derive(Deserialize)]
+struct PublishResult {
+    status: String,
+}
+
+#[derive(Serialize)]
+struct ReceiveRequest {
+    max_messages: u64,
+    wait_ms: u64,
+    lease_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct ReceiveResponse {
+    messages: Vec<Received>,
+}
+
+#[derive(Deserialize)]
+struct Received {
+    body: String,
+    receipt: String,
+    #[serde(default)]
+    redelivered: bool,
+}
+
+#[derive(Serialize)]
+struct AckRequest<'a> {
+    receipts: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct AckResponse {
+    results: Vec<PublishResult>,
+}
+
+/// Counters shared by every task of one run.
+struct Shared {
+    epoch: Instant,
+    deadline: Instant,
+    /// The next message index a publisher may claim.
+    next: AtomicU64,
+    stored: AtomicU64,
+    publish_failed: AtomicU64,
+    publish_requests: AtomicU64,
+    received: AtomicU64,
+    redelivered: AtomicU64,
+    acked: AtomicU64,
+    last_confirm: Mutex<Option<Instant>>,
+    last_ack: Mutex<Option<Instant>>,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn error(&self, message: String) {
+        if let Ok(mut errors) = self.errors.lock()
+            && errors.len() < MAX_ERRORS
+        {
+            errors.push(message);
+        }
+    }
+
+    fn mark(slot: &Mutex<Option<Instant>>, at: Instant) {
+        if let Ok(mut last) = slot.lock() {
+            *last = Some(last.map_or(at, |previous| previous.max(at)));
+        }
+    }
+
+    fn read(slot: &Mutex<Option<Instant>>) -> Option<Instant> {
+        slot.lock().ok().and_then(|last| *last)
+    }
+}
+
+/// A body of `size` bytes carrying `sent_micros`.
+fn body(sent_micros: u64, size: usize) -> String {
+    let mut body = format!("{sent_micros:0STAMP_DIGITS$}|");
+    body.extend(std::iter::repeat_n('x', size.saturating_sub(body.len())));
+    body
+}
+
+fn sent_micros(body: &str) -> Option<u64> {
+    body.get(..STAMP_DIGITS)?.parse().ok()
+}
+
+/// One publisher slot: claims `batch` messages at a time until all are claimed.
+async fn publish_loop(
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    url: String,
+    key: String,
+    args: Arc<QueueArgs>,
+) -> Latencies {
+    let mut latencies = Latencies::new();
+    loop {
+        let first = shared.next.fetch_add(args.batch, Ordering::Relaxed);
+        if first >= args.messages || Instant::now() >= shared.deadline {
+            return latencies;
+        }
+        let count = args.batch.min(args.messages - first);
+        let sent = Instant::now();
+        let text = body(
+            sent.duration_since(shared.epoch).as_micros() as u64,
+            args.size as usize,
+        );
+        let request = PublishRequest {
+            messages: (0..count)
+                .map(|_| OutgoingMessage { body: &text })
+                .collect(),
+        };
+        let outcome = async {
+            let response = client
+                .post(&url)
+                .bearer_auth(&key)
+                .json(&request)
+                .send()
+                .await?;
+            let status = response.status();
+            if !status.is_success() {
+                let text = response.text().await.unwrap_or_default();
+                bail!("publish: {status} {text}");
+            }
+            let answer: PublishResponse = response.json().await?;
+            Ok(answer
+                .results
+                .iter()
+                .filter(|r| r.status == "stored")
+                .count() as u64)
+        }
+        .await;
+        let confirmed = Instant::now();
+        shared.publish_requests.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(stored) => {
+                latencies.record_micros(confirmed.duration_since(sent).as_micros() as u64);
+                shared.stored.fetch_add(stored, Ordering::Relaxed);
+                if stored < count {
+                    shared
+                        .publish_failed
+                        .fetch_add(count - stored, Ordering::Relaxed);
+                    shared.error(format!("publish: {} of {count} not stored", count - stored));
+                }
+                Shared::mark(&shared.last_confirm, confirmed);
+            }
+            Err(error) => {
+                shared.publish_failed.fetch_add(count, Ordering::Relaxed);
+                shared.error(format!("{error:#}"));
+            }
+        }
+    }
+}
+
+/// What one consumer measured.
+struct ConsumerLatencies {
+    e2e: Latencies,
+    ack: Latencies,
+}
+
+/// One consumer: receive (long-poll) → ack, until `stop` turns true or the deadline.
+async fn consume_loop(
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    args: Arc<QueueArgs>,
+    mut stop: watch::Receiver<bool>,
+) -> ConsumerLatencies {
+    let mut latencies = ConsumerLatencies {
+        e2e: Latencies::new(),
+        ack: Latencies::new(),
+    };
+    let receive_url = format!("{base}/receive");
+    let ack_url = format!("{base}/ack");
+    let receive = ReceiveRequest {
+        max_messages: args.max_messages,
+        wait_ms: args.wait_ms,
+        lease_ms: args.lease_ms,
+    };
+    while Instant::now() < shared.deadline && !*stop.borrow() {
+        let request = async {
+            let response = client
+                .post(&receive_url)
+                .bearer_auth(&key)
+                .json(&receive)
+                .send()
+                .await?;
+            let status = response.status();
+            if !status.is_success() {
+                let text = response.text().await.unwrap_or_default();
+                bail!("receive: {status} {text}");
+            }
+            Ok(response.json::<ReceiveResponse>().await?)
+        };
+        let outcome = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            outcome = request => outcome,
+        };
+        let received_at = Instant::now();
+        let messages = match outcome {
+            Ok(answer) => answer.messages,
+            Err(error) => {
+                shared.error(format!("{error:#}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let now_micros = received_at.duration_since(shared.epoch).as_micros() as u64;
+        shared
+            .received
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        for message in &messages {
+            if message.redelivered {
+                shared.redelivered.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(sent) = sent_micros(&message.body) {
+                latencies.e2e.record_micros(now_micros.saturating_sub(sent));
+            }
+        }
+        let receipts: Vec<String> = messages.into_iter().map(|m| m.receipt).collect();
+        let ack_sent = Instant::now();
+        let outcome = async {
+            let response = client
+                .post(&ack_url)
+                .bearer_auth(&key)
+                .json(&AckRequest {
+                    receipts: &receipts,
+                })
+                .send()
+                .await?;
+            let status = response.status();
+            if !status.is_success() {
+                let text = response.text().await.unwrap_or_default();
+                bail!("ack: {status} {text}");
+            }
+            let answer: AckResponse = response.json().await?;
+            Ok(answer.results.iter().filter(|r| r.status == "ok").count() as u64)
+        }
+        .await;
+        let acked_at = Instant::now();
+        match outcome {
+            Ok(acked) => {
+                latencies
+                    .ack
+                    .record_micros(acked_at.duration_since(ack_sent).as_micros() as u64);
+                if acked < receipts.len() as u64 {
+                    shared.error(format!(
+                        "ack: {} of {} receipts refused",
+                        receipts.len() as u64 - acked,
+                        receipts.len()
+                    ));
+                }
+                shared.acked.fetch_add(acked, Ordering::Relaxed);
+                Shared::mark(&shared.last_ack, acked_at);
+            }
+            Err(error) => shared.error(format!("{error:#}")),
+        }
+    }
+    latencies
+}
+
+/// Runs the scenario against `target` and returns the report's queue part.
+pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value> {
+    let epoch = Instant::now();
+    let shared = Arc::new(Shared {
+        epoch,
+        deadline: epoch + Duration::from_secs(args.timeout_secs),
+        next: AtomicU64::new(0),
+        stored: AtomicU64::new(0),
+        publish_failed: AtomicU64::new(0),
+        publish_requests: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        redelivered: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        last_confirm: Mutex::new(None),
+        last_ack: Mutex::new(None),
+        errors: Mutex::new(Vec::new()),
+    });
+    let base = format!("{}/v1/queues/{}", target.broker_url, target.queue);
+    let (stop, stopped) = watch::channel(false);
+
+    let mut consumers = Vec::new();
+    for _ in 0..args.consumers {
+        consumers.push(tokio::spawn(consume_loop(
+            shared.clone(),
+            reqwest::Client::new(),
+            base.clone(),
+            target.key.clone(),
+            args.clone(),
+            stopped.clone(),
+        )));
+    }
+    let mut publishers = Vec::new();
+    for _ in 0..args.publishers {
+        let client = reqwest::Client::new();
+        for _ in 0..args.window {
+            publishers.push(tokio::spawn(publish_loop(
+                shared.clone(),
+                client.clone(),
+                format!("{base}/messages"),
+                target.key.clone(),
+                args.clone(),
+            )));
+        }
+    }
+    let mut publish_latencies = Latencies::new();
+    for publisher in publishers {
+        publish_latencies.merge(&publisher.await.context("a publisher panicked")?);
+    }
+
+    // Every confirmed message acked (or the deadline) ends the run; consumers
+    // still parked in a long-poll are aborted, their latencies kept.
+    let stored = shared.stored.load(Ordering::Relaxed);
+    while shared.acked.load(Ordering::Relaxed) < stored && Instant::now() < shared.deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Consumers parked in a long-poll are woken by `stop` and hand back their histograms.
+    let _ = stop.send(true);
+    let mut e2e = Latencies::new();
+    let mut ack = Latencies::new();
+    let grace = Duration::from_secs(10);
+    for consumer in consumers {
+        match tokio::time::timeout(grace, consumer).await {
+            Ok(Ok(latencies)) => {
+                e2e.merge(&latencies.e2e);
+                ack.merge(&latencies.ack);
+            }
+            _ => shared.error("a consumer did not stop".to_string()),
+        }
+    }
+
+    let stored = shared.stored.load(Ordering::Relaxed);
+    let acked = shared.acked.load(Ordering::Relaxed);
+    let failed = shared.publish_failed.load(Ordering::Relaxed);
+    let complete = acked >= args.messages && failed == 0;
+    let requests = shared.publish_requests.load(Ordering::Relaxed);
+    let whole =
+        Shared::read(&shared.last_ack).map_or(0.0, |at| at.duration_since(epoch).as_secs_f64());
+    let publishing =
+        Shared::read(&shared.last_confirm).map_or(0.0, |at| at.duration_since(epoch).as_secs_f64());
+    let per_s = |count: u64, secs: f64| {
+        if secs > 0.0 {
+            round3(count as f64 / secs)
+        } else {
+            0.0
+        }
+    };
+    let mb_per_s = |count: u64, secs: f64| {
+        if secs > 0.0 {
+            round3(count as f64 * args.size as f64 / 1e6 / secs)
+        } else {
+            0.0
+        }
+    };
+    let errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    Ok(json!({
+        "complete": complete,
+        "published": stored,
+        "publish_failed": failed,
+        "received": shared.received.load(Ordering::Relaxed),
+        "redelivered": shared.redelivered.load(Ordering::Relaxed),
+        "acked": acked,
+        "elapsed_s": round3(whole),
+        "publish_elapsed_s": round3(publishing),
+        "msgs_per_s": per_s(acked, whole),
+        "mb_per_s": mb_per_s(acked, whole),
+        "publish_msgs_per_s": per_s(stored, publishing),
+        "publish_mb_per_s": mb_per_s(stored, publishing),
+        "publish_requests_per_s": per_s(requests, publishing),
+        "e2e_latency_ms": e2e.to_json(),
+        "publish_latency_ms": publish_latencies.to_json(),
+        "ack_latency_ms": ack.to_json(),
+        "errors": errors,
+    }))
+}

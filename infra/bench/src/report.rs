@@ -1,0 +1,60 @@
+//! Latency histograms and the JSON shapes of the one-line report.
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// Microsecond latencies from 1 µs to one hour, three significant digits.
+pub struct Latencies(Histogram<u64>);
+
+impl Latencies {
+    pub fn new() -> Latencies {
+        // Bounds and precision are constants that hdrhistogram accepts.
+        Latencies(
+            Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid constant histogram bounds"),
+        )
+    }
+
+    pub fn record_micros(&mut self, micros: u64) {
+        self.0.saturating_record(micros.max(1));
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// `{"p50","p99","p999","max","mean","count"}` in milliseconds, or null when empty.
+    pub fn to_json(&self) -> Value {
+        if self.0.is_empty() {
+            return Value::Null;
+        }
+        let ms = |micros: u64| round3(micros as f64 / 1000.0);
+        json!({
+            "p50": ms(self.0.value_at_quantile(0.50)),
+            "p99": ms(self.0.value_at_quantile(0.99)),
+            "p999": ms(self.0.value_at_quantile(0.999)),
+            "max": ms(self.0.max()),
+            "mean": round3(self.0.mean() / 1000.0),
+            "count": self.0.len(),
+        })
+    }
+}
+
+/// Rounds to three decimals so the JSON line stays readable.
+pub fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// `numerator / denominator`, or null when the denominator is zero.
+pub fn ratio(numerator: f64, denominator: f64) -> Value {
+    if denominator > 0.0 {
+        json!(round3(numerator / denominator))
+    } else {
+        Value::Null
+    }
+}

@@ -1,0 +1,306 @@
+//! The deployment under load: either a private one started here (`--spawn`:
+//! Postgres in a temp dir, the `sluice-control` and `sluice-broker` binaries
+//! next to this executable) or `make dev`'s (`--dev-json`). Either way a
+//! fresh tenant, a publish+consume key and the benchmark queue are created.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use sluice_devkit::{ChildProcess, Output, PgCluster, PgOptions, free_port};
+
+use crate::args::TargetArgs;
+use crate::http::{call, call_ok};
+
+const NODE_KEY: &str = "bench-node-key";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// A publish-rate quota no run on one machine reaches (per second, messages and bytes).
+const UNLIMITED_RATE: i64 = 1 << 50;
+
+/// What `make dev` writes to `.sluice/dev.json`.
+#[derive(Debug, Deserialize)]
+struct DevJson {
+    control_url: String,
+    broker_url: String,
+    operator_key: String,
+}
+
+/// A private deployment; its processes and Postgres stop when this drops
+/// (processes first, then Postgres, then the temp directory goes).
+pub struct Spawned {
+    _broker: ChildProcess,
+    _control: ChildProcess,
+    _pg: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    /// Where the broker keeps its segment logs (for the fsync baseline's default).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Ready-to-use endpoints and credentials for one run.
+pub struct Target {
+    pub kind: &'static str,
+    pub broker_url: String,
+    pub control_url: String,
+    pub admin_key: String,
+    /// A key with the `publish` and `consume` scopes.
+    pub key: String,
+    pub tenant: String,
+    pub queue: String,
+    pub spawned: Option<Spawned>,
+}
+
+fn random_suffix(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// A binary of this workspace in the same directory as `sluice-bench`.
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating sluice-bench")?;
+    let dir = exe
+        .parent()
+        .context("sluice-bench has no parent directory")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: build it with the same profile and target dir, e.g. \
+             `cargo build --release -p sluice-bench -p sluice-control -p sluice-broker`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Starts Postgres, the control plane and one broker; blocking.
+fn spawn_deployment(operator_key: &str) -> anyhow::Result<(Spawned, String, String)> {
+    let control_bin = sibling_binary("sluice-control")?;
+    let broker_bin = sibling_binary("sluice-broker")?;
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-bench")
+        .tempdir()
+        .context("creating the temp dir")?;
+    let mut options = PgOptions::new(dir.path().join("pg"));
+    // Postgres holds only the control plane's topology, never messages.
+    options.for_tests = true;
+    let pg = PgCluster::start(options).context("starting Postgres")?;
+    pg.create_database("sluice")
+        .context("creating the database")?;
+
+    let port = free_port()?;
+    let control_url = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(control_bin);
+    command
+        .env("SLUICE_CONTROL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLUICE_CONTROL_DATABASE_URL", pg.url("sluice"))
+        .env("SLUICE_CONTROL_OPERATOR_KEY", operator_key)
+        .env("SLUICE_CONTROL_NODE_KEY", NODE_KEY);
+    let mut control = ChildProcess::spawn(
+        "sluice-control",
+        command,
+        Output::LogFile(dir.path().join("control.log")),
+    )?;
+    control
+        .wait_http_ok(&format!("{control_url}/readyz"), READY_TIMEOUT)
+        .with_context(|| format!("sluice-control:\n{}", control.log_tail(20)))?;
+
+    let port = free_port()?;
+    let broker_url = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(broker_bin);
+    command
+        .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLUICE_BROKER_CONTROL_URL", &control_url)
+        .env("SLUICE_BROKER_NODE_KEY", NODE_KEY)
+        .env("SLUICE_BROKER_NODE_ID", "n1")
+        .env("SLUICE_BROKER_DATA_DIR", dir.path().join("broker"));
+    let mut broker = ChildProcess::spawn(
+        "sluice-broker",
+        command,
+        Output::LogFile(dir.path().join("broker.log")),
+    )?;
+    broker
+        .wait_http_ok(&format!("{broker_url}/readyz"), READY_TIMEOUT)
+        .with_context(|| format!("sluice-broker:\n{}", broker.log_tail(20)))?;
+    let spawned = Spawned {
+        _broker: broker,
+        _control: control,
+        _pg: pg,
+        dir,
+    };
+    Ok((spawned, control_url, broker_url))
+}
+
+impl Target {
+    /// Prepares the target named by `args`: deployment, tenant, key and queue.
+    pub async fn prepare(args: &TargetArgs, queue: Option<&str>) -> anyhow::Result<Target> {
+        let (kind, spawned, control_url, broker_url, operator_key) = match &args.dev_json {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading {} (is `make dev` running?)", path.display())
+                })?;
+                let dev: DevJson = serde_json::from_str(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+                (
+                    "dev-json",
+                    None,
+                    dev.control_url,
+                    dev.broker_url,
+                    dev.operator_key,
+                )
+            }
+            None => {
+                let operator_key = format!("sk_operator_{}", random_suffix(40));
+                let key = operator_key.clone();
+                let (spawned, control_url, broker_url) =
+                    tokio::task::spawn_blocking(move || spawn_deployment(&key))
+                        .await
+                        .context("the deployment starter panicked")??;
+                (
+                    "spawn",
+                    Some(spawned),
+                    control_url,
+                    broker_url,
+                    operator_key,
+                )
+            }
+        };
+        for url in [&control_url, &broker_url] {
+            if !is_loopback(url) {
+                bail!("{url} is not a loopback address; sluice-bench only loads local instances");
+            }
+        }
+        let client = reqwest::Client::new();
+        let tenant = format!("bench-{}", random_suffix(8));
+        let created = call_ok(
+            &client,
+            Method::POST,
+            &format!("{control_url}/v1/tenants"),
+            Some(&operator_key),
+            Some(&json!({ "name": tenant, "plan": "enterprise" })),
+        )
+        .await
+        .context("creating the tenant")?;
+        // The plans' publish-rate quotas (100 msg/s on free, 100k on enterprise)
+        // would measure the limiter, not the broker: lift them for this tenant.
+        call_ok(
+            &client,
+            Method::PATCH,
+            &format!("{control_url}/v1/tenants/{tenant}/quotas"),
+            Some(&operator_key),
+            Some(&json!({
+                "publish_messages_per_second": UNLIMITED_RATE,
+                "publish_bytes_per_second": UNLIMITED_RATE,
+            })),
+        )
+        .await
+        .context("lifting the tenant's publish-rate quotas")?;
+        let admin_key = created["admin_key"]["key"]
+            .as_str()
+            .context("the tenant answer has no admin_key.key")?
+            .to_string();
+        let key = call_ok(
+            &client,
+            Method::POST,
+            &format!("{control_url}/v1/api-keys"),
+            Some(&admin_key),
+            Some(&json!({ "name": "bench", "scopes": ["publish", "consume"] })),
+        )
+        .await
+        .context("creating the key")?["key"]
+            .as_str()
+            .context("the key answer has no key")?
+            .to_string();
+        wait_key_known(&client, &broker_url, &key).await?;
+        let queue = match queue {
+            Some(name) => name.to_string(),
+            None => format!("bench-{}", random_suffix(6)),
+        };
+        let (status, body) = call(
+            &client,
+            Method::PUT,
+            &format!("{control_url}/v1/queues/{queue}"),
+            Some(&admin_key),
+            Some(&json!({})),
+        )
+        .await?;
+        if status != StatusCode::CREATED && status != StatusCode::OK {
+            bail!("declaring queue {queue}: {status} {body}");
+        }
+        Ok(Target {
+            kind,
+            broker_url,
+            control_url,
+            admin_key,
+            key,
+            tenant,
+            queue,
+            spawned,
+        })
+    }
+
+    /// Best-effort removal of the queue after a run against `make dev`
+    /// (a spawned deployment is thrown away whole). The tenant stays.
+    pub async fn cleanup(&self) {
+        if self.spawned.is_none() {
+            let client = reqwest::Client::new();
+            let _ = call(
+                &client,
+                Method::DELETE,
+                &format!("{}/v1/queues/{}", self.control_url, self.queue),
+                Some(&self.admin_key),
+                None,
+            )
+            .await;
+        }
+    }
+}
+
+/// Key creation does not wait for the brokers: poll `whoami` until the broker knows it.
+async fn wait_key_known(
+    client: &reqwest::Client,
+    broker_url: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = call(
+            client,
+            Method::GET,
+            &format!("{broker_url}/v1/whoami"),
+            Some(key),
+            None,
+        )
+        .await?;
+        if status == StatusCode::OK {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the broker did not learn the new key within 10 s (last answer {status})");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn is_loopback(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.")
+}
