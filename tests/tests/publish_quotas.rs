@@ -81,5 +81,32 @@ async fn over_the_rate_is_429_with_retry_after_and_nothing_stored() -> anyhow::R
         .call(Method::GET, "/v1/queues/jobs/stats", Some(&app), None)
         .await?;
     assert_eq!(stats["ready"], 5, "{stats}");
+
+    // The broker's metrics agree: five ready, five published, one refusal.
+    let metrics = reqwest::get(format!("{}/metrics", sluice.broker.url))
+        .await?
+        .text()
+        .await?;
+    let line = |name: &str, needle: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(needle))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        line("sluice_queue_messages{", "state=\"ready\"").as_deref(),
+        Some("5"),
+        "{metrics}"
+    );
+    assert_eq!(
+        line("sluice_published_messages_total{", "queue=\"jobs\"").as_deref(),
+        Some("5"),
+        "{metrics}"
+    );
+    assert_eq!(
+        line("sluice_publish_rate_limited_total{", "tenant=\"acme\"").as_deref(),
+        Some("1"),
+        "{metrics}"
+    );
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod error;
 pub mod groups;
 pub mod limits;
+pub mod metrics;
 pub mod queue;
 pub mod raft;
 pub mod routers;
@@ -41,6 +42,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Installed before anything is counted: counts made before are lost.
+    metrics::handle();
     let client = ControlClient::new(&config.control_url, &config.node_key)?;
     let node = NodeIdentity {
         node_id: config.node_id.clone(),

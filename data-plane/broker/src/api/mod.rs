@@ -67,6 +67,7 @@ pub fn router(state: BrokerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/whoami", get(whoami))
         .route(
             "/v1/queues/{queue}/messages",

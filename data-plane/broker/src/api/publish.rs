@@ -59,13 +59,18 @@ fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> B
         bytes,
     ) {
         Ok(()) => Ok(()),
-        Err(Refusal::Later { retry_after }) => Err(BrokerError::RateLimited {
-            detail: format!(
-                "tenant `{}` is over its publish rate ({} messages/s, {} bytes/s); nothing was stored",
-                caller.tenant, quotas.publish_messages_per_second, quotas.publish_bytes_per_second
-            ),
-            retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
-        }),
+        Err(Refusal::Later { retry_after }) => {
+            crate::metrics::rate_limited(&caller.tenant);
+            Err(BrokerError::RateLimited {
+                detail: format!(
+                    "tenant `{}` is over its publish rate ({} messages/s, {} bytes/s); nothing was stored",
+                    caller.tenant,
+                    quotas.publish_messages_per_second,
+                    quotas.publish_bytes_per_second
+                ),
+                retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            })
+        }
         Err(Refusal::TooLarge {
             what,
             needed,
@@ -82,13 +87,23 @@ fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> B
 
 /// Publishes `messages` to one group as one entry; one result per message.
 async fn publish_to(
+    caller: &Caller,
+    queue: &str,
     group: &QueueGroup,
     messages: &[&Prepared],
 ) -> BrokerResult<Vec<PublishResult>> {
     let (command, bodies) = publish_command(messages.iter().copied());
     let outcome = group.propose(command, bodies).await?;
     match outcome.result.map_err(command_error)? {
-        Reply::Published { results } if results.len() == messages.len() => Ok(results),
+        Reply::Published { results } if results.len() == messages.len() => {
+            let stored = results
+                .iter()
+                .zip(messages)
+                .filter(|(r, _)| matches!(r, PublishResult::Stored { .. }));
+            let (count, bytes) = stored.fold((0, 0), |(n, b), (_, m)| (n + 1, b + m.meta.size));
+            crate::metrics::published(&caller.tenant, queue, count, bytes);
+            Ok(results)
+        }
         other => Err(BrokerError::Internal(anyhow::anyhow!(
             "publish got an unexpected reply: {other:?}"
         ))),
@@ -106,7 +121,7 @@ pub async fn publish_to_queue(
     let prepared = prepare(request.messages, max_message_bytes(&state, &caller))?;
     charge_rate(&state, &caller, &prepared)?;
     let refs: Vec<&Prepared> = prepared.iter().collect();
-    let results = publish_to(&group, &refs).await?;
+    let results = publish_to(&caller, &name, &group, &refs).await?;
     Ok(Json(QueuePublishResponse {
         results: results.iter().map(PublishOutcome::from).collect(),
     }))
@@ -202,7 +217,7 @@ pub async fn publish_to_exchange(
         async move {
             let group = queue_group(state, caller, queue)?;
             let messages: Vec<&Prepared> = indexes.iter().map(|i| &prepared[*i]).collect();
-            publish_to(&group, &messages).await
+            publish_to(caller, queue, &group, &messages).await
         }
     });
     let results = join_all(publishes).await;

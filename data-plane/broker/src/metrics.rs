@@ -1,0 +1,71 @@
+//! Prometheus metrics at `/metrics`: per queue, the ready / unacked /
+//! delayed gauges (read from the queue groups at scrape time, so they are
+//! never stale) and publish counters per tenant and queue; per tenant, the
+//! publishes refused by the rate quota.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::api::BrokerState;
+
+/// The process-wide recorder, installed once.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; ours then sees no data.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Counts messages and bytes a queue stored.
+pub fn published(tenant: &str, queue: &str, messages: u64, bytes: u64) {
+    let labels = [("tenant", tenant.to_string()), ("queue", queue.to_string())];
+    metrics::counter!("sluice_published_messages_total", &labels).increment(messages);
+    metrics::counter!("sluice_published_bytes_total", &labels).increment(bytes);
+}
+
+/// Counts a publish refused by the tenant's rate quota.
+pub fn rate_limited(tenant: &str) {
+    metrics::counter!("sluice_publish_rate_limited_total", "tenant" => tenant.to_string())
+        .increment(1);
+}
+
+/// `GET /metrics`
+pub async fn render(State(state): State<BrokerState>) -> String {
+    let handle = handle();
+    let topology = state.topology.current();
+    for ((tenant_id, name), _) in topology.queues.iter() {
+        let Some(group) = state.groups.queue(*tenant_id, name) else {
+            continue;
+        };
+        let tenant = topology
+            .tenants
+            .get(tenant_id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let stats = group.view().read(|q| q.stats());
+        for (kind, value) in [
+            ("ready", stats.ready),
+            ("unacked", stats.unacked),
+            ("delayed", stats.delayed),
+        ] {
+            let labels = [
+                ("tenant", tenant.clone()),
+                ("queue", name.clone()),
+                ("state", kind.to_string()),
+            ];
+            metrics::gauge!("sluice_queue_messages", &labels).set(value as f64);
+        }
+        let labels = [("tenant", tenant.clone()), ("queue", name.clone())];
+        metrics::gauge!("sluice_queue_ready_bytes", &labels).set(stats.ready_bytes as f64);
+        metrics::gauge!("sluice_queue_consumers", &labels).set(stats.consumers.len() as f64);
+    }
+    handle.render()
+}
