@@ -338,3 +338,251 @@ impl Deployment {
         Ok(())
     }
 }
+
+/// One Server-Sent Event: its `event:` name and `data:` text.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// A push consumer (`GET /v1/queues/{q}/consume`) reading the event stream.
+/// Dropping it closes the connection, as a crashed consumer would.
+pub struct PushConsumer {
+    /// The consumer id the broker gave this connection.
+    pub id: String,
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl PushConsumer {
+    /// Connects with `query` (e.g. `prefetch=1`) and waits for the broker to
+    /// name the consumer.
+    pub async fn connect(
+        data: &Api,
+        key: &str,
+        queue: &str,
+        query: &str,
+    ) -> anyhow::Result<PushConsumer> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/v1/queues/{queue}/consume?{query}", data.base))
+            .bearer_auth(key)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("consume {queue}: {status} {body}");
+        }
+        let mut consumer = PushConsumer {
+            id: String::new(),
+            response,
+            buffer: String::new(),
+        };
+        let hello = consumer
+            .next_event(Duration::from_secs(5))
+            .await?
+            .context("no consumer event")?;
+        let hello: Value = serde_json::from_str(&hello.data)?;
+        consumer.id = hello["consumer"].as_str().unwrap_or_default().to_string();
+        Ok(consumer)
+    }
+
+    /// The next event within `timeout` (None when it passes or the stream ends).
+    pub async fn next_event(&mut self, timeout: Duration) -> anyhow::Result<Option<SseEvent>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event:") {
+                        event.event = name.trim().to_string();
+                    } else if let Some(data) = line.strip_prefix("data:") {
+                        if !event.data.is_empty() {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(data.strip_prefix(' ').unwrap_or(data));
+                    }
+                }
+                if event.data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Ok(Some(event));
+            }
+            let chunk = match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return Ok(None),
+                Ok(chunk) => chunk?,
+            };
+            match chunk {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next pushed message within `timeout`.
+    pub async fn next_message(&mut self, timeout: Duration) -> anyhow::Result<Option<Value>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event(left).await? {
+                None => return Ok(None),
+                Some(event) if event.event == "message" => {
+                    return Ok(Some(serde_json::from_str(&event.data)?));
+                }
+                Some(_) => continue,
+            }
+        }
+    }
+}
+
+impl Deployment {
+    /// Binds `queue` to exchange `source` with `routing_key` (as the tenant's admin).
+    pub async fn bind(&self, source: &str, queue: &str, routing_key: &str) -> anyhow::Result<()> {
+        let binding =
+            serde_json::json!({"source": source, "destination": queue, "routing_key": routing_key});
+        let (status, body) = self
+            .api
+            .call(
+                Method::POST,
+                "/v1/bindings",
+                Some(&self.admin),
+                Some(binding),
+            )
+            .await?;
+        if !status.is_success() {
+            bail!("binding {source} -> {queue}: {status} {body}");
+        }
+        Ok(())
+    }
+
+    /// Publishes `messages` through `exchange`; answers the per-message results.
+    pub async fn publish(
+        &self,
+        key: &str,
+        exchange: &str,
+        messages: Vec<Value>,
+    ) -> anyhow::Result<Vec<Value>> {
+        let (status, body) = self
+            .data
+            .call(
+                Method::POST,
+                &format!("/v1/exchanges/{exchange}/publish"),
+                Some(key),
+                Some(serde_json::json!({ "messages": messages })),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("publishing through {exchange}: {status} {body}");
+        }
+        Ok(body["results"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Publishes `messages` straight to `queue`.
+    pub async fn publish_to_queue(
+        &self,
+        key: &str,
+        queue: &str,
+        messages: Vec<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .data
+            .call(
+                Method::POST,
+                &format!("/v1/queues/{queue}/messages"),
+                Some(key),
+                Some(serde_json::json!({ "messages": messages })),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("publishing to {queue}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Receives (pull) up to `max` messages from `queue`, waiting up to `wait_ms`.
+    pub async fn receive(
+        &self,
+        key: &str,
+        queue: &str,
+        max: u32,
+        wait_ms: u64,
+    ) -> anyhow::Result<Vec<Value>> {
+        let (status, body) = self
+            .data
+            .call(
+                Method::POST,
+                &format!("/v1/queues/{queue}/receive"),
+                Some(key),
+                Some(serde_json::json!({"max_messages": max, "wait_ms": wait_ms})),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("receiving from {queue}: {status} {body}");
+        }
+        Ok(body["messages"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Acks one delivery by its receipt.
+    pub async fn ack(&self, key: &str, queue: &str, message: &Value) -> anyhow::Result<()> {
+        let receipt = message["receipt"].as_str().context("no receipt")?;
+        let (status, body) = self
+            .data
+            .call(
+                Method::POST,
+                &format!("/v1/queues/{queue}/ack"),
+                Some(key),
+                Some(serde_json::json!({ "receipts": [receipt] })),
+            )
+            .await?;
+        if status != StatusCode::OK || body["results"][0]["status"] != "ok" {
+            bail!("ack on {queue}: {status} {body}");
+        }
+        Ok(())
+    }
+
+    /// Nacks one delivery (`action` as the API names it, e.g. `requeue`).
+    pub async fn nack(
+        &self,
+        key: &str,
+        queue: &str,
+        message: &Value,
+        action: &str,
+    ) -> anyhow::Result<Value> {
+        let receipt = message["receipt"].as_str().context("no receipt")?;
+        let (status, body) = self
+            .data
+            .call(
+                Method::POST,
+                &format!("/v1/queues/{queue}/nack"),
+                Some(key),
+                Some(serde_json::json!({ "receipt": receipt, "action": action })),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("nack on {queue}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// The queue's counters (`ready`, `unacked`, `delayed`, `outbox`, ...).
+    pub async fn stats(&self, key: &str, queue: &str) -> anyhow::Result<Value> {
+        let (status, body) = self
+            .data
+            .call(
+                Method::GET,
+                &format!("/v1/queues/{queue}/stats"),
+                Some(key),
+                None,
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("stats of {queue}: {status} {body}");
+        }
+        Ok(body)
+    }
+}

@@ -5,17 +5,23 @@
 //! queue's outbox. Until it is settled a dead letter's body stays pinned in
 //! the source log, so a crash in between republishes it again
 //! (at-least-once): a reopened group hands its unsettled outbox here.
+//!
+//! Redrive (`POST /v1/queues/{q}/redrive`) uses the same outbox: the API
+//! republishes what `Command::Redrive` took out through [`Republisher`] and
+//! settles it; redriven entries a crash left unsettled come back here when
+//! the group reopens and go to their origin ([`RedriveTarget::Origin`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_queue::{BodyRef, Command, DeadLetter, PublishMessage, Reply};
+use sluice_queue::{BodyRef, Command, DeadLetter, PublishMessage, PublishResult, Redriven, Reply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
 use crate::groups::Groups;
-use crate::queue::QueueGroup;
 use crate::queue::group::DeadLetterNote;
+use crate::queue::{MessageBody, QueueGroup};
 use crate::routers::Routers;
 
 const RETRY: Duration = Duration::from_secs(1);
@@ -23,7 +29,28 @@ const RETRY: Duration = Duration::from_secs(1);
 pub struct DeadLetterForwarder {
     pub groups: Groups,
     pub topology: TopologyHandle,
-    pub routers: std::sync::Arc<Routers>,
+    pub routers: Arc<Routers>,
+}
+
+/// Where a redrive sends the messages it takes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveTarget {
+    /// The queue each message was dead-lettered from (its `x-death-queue`
+    /// header); a message without one goes back to the end of its queue.
+    Origin,
+    /// Through this exchange, with each message's routing key and headers.
+    Exchange(String),
+    /// Straight into this queue.
+    Queue(String),
+}
+
+/// Republishes messages taken out of a queue (dead letters, redrives) into
+/// other queues hosted here.
+#[derive(Clone)]
+pub struct Republisher {
+    pub groups: Groups,
+    pub topology: TopologyHandle,
+    pub routers: Arc<Routers>,
 }
 
 impl DeadLetterForwarder {
@@ -54,6 +81,20 @@ impl DeadLetterForwarder {
             };
             let mut settled = Vec::new();
             let mut failed = Vec::new();
+            let mut failed_redrives = Vec::new();
+            let republisher = self.republisher();
+            for redriven in note.redriven {
+                match republisher
+                    .redrive(&source, &redriven, &RedriveTarget::Origin)
+                    .await
+                {
+                    Ok(_) => settled.push(redriven.outbox_id),
+                    Err(err) => {
+                        tracing::warn!(group = %note.group_id, error = %err, "redrive failed; retrying");
+                        failed_redrives.push(redriven);
+                    }
+                }
+            }
             for dead_letter in note.dead_letters {
                 match self.forward(&source, &dead_letter).await {
                     Ok(()) => settled.extend(dead_letter.outbox_id),
@@ -75,12 +116,13 @@ impl DeadLetterForwarder {
             {
                 tracing::warn!(group = %note.group_id, error = %err, "settling dead letters failed");
             }
-            if !failed.is_empty() {
+            if !failed.is_empty() || !failed_redrives.is_empty() {
                 later(
                     &retry,
                     DeadLetterNote {
                         group_id: note.group_id,
                         dead_letters: failed,
+                        redriven: failed_redrives,
                     },
                 );
             }
@@ -101,28 +143,15 @@ impl DeadLetterForwarder {
         );
         headers.insert("x-death-queue".into(), source.spec.queue.clone());
         headers.insert("x-death-count".into(), dead_letter.count.to_string());
-        let routing_headers = headers
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let topology = self.topology.current();
-        let router = self.routers.for_tenant(&topology, tenant_id);
-        let route = router.route(&target.exchange, &target.routing_key, &routing_headers)?;
-        if route.unroutable {
+        let republisher = self.republisher();
+        let Some(queues) =
+            republisher.route(tenant_id, &target.exchange, &target.routing_key, &headers)?
+        else {
             tracing::info!(queue = %source.spec.queue, exchange = %target.exchange, "dead letter unroutable; dropped");
             return Ok(());
-        }
-        let body = source
-            .read_bodies(vec![dead_letter.body_ref])
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("dead letter body missing"))?;
-        for queue in &route.queues {
-            let group = self
-                .groups
-                .queue(tenant_id, queue)
-                .ok_or_else(|| anyhow::anyhow!("dead-letter queue `{queue}` is not hosted here"))?;
+        };
+        let body = read_body(source, dead_letter.body_ref).await?;
+        for queue in &queues {
             let message = PublishMessage {
                 message_id: dead_letter.meta.message_id.clone(),
                 body_ref: BodyRef {
@@ -143,17 +172,125 @@ impl DeadLetterForwarder {
                     Vec::new()
                 },
             };
-            let command = Command::Publish {
-                messages: vec![message],
-            };
-            let outcome = group.propose(command, vec![body.clone()]).await?;
-            match outcome.result {
-                Ok(Reply::Published { .. }) => {}
-                other => anyhow::bail!("publishing to `{queue}` answered {other:?}"),
-            }
+            republisher
+                .store(tenant_id, queue, message, body.clone())
+                .await?;
         }
         Ok(())
     }
+
+    fn republisher(&self) -> Republisher {
+        Republisher {
+            groups: self.groups.clone(),
+            topology: self.topology.clone(),
+            routers: self.routers.clone(),
+        }
+    }
+}
+
+impl Republisher {
+    /// The queues `exchange` routes a message to; None when it is unroutable.
+    pub fn route(
+        &self,
+        tenant_id: i64,
+        exchange: &str,
+        routing_key: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Option<Vec<Arc<str>>>> {
+        let routing_headers = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let topology = self.topology.current();
+        let router = self.routers.for_tenant(&topology, tenant_id);
+        let route = router.route(exchange, routing_key, &routing_headers)?;
+        Ok((!route.unroutable).then_some(route.queues))
+    }
+
+    /// Stores `message` with `body` in the tenant's `queue` (hosted here).
+    pub async fn store(
+        &self,
+        tenant_id: i64,
+        queue: &str,
+        message: PublishMessage,
+        body: MessageBody,
+    ) -> anyhow::Result<()> {
+        let group = self
+            .groups
+            .queue(tenant_id, queue)
+            .ok_or_else(|| anyhow::anyhow!("queue `{queue}` is not hosted here"))?;
+        let command = Command::Publish {
+            messages: vec![message],
+        };
+        let outcome = group.propose(command, vec![body]).await?;
+        match outcome.result {
+            Ok(Reply::Published { results }) => match results.first() {
+                Some(PublishResult::Rejected { reason }) => {
+                    anyhow::bail!("queue `{queue}` refused it: {reason:?}")
+                }
+                _ => Ok(()),
+            },
+            other => anyhow::bail!("publishing to `{queue}` answered {other:?}"),
+        }
+    }
+
+    /// Republishes one redriven message to `target`; answers the queues
+    /// that now hold it. The caller settles its outbox entry.
+    pub async fn redrive(
+        &self,
+        source: &QueueGroup,
+        redriven: &Redriven,
+        target: &RedriveTarget,
+    ) -> anyhow::Result<Vec<String>> {
+        let tenant_id = source.spec.tenant_id;
+        let meta = &redriven.message.meta;
+        let queues: Vec<String> = match target {
+            RedriveTarget::Queue(queue) => vec![queue.clone()],
+            RedriveTarget::Exchange(exchange) => self
+                .route(tenant_id, exchange, &meta.routing_key, &meta.headers)?
+                .ok_or_else(|| anyhow::anyhow!("unroutable through exchange `{exchange}`"))?
+                .iter()
+                .map(|q| q.to_string())
+                .collect(),
+            RedriveTarget::Origin => {
+                let origin = meta
+                    .headers
+                    .get("x-death-queue")
+                    .filter(|q| self.groups.queue(tenant_id, q).is_some())
+                    .cloned();
+                vec![origin.unwrap_or_else(|| source.spec.queue.clone())]
+            }
+        };
+        let body = read_body(source, redriven.message.body_ref).await?;
+        for queue in &queues {
+            let message = PublishMessage {
+                message_id: meta.message_id.clone(),
+                body_ref: BodyRef {
+                    log_index: 0,
+                    slot: 1,
+                },
+                size: meta.size,
+                routing_key: meta.routing_key.clone(),
+                headers: meta.headers.clone(),
+                group: meta.group.clone(),
+                delay_ms: None,
+                expiration_ms: None,
+                priority: meta.priority,
+                deaths: Vec::new(),
+            };
+            self.store(tenant_id, queue, message, body.clone()).await?;
+        }
+        Ok(queues)
+    }
+}
+
+async fn read_body(source: &QueueGroup, body_ref: BodyRef) -> anyhow::Result<MessageBody> {
+    source
+        .read_bodies(vec![body_ref])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("message body missing"))
 }
 
 /// Hands `note` back to the forwarder after a pause.

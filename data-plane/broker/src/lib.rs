@@ -88,6 +88,7 @@ pub async fn run(
         routers,
         limits: Arc::new(limits::PublishLimits::default()),
         node_key_sha256: Arc::new(sha2::Sha256::digest(config.node_key.as_bytes()).to_vec()),
+        dispatchers: Arc::default(),
     };
     let serve_shutdown = shutdown.clone();
     axum::serve(listener, api::router(state))

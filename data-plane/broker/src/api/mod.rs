@@ -3,14 +3,20 @@
 //!
 //! - [`publish`]: publish to a queue or through an exchange.
 //! - [`queues`]: receive, ack, nack, extend, peek, purge, stats.
+//! - [`consume`]: push consumers (Server-Sent Events with a prefetch
+//!   window), dispatched by [`dispatch`].
+//! - [`redrive`]: moving messages out of a (dead-letter) queue again.
 //! - [`messages`]: the message shapes on the wire.
 //! - [`json`]: the JSON extractor whose errors name the field.
 
+pub mod consume;
+pub mod dispatch;
 pub mod internal;
 pub mod json;
 pub mod messages;
 pub mod publish;
 pub mod queues;
+pub mod redrive;
 
 use std::sync::Arc;
 
@@ -40,6 +46,8 @@ pub struct BrokerState {
     pub limits: Arc<crate::limits::PublishLimits>,
     /// SHA-256 of the node key, for the control plane's calls to `/internal`.
     pub node_key_sha256: Arc<Vec<u8>>,
+    /// The push dispatch task of every queue with push consumers.
+    pub dispatchers: Arc<dispatch::Dispatchers>,
 }
 
 /// The authenticated caller of a data request.
@@ -84,6 +92,8 @@ pub fn router(state: BrokerState) -> Router {
         .route("/v1/queues/{queue}/peek", get(queues::peek))
         .route("/v1/queues/{queue}/purge", post(queues::purge))
         .route("/v1/queues/{queue}/stats", get(queues::stats))
+        .route("/v1/queues/{queue}/consume", get(consume::consume))
+        .route("/v1/queues/{queue}/redrive", post(redrive::redrive))
         .route(
             "/internal/v1/groups/{group_id}/stats",
             get(internal::group_stats),

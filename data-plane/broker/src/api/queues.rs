@@ -21,7 +21,7 @@ use crate::queue::QueueGroup;
 
 const MAX_RECEIVE: u32 = 100;
 const MAX_WAIT_MS: u64 = 20_000;
-const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
+pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
 const MAX_RECEIPTS: usize = 1000;
 
 /// The caller's queue `name`, hosted here.

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ServerState};
-use sluice_queue::{BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, TimedCommand};
+use sluice_queue::{
+    BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, Redriven, TimedCommand,
+};
 use sluice_storage::raft::SegmentLogStore;
 use sluice_storage::{LogConfig, SegmentLog};
 use tokio::sync::mpsc;
@@ -39,11 +41,13 @@ pub struct GroupSpec {
     pub replicas: Vec<String>,
 }
 
-/// Dead letters a group produced, for the broker's dead-letter forwarder.
+/// Dead letters a group produced (and redriven messages it left unsettled),
+/// for the broker's dead-letter forwarder.
 #[derive(Debug, Clone)]
 pub struct DeadLetterNote {
     pub group_id: String,
     pub dead_letters: Vec<DeadLetter>,
+    pub redriven: Vec<Redriven>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,18 +126,25 @@ impl QueueGroup {
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
-        let unsettled: Vec<DeadLetter> = group.view.read(|q| {
-            q.outbox()
-                .filter_map(|(_, entry)| match entry {
-                    OutboxEntry::DeadLetter(dead_letter) => Some(dead_letter.clone()),
-                    OutboxEntry::Redrive(_) => None,
-                })
-                .collect()
+        let (unsettled, redriven) = group.view.read(|q| {
+            let mut unsettled = Vec::new();
+            let mut redriven = Vec::new();
+            for (outbox_id, entry) in q.outbox() {
+                match entry {
+                    OutboxEntry::DeadLetter(dead_letter) => unsettled.push(dead_letter.clone()),
+                    OutboxEntry::Redrive(message) => redriven.push(Redriven {
+                        outbox_id,
+                        message: message.clone(),
+                    }),
+                }
+            }
+            (unsettled, redriven)
         });
-        if !unsettled.is_empty() {
+        if !unsettled.is_empty() || !redriven.is_empty() {
             let _ = group.dead_letters.send(DeadLetterNote {
                 group_id: group.spec.group_id.clone(),
                 dead_letters: unsettled,
+                redriven,
             });
         }
         Ok(group)
@@ -174,6 +185,7 @@ impl QueueGroup {
             let _ = self.dead_letters.send(DeadLetterNote {
                 group_id: self.spec.group_id.clone(),
                 dead_letters: pending,
+                redriven: Vec::new(),
             });
         }
         Ok(outcome)

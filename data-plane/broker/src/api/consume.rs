@@ -1,0 +1,116 @@
+//! Push consumers: `GET /v1/queues/{q}/consume?prefetch=N&lease_ms=&consumer=`
+//! (`consume` scope) streams messages as Server-Sent Events.
+//!
+//! The first event, `consumer`, names the consumer id the broker gave this
+//! connection (`{"consumer": ..., "prefetch": N}`); then every `message`
+//! event carries one message as `POST /receive` returns it, `receipt`
+//! included. Settle them through `POST /v1/queues/{q}/ack` and `/nack` with
+//! that receipt: the broker sends at most `prefetch` unacked messages to a
+//! connection (fair dispatch, see [`super::dispatch`]). A message still
+//! unacked when its lease (`lease_ms`, default the queue's) runs out goes
+//! back to the queue; so does everything the connection held when it
+//! closes, marked `redelivered`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::dispatch::{Join, Membership};
+use super::messages::ReceivedMessage;
+use super::queues::{MAX_LEASE_MS, queue_group};
+use super::{BrokerState, CallerAuth};
+use crate::error::{BrokerError, BrokerResult};
+
+/// Largest prefetch window of one push consumer.
+pub const MAX_PREFETCH: u32 = 1000;
+/// How often an idle stream sends a comment: a closed connection is noticed
+/// (and its messages requeued) on the next write.
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeParams {
+    #[serde(default)]
+    prefetch: Option<u32>,
+    #[serde(default)]
+    lease_ms: Option<u64>,
+    #[serde(default)]
+    consumer: Option<String>,
+}
+
+pub async fn consume(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    Query(params): Query<ConsumeParams>,
+) -> BrokerResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    caller.require("consume")?;
+    let group = queue_group(&state, &caller, &name)?;
+    let prefetch = params.prefetch.unwrap_or(10);
+    if !(1..=MAX_PREFETCH).contains(&prefetch) {
+        return Err(BrokerError::validation(
+            "prefetch",
+            "range",
+            format!("must be between 1 and {MAX_PREFETCH}"),
+        ));
+    }
+    if let Some(ms) = params.lease_ms
+        && (ms == 0 || ms > MAX_LEASE_MS)
+    {
+        return Err(BrokerError::validation(
+            "lease_ms",
+            "range",
+            format!("must be between 1 and {MAX_LEASE_MS}"),
+        ));
+    }
+    let consumer_name = params.consumer.unwrap_or_else(|| caller.key_id.clone());
+    if consumer_name.is_empty() || consumer_name.len() > 200 {
+        return Err(BrokerError::validation(
+            "consumer",
+            "length",
+            "between 1 and 200 characters",
+        ));
+    }
+    let (deliveries, inbox) = mpsc::channel(prefetch as usize);
+    let join = Join {
+        name: consumer_name,
+        prefetch,
+        lease_ms: params.lease_ms,
+        deliveries,
+    };
+    let (consumer, membership) = state
+        .dispatchers
+        .join(group, join)
+        .await
+        .map_err(BrokerError::Unavailable)?;
+    tracing::debug!(queue = %name, consumer = %consumer.0, prefetch, "push consumer joined");
+    let hello = Event::default()
+        .event("consumer")
+        .data(json!({"consumer": consumer.0, "prefetch": prefetch}).to_string());
+    let messages = futures_util::stream::unfold(
+        (inbox, membership),
+        |(mut inbox, membership): (mpsc::Receiver<ReceivedMessage>, Membership)| async move {
+            let message = inbox.recv().await?;
+            Some((Ok(event(&message)), (inbox, membership)))
+        },
+    );
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(hello) }),
+        messages,
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+fn event(message: &ReceivedMessage) -> Event {
+    let data = serde_json::to_string(message).unwrap_or_else(|_| "{}".into());
+    Event::default()
+        .event("message")
+        .id(message.receipt.clone())
+        .data(data)
+}

@@ -1,0 +1,300 @@
+//! Push dispatch: one task per queue group owns that queue's push consumers
+//! and decides who gets the next message. Consumers join and leave through
+//! the task's channel; nothing else touches its state.
+//!
+//! A consumer gets a message only while its unacked count (the state
+//! machine's, so acks through `POST /ack` count at once) is below its
+//! prefetch. The task hands out one message at a time, walking the
+//! consumers round-robin from where it last delivered, which gives
+//! RabbitMQ's fair dispatch: with prefetch 1 a consumer that acks quickly
+//! comes round again sooner and does more of the work. A consumer that
+//! leaves (its connection dropped) is proposed `ConsumerDown`, so what it
+//! held goes back to the queue, redelivered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sluice_queue::{Command, ConsumerId, Reply, Stats};
+use tokio::sync::{mpsc, oneshot};
+
+use super::messages::ReceivedMessage;
+use crate::queue::QueueGroup;
+
+/// A consumer asking to join a queue's dispatch.
+pub struct Join {
+    /// The name the consumer asked for; made unique on the queue.
+    pub name: String,
+    pub prefetch: u32,
+    pub lease_ms: Option<u64>,
+    pub deliveries: mpsc::Sender<ReceivedMessage>,
+}
+
+/// Answers a join with the consumer id it got, or why it could not join.
+type Joined = oneshot::Sender<Result<ConsumerId, String>>;
+
+enum Request {
+    Join(Join, Joined),
+    Leave(ConsumerId),
+}
+
+/// The dispatch tasks of the queues that have push consumers, by group id.
+#[derive(Default)]
+pub struct Dispatchers {
+    tasks: Mutex<HashMap<String, mpsc::UnboundedSender<Request>>>,
+}
+
+/// Tells the dispatcher that a consumer left when dropped (the consumer's
+/// stream owns it, so a closed connection drops it).
+pub struct Membership {
+    consumer: ConsumerId,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let _ = self.requests.send(Request::Leave(self.consumer.clone()));
+    }
+}
+
+impl Dispatchers {
+    /// Adds a consumer to `group`'s dispatch, starting its task if needed.
+    /// Returns the consumer id and the membership that ends it when dropped.
+    pub async fn join(
+        self: &Arc<Self>,
+        group: Arc<QueueGroup>,
+        join: Join,
+    ) -> Result<(ConsumerId, Membership), String> {
+        let (joined, answer) = oneshot::channel();
+        let requests = {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            let requests = tasks
+                .entry(group.spec.group_id.clone())
+                .or_insert_with(|| {
+                    let (requests, inbox) = mpsc::unbounded_channel();
+                    let dispatcher = Dispatcher {
+                        group: group.clone(),
+                        consumers: Vec::new(),
+                        next: 0,
+                    };
+                    tokio::spawn(dispatcher.run(inbox, self.clone()));
+                    requests
+                })
+                .clone();
+            // Sent under the lock: a task retires under it too, so it never
+            // drops a request it has not seen.
+            requests
+                .send(Request::Join(join, joined))
+                .map_err(|_| "the queue's dispatcher stopped".to_string())?;
+            requests
+        };
+        let consumer = answer
+            .await
+            .map_err(|_| "the queue's dispatcher stopped".to_string())??;
+        Ok((consumer.clone(), Membership { consumer, requests }))
+    }
+
+    /// Forgets `group_id`'s task if it has no request waiting; true when
+    /// the task may end.
+    fn retire(&self, group_id: &str, inbox: &mut mpsc::UnboundedReceiver<Request>) -> bool {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if !inbox.is_empty() {
+            return false;
+        }
+        tasks.remove(group_id);
+        true
+    }
+}
+
+struct PushConsumer {
+    id: ConsumerId,
+    prefetch: u64,
+    lease_ms: Option<u64>,
+    deliveries: mpsc::Sender<ReceivedMessage>,
+}
+
+struct Dispatcher {
+    group: Arc<QueueGroup>,
+    consumers: Vec<PushConsumer>,
+    /// Where the next round-robin walk starts.
+    next: usize,
+}
+
+/// What a dispatch round looks at: when none of it changed, another round
+/// cannot deliver anything either.
+fn fingerprint(stats: &Stats) -> (u64, u64, u64, Vec<u64>) {
+    (
+        stats.ready,
+        stats.unacked,
+        stats.delayed,
+        stats.consumers.values().copied().collect(),
+    )
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>, owner: Arc<Dispatchers>) {
+        let group_id = self.group.spec.group_id.clone();
+        let mut changes = self.group.view().subscribe();
+        loop {
+            while let Ok(request) = inbox.try_recv() {
+                self.handle(request).await;
+            }
+            if self.consumers.is_empty() {
+                if owner.retire(&group_id, &mut inbox) {
+                    return;
+                }
+                continue;
+            }
+            changes.borrow_and_update();
+            if self.deliver_one().await {
+                continue;
+            }
+            // Nothing to hand out: wait for a change that could matter
+            // (our own empty receives change nothing that counts).
+            let idle = fingerprint(&self.group.view().read(|q| q.stats()));
+            loop {
+                tokio::select! {
+                    request = inbox.recv() => {
+                        if let Some(request) = request {
+                            self.handle(request).await;
+                        }
+                        break;
+                    }
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            // The group closed (queue deleted, broker
+                            // stopping): end every consumer's stream.
+                            owner.tasks.lock().unwrap_or_else(|e| e.into_inner()).remove(&group_id);
+                            return;
+                        }
+                        if fingerprint(&self.group.view().read(|q| q.stats())) != idle {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: Request) {
+        match request {
+            Request::Join(join, joined) => {
+                let id = self.unique_id(&join.name);
+                let command = Command::ConsumerUp {
+                    consumer: id.clone(),
+                };
+                let answer = match self.group.propose(command, Vec::new()).await {
+                    Ok(outcome) => match outcome.result {
+                        Ok(_) => Ok(id.clone()),
+                        Err(err) => Err(err.to_string()),
+                    },
+                    Err(err) => Err(err.to_string()),
+                };
+                if answer.is_ok() {
+                    self.consumers.push(PushConsumer {
+                        id,
+                        prefetch: u64::from(join.prefetch),
+                        lease_ms: join.lease_ms,
+                        deliveries: join.deliveries,
+                    });
+                }
+                let _ = joined.send(answer);
+            }
+            Request::Leave(id) => self.leave(&id).await,
+        }
+    }
+
+    fn unique_id(&self, name: &str) -> ConsumerId {
+        let taken = |candidate: &str| self.consumers.iter().any(|c| c.id.0 == candidate);
+        if !taken(name) {
+            return ConsumerId(name.to_string());
+        }
+        let mut n = 2;
+        while taken(&format!("{name}#{n}")) {
+            n += 1;
+        }
+        ConsumerId(format!("{name}#{n}"))
+    }
+
+    async fn leave(&mut self, id: &ConsumerId) {
+        let Some(position) = self.consumers.iter().position(|c| c.id == *id) else {
+            return;
+        };
+        self.consumers.remove(position);
+        if self.next > position {
+            self.next -= 1;
+        }
+        let command = Command::ConsumerDown {
+            consumer: id.clone(),
+        };
+        match self.group.propose(command, Vec::new()).await {
+            Ok(outcome) => {
+                if let Ok(Reply::ConsumerDown { returned }) = outcome.result {
+                    tracing::debug!(queue = %self.group.spec.queue, consumer = %id.0, returned, "push consumer left");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(queue = %self.group.spec.queue, consumer = %id.0, error = %err, "ConsumerDown failed; its leases will run out")
+            }
+        }
+    }
+
+    /// Delivers one message to the next consumer (round-robin) with room in
+    /// its prefetch window; false when none could take one.
+    async fn deliver_one(&mut self) -> bool {
+        let count = self.consumers.len();
+        let stats = self.group.view().read(|q| q.stats());
+        if stats.ready == 0 {
+            return false;
+        }
+        for step in 0..count {
+            let index = (self.next + step) % count;
+            let consumer = &self.consumers[index];
+            if consumer.deliveries.is_closed() {
+                let id = consumer.id.clone();
+                self.leave(&id).await;
+                return true;
+            }
+            let unacked = stats.consumers.get(&consumer.id).copied().unwrap_or(0);
+            if unacked >= consumer.prefetch {
+                continue;
+            }
+            let command = Command::Receive {
+                consumer: consumer.id.clone(),
+                max_messages: 1,
+                lease_ms: consumer.lease_ms,
+            };
+            let deliveries = match self.group.propose(command, Vec::new()).await {
+                Ok(outcome) => match outcome.result {
+                    Ok(Reply::Received { deliveries }) => deliveries,
+                    // Not the single active consumer, and the like.
+                    _ => continue,
+                },
+                Err(err) => {
+                    tracing::warn!(queue = %self.group.spec.queue, error = %err, "push receive failed");
+                    return false;
+                }
+            };
+            let Some(delivery) = deliveries.into_iter().next() else {
+                // Ready messages, none for this consumer (message groups).
+                continue;
+            };
+            self.next = (index + 1) % count;
+            let body = match self.group.read_bodies(vec![delivery.body_ref]).await {
+                Ok(mut bodies) if !bodies.is_empty() => bodies.remove(0),
+                other => {
+                    tracing::warn!(queue = %self.group.spec.queue, ?other, "reading a pushed body failed; its lease will run out");
+                    return true;
+                }
+            };
+            let message = ReceivedMessage::new(delivery, &body);
+            if let Err(err) = self.consumers[index].deliveries.try_send(message) {
+                // Closed: the consumer is gone and ConsumerDown gives the
+                // message back. Full (its leases ran out while it did not
+                // read): the lease of this one runs out too.
+                tracing::debug!(queue = %self.group.spec.queue, error = %err, "push delivery not taken");
+            }
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,145 @@
+//! Redrive: `POST /v1/queues/{q}/redrive` moves up to `max_messages` ready
+//! messages out of a queue (typically a dead-letter queue) and republishes
+//! them: to `to_queue`, through `to_exchange` (with each message's routing
+//! key and headers), or by default back to the queue each came from (its
+//! `x-death-queue` header; a message without one goes to the back of this
+//! queue). Needs the `manage` or the `consume` scope.
+//!
+//! The messages wait in the queue's outbox (`Command::Redrive`) until they
+//! are stored in their target, then are settled (`Command::Settle`): a crash
+//! in between republishes them to their origin when the queue reopens
+//! (at-least-once). One that fails now (its target refused it) stays in
+//! the outbox and is retried the same way.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_queue::{Command, Reply};
+use sluice_routing::RouteError;
+
+use super::json::JsonBody;
+use super::queues::queue_group;
+use super::{BrokerState, CallerAuth};
+use crate::dead_letter::{RedriveTarget, Republisher};
+use crate::error::{BrokerError, BrokerResult, command_error};
+
+/// Most messages one redrive moves.
+pub const MAX_REDRIVE: u32 = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveRequest {
+    max_messages: u32,
+    #[serde(default)]
+    to_exchange: Option<String>,
+    #[serde(default)]
+    to_queue: Option<String>,
+}
+
+pub async fn redrive(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+    JsonBody(request): JsonBody<RedriveRequest>,
+) -> BrokerResult<Json<Value>> {
+    if caller.require("manage").is_err() {
+        caller.require("consume").map_err(|_| {
+            BrokerError::Forbidden(
+                "redrive needs a key with the `manage` or `consume` scope".into(),
+            )
+        })?;
+    }
+    let source = queue_group(&state, &caller, &name)?;
+    if !(1..=MAX_REDRIVE).contains(&request.max_messages) {
+        return Err(BrokerError::validation(
+            "max_messages",
+            "range",
+            format!("must be between 1 and {MAX_REDRIVE}"),
+        ));
+    }
+    let republisher = Republisher {
+        groups: state.groups.clone(),
+        topology: state.topology.clone(),
+        routers: state.routers.clone(),
+    };
+    let target = match (request.to_exchange, request.to_queue) {
+        (Some(_), Some(_)) => {
+            return Err(BrokerError::validation(
+                "to_queue",
+                "exclusive",
+                "give to_exchange or to_queue, not both",
+            ));
+        }
+        (Some(exchange), None) => {
+            let empty = Default::default();
+            if let Err(err) = republisher.route(caller.tenant_id, &exchange, "", &empty)
+                && matches!(
+                    err.downcast_ref::<RouteError>(),
+                    Some(RouteError::ExchangeNotFound(_))
+                )
+            {
+                return Err(BrokerError::NotFound {
+                    kind: "exchange",
+                    name: exchange,
+                });
+            }
+            RedriveTarget::Exchange(exchange)
+        }
+        (None, Some(queue)) => {
+            // Checked like any queue the caller names: 404 if not theirs.
+            queue_group(&state, &caller, &queue).map_err(|err| match err {
+                BrokerError::NotFound { name, .. } => BrokerError::validation(
+                    "to_queue",
+                    "exists",
+                    format!("queue `{name}` not found"),
+                ),
+                other => other,
+            })?;
+            RedriveTarget::Queue(queue)
+        }
+        (None, None) => RedriveTarget::Origin,
+    };
+    let command = Command::Redrive {
+        max_messages: request.max_messages,
+    };
+    let outcome = source.propose(command, Vec::new()).await?;
+    let Reply::Redriven { messages } = outcome.result.map_err(command_error)? else {
+        return Err(BrokerError::Internal(anyhow::anyhow!(
+            "redrive got another reply"
+        )));
+    };
+    let mut settled = Vec::new();
+    let mut results = Vec::new();
+    for redriven in &messages {
+        let message_id = redriven.message.meta.message_id.clone();
+        match republisher.redrive(&source, redriven, &target).await {
+            Ok(queues) => {
+                settled.push(redriven.outbox_id);
+                results.push(
+                    json!({"message_id": message_id, "status": "redriven", "queues": queues}),
+                );
+            }
+            Err(err) => {
+                tracing::warn!(queue = %name, error = %err, "redriving a message failed; it stays in the outbox");
+                results.push(json!({"message_id": message_id, "status": "failed", "detail": err.to_string()}));
+            }
+        }
+    }
+    let redriven = settled.len();
+    if !settled.is_empty() {
+        let command = Command::Settle {
+            outbox_ids: settled,
+        };
+        if let Err(err) = source.propose(command, Vec::new()).await {
+            // Stored in their targets already; unsettled entries are
+            // republished (again) when the group reopens.
+            tracing::warn!(queue = %name, error = %err, "settling redriven messages failed");
+        }
+    }
+    Ok(Json(json!({
+        "redriven": redriven,
+        "failed": messages.len() - redriven,
+        "messages": results,
+    })))
+}

@@ -1,0 +1,130 @@
+//! Push consumers over Server-Sent Events, as the seed's work queues use
+//! them: two consumers share a queue round-robin; with prefetch 1 the fast
+//! consumer does clearly more work than one that takes 300 ms per message
+//! (fair dispatch); and a consumer whose connection drops while it holds
+//! messages gets them redelivered to another, marked `redelivered`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_e2e::{Deployment, PushConsumer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn tasks(prefix: &str, n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| json!({"body": format!("{prefix}-{i}")}))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_consumers_share_work_fairly_and_survive_a_crash() -> anyhow::Result<()> {
+    let sluice = Arc::new(Deployment::start().await?);
+    let admin = &sluice.admin;
+    for queue in ["tasks", "fair", "crash"] {
+        sluice
+            .declare(admin, &format!("/v1/queues/{queue}"), json!({}))
+            .await?;
+    }
+    let app = sluice.key(admin, &["publish", "consume"]).await?;
+
+    // Work queue: two consumers, ten tasks, five each (round-robin).
+    let mut first = PushConsumer::connect(&sluice.data, &app, "tasks", "prefetch=10").await?;
+    let mut second = PushConsumer::connect(&sluice.data, &app, "tasks", "prefetch=10").await?;
+    assert_ne!(first.id, second.id, "one queue, two distinct consumers");
+    sluice
+        .publish_to_queue(&app, "tasks", tasks("task", 10))
+        .await?;
+    let mut got = [Vec::new(), Vec::new()];
+    for (i, consumer) in [&mut first, &mut second].into_iter().enumerate() {
+        while got[i].len() < 5 {
+            let message = consumer
+                .next_message(WAIT)
+                .await?
+                .expect("a round-robin share of the tasks");
+            assert_eq!(message["redelivered"], false);
+            sluice.ack(&app, "tasks", &message).await?;
+            got[i].push(message["body"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    // Nobody got more than their share.
+    for consumer in [&mut first, &mut second] {
+        assert!(
+            consumer
+                .next_message(Duration::from_millis(300))
+                .await?
+                .is_none()
+        );
+    }
+    let mut all: Vec<String> = got.concat();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10, "every task exactly once: {got:?}");
+    drop((first, second));
+
+    // Fair dispatch: prefetch 1, one consumer 300 ms per message, one fast.
+    const FAIR: usize = 16;
+    let done = Arc::new(AtomicUsize::new(0));
+    let slow = PushConsumer::connect(&sluice.data, &app, "fair", "prefetch=1").await?;
+    let fast = PushConsumer::connect(&sluice.data, &app, "fair", "prefetch=1").await?;
+    sluice
+        .publish_to_queue(&app, "fair", tasks("job", FAIR))
+        .await?;
+    let work = |mut consumer: PushConsumer, pause: Duration| {
+        let sluice = sluice.clone();
+        let app = app.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut handled = 0usize;
+            while done.load(Ordering::SeqCst) < FAIR {
+                let Some(message) = consumer.next_message(Duration::from_millis(200)).await? else {
+                    continue;
+                };
+                tokio::time::sleep(pause).await; // the work itself
+                sluice.ack(&app, "fair", &message).await?;
+                handled += 1;
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            anyhow::Ok(handled)
+        })
+    };
+    let slow = work(slow, Duration::from_millis(300));
+    let fast = work(fast, Duration::ZERO);
+    let (slow, fast) =
+        tokio::time::timeout(Duration::from_secs(20), async { (slow.await, fast.await) }).await?;
+    let (slow, fast) = (slow??, fast??);
+    assert_eq!(slow + fast, FAIR);
+    assert!(
+        fast >= 3 * slow,
+        "the fast consumer should do most work: fast {fast}, slow {slow}"
+    );
+
+    // A consumer crashes holding messages: they come back, redelivered.
+    let mut doomed = PushConsumer::connect(&sluice.data, &app, "crash", "prefetch=5").await?;
+    sluice
+        .publish_to_queue(&app, "crash", tasks("held", 3))
+        .await?;
+    for _ in 0..3 {
+        let message = doomed.next_message(WAIT).await?.expect("a held message");
+        assert_eq!(message["redelivered"], false);
+    }
+    assert_eq!(sluice.stats(&app, "crash").await?["unacked"], 3);
+    drop(doomed);
+    let mut survivor = PushConsumer::connect(&sluice.data, &app, "crash", "prefetch=5").await?;
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let message = survivor
+            .next_message(WAIT)
+            .await?
+            .expect("the crashed consumer's messages come back");
+        assert_eq!(message["redelivered"], true, "{message}");
+        assert_eq!(message["delivery_count"], 2, "{message}");
+        sluice.ack(&app, "crash", &message).await?;
+        bodies.push(message["body"].as_str().unwrap_or_default().to_string());
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["held-0", "held-1", "held-2"]);
+    Ok(())
+}
