@@ -126,6 +126,7 @@ impl QueueGroup {
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
+        tokio::spawn(super::compaction::run(group.clone(), group.stop.clone()));
         let (unsettled, redriven) = group.view.read(|q| {
             let mut unsettled = Vec::new();
             let mut redriven = Vec::new();
@@ -197,6 +198,45 @@ impl QueueGroup {
         tokio::task::spawn_blocking(move || read_bodies(&log, &refs))
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?
+    }
+
+    /// Snapshots the queue state and asks openraft to purge the log up to
+    /// the lower of the snapshot and the release cursor (minus one). Returns
+    /// that index, or `None` when nothing below the cursor is left to purge.
+    pub async fn compact(&self) -> Result<Option<u64>, GroupError> {
+        let applied = self.view.read(|q| q.applied_index());
+        if self.view.snapshot_index() < applied {
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+            let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+            while self.view.snapshot_index() < applied {
+                if tokio::time::Instant::now() > deadline {
+                    return Err(GroupError::Unavailable(
+                        "the snapshot was not built in time".into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let cursor = self.view.read(|q| q.release_cursor());
+        let upto = self.view.snapshot_index().min(cursor.saturating_sub(1));
+        if upto < self.log.start_offset() {
+            return Ok(None);
+        }
+        self.raft
+            .trigger()
+            .purge_log(upto)
+            .await
+            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+        Ok(Some(upto))
+    }
+
+    /// The first log index still stored.
+    pub fn log_start_offset(&self) -> u64 {
+        self.log.start_offset()
     }
 
     /// Stops the timer and the Raft group (the log is closed once dropped).

@@ -6,8 +6,10 @@
 //! - [`state_machine`]: openraft's state machine on `QueueState`.
 //! - [`group`]: opening a group, proposing commands, reading bodies back.
 //! - [`timer`]: proposes `Tick` when leases, delays or TTLs fall due.
+//! - [`compaction`]: snapshots and purges the log below the release cursor.
 
 pub mod codec;
+pub mod compaction;
 pub mod group;
 pub mod outcome;
 pub mod state_machine;

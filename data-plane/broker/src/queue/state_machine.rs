@@ -39,6 +39,8 @@ struct Machine {
 
 struct Shared {
     machine: Mutex<Machine>,
+    /// Log index covered by the newest snapshot (0 before the first).
+    snapshot_index: std::sync::atomic::AtomicU64,
     /// Bumped after every applied batch of entries.
     applied: watch::Sender<u64>,
 }
@@ -65,6 +67,14 @@ impl QueueView {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.applied.subscribe()
     }
+
+    /// The log index the newest snapshot covers (0 before the first): the
+    /// log below it may be purged down to the queue's release cursor.
+    pub fn snapshot_index(&self) -> u64 {
+        self.shared
+            .snapshot_index
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// The state machine openraft drives.
@@ -75,19 +85,31 @@ pub struct QueueStateMachine {
 }
 
 impl QueueStateMachine {
-    /// An empty queue with `settings`; snapshots (none are taken yet) in `dir`.
+    /// The queue as of its newest snapshot in `dir` (openraft then applies the
+    /// log after it), or an empty queue with `settings` when there is none.
     pub fn open(dir: &Path, settings: QueueSettings) -> sluice_storage::Result<Self> {
+        let snapshots = SnapshotStore::open(dir)?;
+        let mut machine = Machine {
+            queue: QueueState::new(settings),
+            last_applied: None,
+            membership: StoredMembershipOf::<GroupConfig>::default(),
+        };
+        let mut snapshot_index = 0;
+        if let Some((meta, data)) = snapshots.load_latest::<SnapshotMetaOf<GroupConfig>>()? {
+            machine.queue = serde_json::from_slice(&data)
+                .map_err(|e| sluice_storage::Error::Decode(format!("queue snapshot: {e}")))?;
+            machine.last_applied = meta.last_log_id;
+            machine.membership = meta.last_membership;
+            snapshot_index = meta.last_log_id.map_or(0, |id| id.index);
+        }
         let (applied, _) = watch::channel(0);
         Ok(QueueStateMachine {
             shared: Arc::new(Shared {
-                machine: Mutex::new(Machine {
-                    queue: QueueState::new(settings),
-                    last_applied: None,
-                    membership: StoredMembershipOf::<GroupConfig>::default(),
-                }),
+                machine: Mutex::new(machine),
+                snapshot_index: std::sync::atomic::AtomicU64::new(snapshot_index),
                 applied,
             }),
-            snapshots: SnapshotStore::open(dir)?,
+            snapshots,
         })
     }
 
@@ -116,6 +138,10 @@ impl RaftSnapshotBuilder<GroupConfig> for QueueStateMachine {
             )
         };
         self.snapshots.save(&meta, &data)?;
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        self.shared
+            .snapshot_index
+            .store(index, std::sync::atomic::Ordering::Release);
         Ok(SnapshotOf::<GroupConfig, _> {
             meta,
             snapshot: Cursor::new(data),
@@ -188,6 +214,10 @@ impl RaftStateMachine<GroupConfig> for QueueStateMachine {
             machine.last_applied = meta.last_log_id;
             machine.membership = meta.last_membership.clone();
         }
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        self.shared
+            .snapshot_index
+            .store(index, std::sync::atomic::Ordering::Release);
         self.shared.applied.send_modify(|n| *n += 1);
         Ok(())
     }

@@ -28,10 +28,10 @@ pub type GroupRaft<SM> = openraft::Raft<GroupConfig, SM>;
 /// a restart it elects itself once the election timeout passes, so the
 /// timeout is short.
 ///
-/// Snapshots are never taken for now: a snapshot lets openraft purge the log
-/// below it, and message bodies live in the log. The next step is to snapshot
-/// and purge only up to `QueueState::release_cursor()` (below it, no live
-/// message or unsettled dead letter points into the log).
+/// openraft never snapshots or purges on its own: message bodies live in the
+/// log, so `queue::compaction` snapshots and purges only below the queue's
+/// release cursor (`max_in_snapshot_log_to_keep` unbounded keeps openraft's
+/// automatic purge from ever reaching a live body).
 pub fn group_config() -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "sluice-queue".into(),
@@ -39,6 +39,7 @@ pub fn group_config() -> anyhow::Result<Arc<openraft::Config>> {
         election_timeout_min: 250,
         election_timeout_max: 500,
         snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
         ..Default::default()
     };
     Ok(Arc::new(config.validate()?))
