@@ -1,0 +1,149 @@
+//! Retry with backoff, then dead-letter, then redrive (the seed notes'
+//! retry queue + DLX pattern, in one queue setting): a message nacked three
+//! times comes back after growing delays, lands in the dead-letter queue
+//! with the reason and its original queue in its headers, and a redrive
+//! puts it back where it came from, where it is consumed successfully.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sluice_e2e::{Deployment, PushConsumer, eventually};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_back_off_then_dead_letter_and_redrive_back() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let admin = &sluice.admin;
+    sluice
+        .declare(admin, "/v1/exchanges/dlx", json!({"type": "fanout"}))
+        .await?;
+    sluice
+        .declare(admin, "/v1/queues/orders-dlq", json!({}))
+        .await?;
+    sluice
+        .declare(
+            admin,
+            "/v1/queues/orders",
+            json!({
+                "retry": {"initial_delay_ms": 100, "multiplier": 2, "max_delay_ms": 400},
+                "delivery_limit": 3,
+                "dead_letter_exchange": "dlx",
+            }),
+        )
+        .await?;
+    sluice.bind("dlx", "orders-dlq", "").await?;
+    let app = sluice.key(admin, &["publish", "consume"]).await?;
+    let operator = sluice.key(admin, &["manage"]).await?;
+
+    sluice
+        .publish_to_queue(
+            &app,
+            "orders",
+            vec![json!({"body": "order 42", "message_id": "order-42"})],
+        )
+        .await?;
+
+    // Three failures, each retried after the backoff (100 ms, then 200 ms).
+    let mut nacked_at: Option<Instant> = None;
+    for attempt in 1..=3u32 {
+        let messages = sluice.receive(&app, "orders", 1, 5000).await?;
+        let message = messages.first().expect("the message comes back");
+        let now = Instant::now();
+        if let Some(then) = nacked_at {
+            let backoff = Duration::from_millis(100 * 2u64.pow(attempt - 2));
+            assert!(
+                now - then >= backoff,
+                "attempt {attempt} came after {:?}, before the {backoff:?} backoff",
+                now - then
+            );
+        }
+        assert_eq!(message["delivery_count"], attempt);
+        let answer = sluice.nack(&app, "orders", message, "requeue").await?;
+        nacked_at = Some(Instant::now());
+        let expected = if attempt < 3 {
+            "delayed"
+        } else {
+            "dead_lettered"
+        };
+        assert_eq!(answer["outcome"], expected, "{answer}");
+    }
+
+    // Dead-lettered with why and from where.
+    let arrived = eventually(Duration::from_secs(5), || async {
+        matches!(sluice.stats(&app, "orders-dlq").await, Ok(s) if s["ready"] == 1)
+    })
+    .await;
+    assert!(arrived, "the dead letter reaches the DLQ");
+    let (_, peeked) = sluice
+        .data
+        .call(Method::GET, "/v1/queues/orders-dlq/peek", Some(&app), None)
+        .await?;
+    let dead = &peeked["messages"][0];
+    assert_eq!(dead["body"], "order 42");
+    assert_eq!(
+        dead["headers"]["x-death-reason"], "delivery_limit",
+        "{dead}"
+    );
+    assert_eq!(dead["headers"]["x-death-queue"], "orders", "{dead}");
+    assert_eq!(dead["headers"]["x-death-count"], "1", "{dead}");
+
+    // Bad redrives are refused, naming the field.
+    let (status, problem) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/orders-dlq/redrive",
+            Some(&operator),
+            Some(json!({"max_messages": 0})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "max_messages");
+    let (status, _) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/orders-dlq/redrive",
+            Some(&operator),
+            Some(json!({"max_messages": 5, "to_exchange": "nope"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Redrive: back to the queue it came from (its x-death-queue).
+    let (status, redriven) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/orders-dlq/redrive",
+            Some(&operator),
+            Some(json!({"max_messages": 100})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{redriven}");
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    assert_eq!(redriven["messages"][0]["queues"], json!(["orders"]));
+    let dlq = sluice.stats(&app, "orders-dlq").await?;
+    assert_eq!(
+        (dlq["ready"].as_u64(), dlq["outbox"].as_u64()),
+        (Some(0), Some(0)),
+        "{dlq}"
+    );
+
+    // Consumed successfully this time, a fresh message in its queue.
+    let mut consumer = PushConsumer::connect(&sluice.data, &app, "orders", "prefetch=1").await?;
+    let message = consumer
+        .next_message(Duration::from_secs(5))
+        .await?
+        .expect("the redriven message is delivered");
+    assert_eq!(message["body"], "order 42");
+    assert_eq!(message["message_id"], "order-42");
+    assert_eq!(message["delivery_count"], 1);
+    sluice.ack(&app, "orders", &message).await?;
+    let orders = sluice.stats(&app, "orders").await?;
+    assert_eq!(
+        (orders["ready"].as_u64(), orders["unacked"].as_u64()),
+        (Some(0), Some(0))
+    );
+    Ok(())
+}
