@@ -2,7 +2,8 @@
 //! them: two consumers share a queue round-robin; with prefetch 1 the fast
 //! consumer does clearly more work than one that takes 300 ms per message
 //! (fair dispatch); and a consumer whose connection drops while it holds
-//! messages gets them redelivered to another, marked `redelivered`.
+//! messages gets them redelivered to another, marked `redelivered`;
+//! deleting the queue ends its consumers' streams.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,5 +127,23 @@ async fn push_consumers_share_work_fairly_and_survive_a_crash() -> anyhow::Resul
     }
     bodies.sort();
     assert_eq!(bodies, ["held-0", "held-1", "held-2"]);
+
+    // Deleting the queue ends its consumers' streams.
+    let (status, body) = sluice
+        .api
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/queues/crash",
+            Some(admin),
+            None,
+        )
+        .await?;
+    assert!(status.is_success(), "{status} {body}");
+    let ended = tokio::time::timeout(WAIT, async {
+        while survivor.next_event(WAIT).await?.is_some() {}
+        anyhow::Ok(())
+    })
+    .await;
+    assert!(matches!(ended, Ok(Ok(()))), "the stream ends: {ended:?}");
     Ok(())
 }

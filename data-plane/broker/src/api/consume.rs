@@ -86,7 +86,7 @@ pub async fn consume(
     };
     let (consumer, membership) = state
         .dispatchers
-        .join(group, join)
+        .join(&state.groups, group, join)
         .await
         .map_err(BrokerError::Unavailable)?;
     tracing::debug!(queue = %name, consumer = %consumer.0, prefetch, "push consumer joined");

@@ -14,11 +14,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use sluice_queue::{Command, ConsumerId, Reply, Stats};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::ReceivedMessage;
+use crate::groups::Groups;
 use crate::queue::QueueGroup;
+
+/// How often an idle dispatcher checks that its queue is still hosted here
+/// (a deleted queue ends its consumers' streams).
+const HOSTED_CHECK: Duration = Duration::from_secs(2);
 
 /// A consumer asking to join a queue's dispatch.
 pub struct Join {
@@ -61,6 +68,7 @@ impl Dispatchers {
     /// Returns the consumer id and the membership that ends it when dropped.
     pub async fn join(
         self: &Arc<Self>,
+        groups: &Groups,
         group: Arc<QueueGroup>,
         join: Join,
     ) -> Result<(ConsumerId, Membership), String> {
@@ -72,6 +80,7 @@ impl Dispatchers {
                 .or_insert_with(|| {
                     let (requests, inbox) = mpsc::unbounded_channel();
                     let dispatcher = Dispatcher {
+                        groups: groups.clone(),
                         group: group.clone(),
                         consumers: Vec::new(),
                         next: 0,
@@ -103,6 +112,14 @@ impl Dispatchers {
         tasks.remove(group_id);
         true
     }
+
+    /// Forgets `group_id`'s task, whose group is gone.
+    fn forget(&self, group_id: &str) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(group_id);
+    }
 }
 
 struct PushConsumer {
@@ -113,6 +130,7 @@ struct PushConsumer {
 }
 
 struct Dispatcher {
+    groups: Groups,
     group: Arc<QueueGroup>,
     consumers: Vec<PushConsumer>,
     /// Where the next round-robin walk starts.
@@ -159,11 +177,15 @@ impl Dispatcher {
                         }
                         break;
                     }
+                    _ = tokio::time::sleep(HOSTED_CHECK) => {
+                        if !self.hosted() {
+                            owner.forget(&group_id);
+                            return;
+                        }
+                    }
                     changed = changes.changed() => {
                         if changed.is_err() {
-                            // The group closed (queue deleted, broker
-                            // stopping): end every consumer's stream.
-                            owner.tasks.lock().unwrap_or_else(|e| e.into_inner()).remove(&group_id);
+                            owner.forget(&group_id);
                             return;
                         }
                         if fingerprint(&self.group.view().read(|q| q.stats())) != idle {
@@ -173,6 +195,15 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Whether this broker still hosts the group (not deleted, not
+    /// reopened as another instance). When it does not, the dispatcher
+    /// ends, which ends every consumer's stream.
+    fn hosted(&self) -> bool {
+        self.groups
+            .by_id(&self.group.spec.group_id)
+            .is_some_and(|current| Arc::ptr_eq(&current, &self.group))
     }
 
     async fn handle(&mut self, request: Request) {
