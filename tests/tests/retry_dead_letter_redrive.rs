@@ -145,5 +145,41 @@ async fn retries_back_off_then_dead_letter_and_redrive_back() -> anyhow::Result<
         (orders["ready"].as_u64(), orders["unacked"].as_u64()),
         (Some(0), Some(0))
     );
+    // Redrive elsewhere: to a named queue, or through an exchange.
+    sluice
+        .declare(admin, "/v1/queues/parking", json!({}))
+        .await?;
+    sluice
+        .publish_to_queue(
+            &app,
+            "orders-dlq",
+            vec![
+                json!({"body": "p1"}),
+                json!({"body": "p2", "routing_key": "parking"}),
+            ],
+        )
+        .await?;
+    for (target, body) in [
+        (json!({"max_messages": 1, "to_queue": "parking"}), "p1"),
+        (json!({"max_messages": 1, "to_exchange": "default"}), "p2"),
+    ] {
+        let (status, answer) = sluice
+            .data
+            .call(
+                Method::POST,
+                "/v1/queues/orders-dlq/redrive",
+                Some(&operator),
+                Some(target),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer["messages"][0]["queues"],
+            json!(["parking"]),
+            "{answer}"
+        );
+        let moved = sluice.receive(&app, "parking", 1, 0).await?;
+        assert_eq!(moved[0]["body"], body);
+    }
     Ok(())
 }
