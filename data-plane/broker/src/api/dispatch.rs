@@ -24,7 +24,7 @@ use crate::groups::Groups;
 use crate::queue::QueueGroup;
 
 /// How often an idle dispatcher checks that its queue is still hosted here
-/// (a deleted queue ends its consumers' streams).
+/// (a deleted queue ends its consumers' streams) and tries another round.
 const HOSTED_CHECK: Duration = Duration::from_secs(2);
 
 /// A consumer asking to join a queue's dispatch.
@@ -182,6 +182,9 @@ impl Dispatcher {
                             owner.forget(&group_id);
                             return;
                         }
+                        // A safety net for changes the fingerprint misses
+                        // (the single active consumer moving, say).
+                        break;
                     }
                     changed = changes.changed() => {
                         if changed.is_err() {
