@@ -66,6 +66,11 @@ pub struct QueueArgs {
     /// Lease of received messages; long enough that nothing is redelivered in a healthy run.
     #[arg(long, default_value_t = 120_000)]
     pub lease_ms: u64,
+    /// Pace publishing to this many messages per second in total (0: as fast as
+    /// the windows allow). Below the consumers' capacity, `e2e_latency_ms` shows
+    /// latency at that load rather than the backlog of an overdriven queue.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Queue name; a fresh `bench-<random>` when not given.
     #[arg(long)]
     pub queue: Option<String>,

@@ -138,6 +138,11 @@ async fn publish_loop(
             return latencies;
         }
         let count = args.batch.min(args.messages - first);
+        if args.rate > 0 {
+            // Open loop: message `first` is due at `first / rate` seconds into the run.
+            let due = shared.epoch + Duration::from_secs_f64(first as f64 / args.rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let sent = Instant::now();
         let text = body(
             sent.duration_since(shared.epoch).as_micros() as u64,
