@@ -199,11 +199,13 @@ pub const NODE_KEY: &str = "e2e-node-key";
 
 /// A whole deployment for data-plane tests: Postgres, a control plane, one
 /// broker (node `n1`) and a tenant `acme` with its admin key.
+///
+/// Fields drop in order: the broker first (its feed long-poll would hold the
+/// control plane's graceful shutdown open), then the control plane, then
+/// Postgres, and the directory last.
 pub struct Deployment {
-    pub pg: Postgres,
-    pub dir: tempfile::TempDir,
-    pub control: ControlPlane,
     pub broker: Broker,
+    pub control: ControlPlane,
     /// The control plane's API.
     pub api: Api,
     /// The broker's data API.
@@ -211,6 +213,8 @@ pub struct Deployment {
     pub admin: String,
     /// The operator key (tenants, quotas).
     pub operator: String,
+    pub pg: Postgres,
+    pub dir: tempfile::TempDir,
 }
 
 impl Deployment {
@@ -231,16 +235,34 @@ impl Deployment {
         let api = Api::new(&control.url);
         let data = Api::new(&broker.url);
         let mut deployment = Deployment {
-            pg,
-            dir,
-            control,
             broker,
+            control,
             api,
             data,
             admin: String::new(),
             operator: operator.clone(),
+            pg,
+            dir,
         };
         deployment.admin = deployment.tenant(&operator, "acme").await?;
+        // The free plan's publish rate (100 messages/s) would throttle the
+        // scenarios; tests of the rate quota set their own.
+        let quotas = serde_json::json!({
+            "publish_messages_per_second": 1_000_000,
+            "publish_bytes_per_second": 1_i64 << 30,
+        });
+        let (status, body) = deployment
+            .api
+            .call(
+                Method::PATCH,
+                "/v1/tenants/acme/quotas",
+                Some(&operator),
+                Some(quotas),
+            )
+            .await?;
+        if !status.is_success() {
+            bail!("raising acme's publish rate: {status} {body}");
+        }
         Ok(deployment)
     }
 

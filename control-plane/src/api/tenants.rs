@@ -121,6 +121,7 @@ pub async fn delete_tenant(
         .commit("tenant.delete", &tenant, details)
         .await?
         .unwrap_or_default();
+    super::convergence::wait_applied(&state, version).await?;
     Ok(Json(Deleted {
         name: tenant,
         bindings_removed: usage.bindings,
@@ -170,8 +171,11 @@ async fn set_status(
         "suspend"
     };
     m.bump("tenant", tenant, action).await?;
-    m.commit(&format!("tenant.{action}"), tenant, serde_json::json!({}))
+    let version = m
+        .commit(&format!("tenant.{action}"), tenant, serde_json::json!({}))
         .await?;
+    // In effect on every live broker when this returns.
+    super::convergence::wait_applied(state, version.unwrap_or_default()).await?;
     Ok(Json(row.into_api()))
 }
 
@@ -222,12 +226,15 @@ pub async fn update_quotas(
     let usage = db::quotas::usage(&mut m.tx, actor.tenant_id).await?;
     // Brokers enforce rates and sizes from the feed; the bump tells them.
     m.bump("quota", &tenant, "update").await?;
-    m.commit(
-        "quota.update",
-        &tenant,
-        serde_json::to_value(&limits).unwrap_or_default(),
-    )
-    .await?;
+    let version = m
+        .commit(
+            "quota.update",
+            &tenant,
+            serde_json::to_value(&limits).unwrap_or_default(),
+        )
+        .await?;
+    // Brokers enforce the new rates and sizes when this returns.
+    super::convergence::wait_applied(&state, version.unwrap_or_default()).await?;
     let row = db::tenants::get(&state.pool, &tenant).await?;
     Ok(Json(QuotaReport {
         tenant,

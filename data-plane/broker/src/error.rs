@@ -96,15 +96,19 @@ impl BrokerError {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Problem {
+/// An RFC 7807 problem document (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem; clients branch on this.
     #[serde(rename = "type")]
     problem_type: String,
     title: &'static str,
     status: u16,
     detail: String,
+    /// The offending request field, as a JSON path (`messages[2].body`) or parameter name.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// The rule the field broke.
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'static str>,
 }

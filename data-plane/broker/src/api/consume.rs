@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::dispatch::{Join, Membership};
 use super::messages::ReceivedMessage;
+use super::openapi::ProblemResponses;
 use super::queues::{MAX_LEASE_MS, queue_group};
 use super::{BrokerState, CallerAuth};
 use crate::error::{BrokerError, BrokerResult};
@@ -33,8 +34,9 @@ pub const MAX_PREFETCH: u32 = 1000;
 /// (and its messages requeued) on the next write.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsumeParams {
     #[serde(default)]
     prefetch: Option<u32>,
@@ -44,6 +46,18 @@ pub struct ConsumeParams {
     consumer: Option<String>,
 }
 
+/// Push consumer: a Server-Sent Events stream. The first event (`consumer`)
+/// names the consumer; each `message` event carries one leased message (as
+/// `receive` returns it). At most `prefetch` messages are unacked at once;
+/// ack or nack them with their receipts. Closing the stream requeues what
+/// it held (redelivered).
+#[utoipa::path(get, path = "/v1/queues/{queue}/consume", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name"), ConsumeParams),
+    responses(
+        (status = 200, description = "`text/event-stream`: `consumer` then `message` events", content_type = "text/event-stream", body = String),
+        ProblemResponses
+    ),
+    security(("bearer" = [])))]
 pub async fn consume(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,

@@ -15,7 +15,7 @@ use crate::queue::{BodyEncoding, MessageBody};
 pub const MAX_BATCH: usize = 1000;
 
 /// One message as a publisher sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingMessage {
     pub body: String,
@@ -130,8 +130,10 @@ pub fn publish_command<'a>(
 }
 
 /// One message's publish outcome, as the publisher sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PublishOutcome {
+    /// `stored`, `duplicate` (same message id within the dedup window),
+    /// `rejected` (queue full with `reject-publish`; see `reason`) or `dead_lettered`.
     pub status: &'static str,
     /// Queues that hold the message.
     pub queues: u32,
@@ -172,7 +174,7 @@ fn encode_body(body: &MessageBody) -> (String, BodyEncoding) {
 }
 
 /// One delivered message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReceivedMessage {
     pub receipt: String,
     pub body: String,
@@ -209,7 +211,7 @@ impl ReceivedMessage {
 }
 
 /// One ready message shown by peek (not leased).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PeekedMessage {
     pub body: String,
     pub body_encoding: BodyEncoding,

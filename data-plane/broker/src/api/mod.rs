@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod internal;
 pub mod json;
 pub mod messages;
+pub mod openapi;
 pub mod publish;
 pub mod queues;
 pub mod redrive;
@@ -76,6 +77,7 @@ pub fn router(state: BrokerState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/whoami", get(whoami))
         .route(
             "/v1/queues/{queue}/messages",
@@ -132,8 +134,8 @@ async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, S
     ))
 }
 
-#[derive(Serialize)]
-struct WhoAmI {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
     tenant: String,
     key_id: String,
     scopes: Vec<String>,
@@ -142,7 +144,13 @@ struct WhoAmI {
 }
 
 /// Who the broker takes the caller for: a way to check a credential against a broker.
-async fn whoami(State(state): State<BrokerState>, CallerAuth(caller): CallerAuth) -> Json<WhoAmI> {
+#[utoipa::path(get, path = "/v1/whoami", tag = "auth",
+    responses((status = 200, body = WhoAmI), openapi::ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn whoami(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+) -> Json<WhoAmI> {
     Json(WhoAmI {
         tenant: caller.tenant,
         key_id: caller.key_id,

@@ -15,6 +15,7 @@ use sluice_routing::{Headers, RouteError};
 
 use super::json::JsonBody;
 use super::messages::{OutgoingMessage, Prepared, PublishOutcome, prepare, publish_command};
+use super::openapi::ProblemResponses;
 use super::queues::queue_group;
 use super::{BrokerState, CallerAuth};
 use crate::auth::Caller;
@@ -22,13 +23,13 @@ use crate::error::{BrokerError, BrokerResult, command_error};
 use crate::limits::Refusal;
 use crate::queue::QueueGroup;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueuePublishRequest {
     messages: Vec<OutgoingMessage>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QueuePublishResponse {
     results: Vec<PublishOutcome>,
 }
@@ -110,6 +111,13 @@ async fn publish_to(
     }
 }
 
+/// Publish to one queue (through the default exchange). Answers after the
+/// queue durably committed the batch, with one result per message.
+#[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "publish",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = QueuePublishRequest,
+    responses((status = 200, body = QueuePublishResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn publish_to_queue(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
@@ -127,7 +135,7 @@ pub async fn publish_to_queue(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangePublishRequest {
     messages: Vec<OutgoingMessage>,
@@ -135,14 +143,14 @@ pub struct ExchangePublishRequest {
     mandatory: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FailedQueue {
     queue: String,
     error: String,
 }
 
 /// Where one message went.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RoutedOutcome {
     /// `routed` (every target queue holds it), `unroutable`, or `failed`
     /// (some target queue did not take it: see `failed`).
@@ -158,11 +166,18 @@ pub struct RoutedOutcome {
     failed: Vec<FailedQueue>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ExchangePublishResponse {
     results: Vec<RoutedOutcome>,
 }
 
+/// Publish through an exchange: each message is routed by the exchange's
+/// type and bindings and answered once every target queue committed it.
+#[utoipa::path(post, path = "/v1/exchanges/{exchange}/publish", tag = "publish",
+    params(("exchange" = String, Path, description = "Exchange name (`default` routes by queue name)")),
+    request_body = ExchangePublishRequest,
+    responses((status = 200, body = ExchangePublishResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn publish_to_exchange(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,

@@ -2,18 +2,19 @@
 //! extend a lease, peek, purge and stats. Every handler needs the `consume`
 //! scope and answers 404 for a queue the caller's tenant does not have.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sluice_queue::{Command, ConsumerId, NackAction, Receipt, Reply};
+use sluice_queue::{Command, ConsumerId, NackAction, NackOutcome, Receipt, Reply};
 use tokio::time::Instant;
 
 use super::json::JsonBody;
 use super::messages::{PeekedMessage, ReceivedMessage};
+use super::openapi::ProblemResponses;
 use super::{BrokerState, CallerAuth};
 use crate::auth::Caller;
 use crate::error::{BrokerError, BrokerResult, command_error};
@@ -70,7 +71,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveRequest {
     #[serde(default = "one")]
@@ -83,11 +84,18 @@ pub struct ReceiveRequest {
     consumer: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReceiveResponse {
     messages: Vec<ReceivedMessage>,
 }
 
+/// Lease up to `max_messages` ready messages (long-poll up to `wait_ms`
+/// when none is ready). Each comes with a receipt for ack / nack / extend.
+#[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = ReceiveRequest,
+    responses((status = 200, body = ReceiveResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn receive(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
@@ -157,18 +165,42 @@ pub async fn receive(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
     receipts: Vec<String>,
 }
 
+/// The outcome of one receipt.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AckResult {
+    receipt: String,
+    /// `ok` or `error`.
+    status: &'static str,
+    /// `stale` (the lease ended), `unknown` (no such delivery) or `refused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AckResponse {
+    results: Vec<AckResult>,
+}
+
+/// Acknowledge deliveries: the messages are done and leave the queue.
+#[utoipa::path(post, path = "/v1/queues/{queue}/ack", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = AckRequest,
+    responses((status = 200, body = AckResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn ack(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<AckRequest>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<AckResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
     if request.receipts.is_empty() || request.receipts.len() > MAX_RECEIPTS {
@@ -191,37 +223,42 @@ pub async fn ack(
             "ack got another reply"
         )));
     };
-    let results: Vec<Value> = request
+    let results = request
         .receipts
-        .iter()
+        .into_iter()
         .zip(results)
         .map(|(receipt, result)| match result {
-            Ok(_) => json!({"receipt": receipt, "status": "ok"}),
-            Err(err) => json!({
-                "receipt": receipt,
-                "status": "error",
-                "error": match err {
+            Ok(_) => AckResult {
+                receipt,
+                status: "ok",
+                error: None,
+                detail: None,
+            },
+            Err(err) => AckResult {
+                receipt,
+                status: "error",
+                error: Some(match err {
                     sluice_queue::QueueError::StaleReceipt(_) => "stale",
                     sluice_queue::QueueError::UnknownReceipt(_) => "unknown",
                     _ => "refused",
-                },
-                "detail": err.to_string(),
-            }),
+                }),
+                detail: Some(err.to_string()),
+            },
         })
         .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(AckResponse { results }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum NackKind {
+pub enum NackKind {
     Requeue,
     RequeueNow,
     RequeueAfter,
     DeadLetter,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackRequest {
     receipt: String,
@@ -235,12 +272,28 @@ fn requeue() -> NackKind {
     NackKind::Requeue
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NackResponse {
+    receipt: String,
+    /// `requeued`, `delayed` (see `due_ms`) or `dead_lettered`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_ms: Option<u64>,
+}
+
+/// Give a delivery back: requeue now, after the retry backoff or a delay,
+/// or dead-letter it.
+#[utoipa::path(post, path = "/v1/queues/{queue}/nack", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = NackRequest,
+    responses((status = 200, body = NackResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn nack(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<NackRequest>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<NackResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
     let receipt = parse_receipt("receipt", &request.receipt)?;
@@ -274,24 +327,43 @@ pub async fn nack(
             "nack got another reply"
         )));
     };
-    let mut body = serde_json::to_value(outcome).map_err(|e| BrokerError::Internal(e.into()))?;
-    body["receipt"] = json!(request.receipt);
-    Ok(Json(body))
+    let (outcome, due_ms) = match outcome {
+        NackOutcome::Requeued => ("requeued", None),
+        NackOutcome::Delayed { due_ms } => ("delayed", Some(due_ms)),
+        NackOutcome::DeadLettered => ("dead_lettered", None),
+    };
+    Ok(Json(NackResponse {
+        receipt: request.receipt,
+        outcome,
+        due_ms,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
     receipt: String,
     lease_ms: u64,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExtendResponse {
+    receipt: String,
+    lease_deadline_ms: u64,
+}
+
+/// Set a delivery's lease to end `lease_ms` from now (0 returns it at once).
+#[utoipa::path(post, path = "/v1/queues/{queue}/extend", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name")),
+    request_body = ExtendRequest,
+    responses((status = 200, body = ExtendResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn extend(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<ExtendRequest>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<ExtendResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
     let receipt = parse_receipt("receipt", &request.receipt)?;
@@ -313,22 +385,35 @@ pub async fn extend(
             "extend got another reply"
         )));
     };
-    Ok(Json(
-        json!({"receipt": request.receipt, "lease_deadline_ms": lease_deadline_ms}),
-    ))
+    Ok(Json(ExtendResponse {
+        receipt: request.receipt,
+        lease_deadline_ms,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeekParams {
+    /// How many ready messages to show, 1 to 100 (default 10).
     max: Option<usize>,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PeekResponse {
+    messages: Vec<PeekedMessage>,
+}
+
+/// Browse the first ready messages without leasing them.
+#[utoipa::path(get, path = "/v1/queues/{queue}/peek", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name"), PeekParams),
+    responses((status = 200, body = PeekResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn peek(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     Query(params): Query<PeekParams>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<PeekResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
     let max = params.max.unwrap_or(10);
@@ -348,14 +433,25 @@ pub async fn peek(
         .zip(bodies.iter())
         .map(|(view, body)| PeekedMessage::new(view, body))
         .collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(PeekResponse { messages }))
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PurgeResponse {
+    /// Ready messages removed (leased and delayed ones stay).
+    purged: u64,
+}
+
+/// Remove every ready message.
+#[utoipa::path(post, path = "/v1/queues/{queue}/purge", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name")),
+    responses((status = 200, body = PurgeResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn purge(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<PurgeResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
     let Reply::Purged { count } = reply(group.propose(Command::Purge, Vec::new()).await?)? else {
@@ -363,24 +459,42 @@ pub async fn purge(
             "purge got another reply"
         )));
     };
-    Ok(Json(json!({ "purged": count })))
+    Ok(Json(PurgeResponse { purged: count }))
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QueueStatsResponse {
+    queue: String,
+    ready: u64,
+    unacked: u64,
+    delayed: u64,
+    ready_bytes: u64,
+    /// Dead letters and redrives waiting to be republished.
+    outbox: u64,
+    /// Unacked messages per consumer.
+    consumers: BTreeMap<String, u64>,
+}
+
+/// The queue's live counts.
+#[utoipa::path(get, path = "/v1/queues/{queue}/stats", tag = "consume",
+    params(("queue" = String, Path, description = "Queue name")),
+    responses((status = 200, body = QueueStatsResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<QueueStatsResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
     let stats = group.view().read(|q| q.stats());
-    Ok(Json(json!({
-        "queue": name,
-        "ready": stats.ready,
-        "unacked": stats.unacked,
-        "delayed": stats.delayed,
-        "ready_bytes": stats.ready_bytes,
-        "outbox": stats.outbox,
-        "consumers": stats.consumers,
-    })))
+    Ok(Json(QueueStatsResponse {
+        queue: name,
+        ready: stats.ready,
+        unacked: stats.unacked,
+        delayed: stats.delayed,
+        ready_bytes: stats.ready_bytes,
+        outbox: stats.outbox,
+        consumers: stats.consumers.into_iter().map(|(c, n)| (c.0, n)).collect(),
+    }))
 }

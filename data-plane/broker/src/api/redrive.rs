@@ -13,12 +13,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sluice_queue::{Command, Reply};
 use sluice_routing::RouteError;
 
 use super::json::JsonBody;
+use super::openapi::ProblemResponses;
 use super::queues::queue_group;
 use super::{BrokerState, CallerAuth};
 use crate::dead_letter::{RedriveTarget, Republisher};
@@ -27,7 +27,7 @@ use crate::error::{BrokerError, BrokerResult, command_error};
 /// Most messages one redrive moves.
 pub const MAX_REDRIVE: u32 = 10_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveRequest {
     max_messages: u32,
@@ -37,12 +37,38 @@ pub struct RedriveRequest {
     to_queue: Option<String>,
 }
 
+/// One redriven message.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RedrivenMessage {
+    message_id: Option<String>,
+    /// `redriven` or `failed` (it stays in the outbox and is retried).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queues: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RedriveResponse {
+    redriven: usize,
+    failed: usize,
+    messages: Vec<RedrivenMessage>,
+}
+
+/// Move ready messages out of a (dead-letter) queue: to `to_queue`, through
+/// `to_exchange`, or back to the queue each came from.
+#[utoipa::path(post, path = "/v1/queues/{queue}/redrive", tag = "consume",
+    params(("queue" = String, Path, description = "Queue to take messages from")),
+    request_body = RedriveRequest,
+    responses((status = 200, body = RedriveResponse), ProblemResponses),
+    security(("bearer" = [])))]
 pub async fn redrive(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<RedriveRequest>,
-) -> BrokerResult<Json<Value>> {
+) -> BrokerResult<Json<RedriveResponse>> {
     if caller.require("manage").is_err() {
         caller.require("consume").map_err(|_| {
             BrokerError::Forbidden(
@@ -116,13 +142,21 @@ pub async fn redrive(
         match republisher.redrive(&source, redriven, &target).await {
             Ok(queues) => {
                 settled.push(redriven.outbox_id);
-                results.push(
-                    json!({"message_id": message_id, "status": "redriven", "queues": queues}),
-                );
+                results.push(RedrivenMessage {
+                    message_id,
+                    status: "redriven",
+                    queues: Some(queues),
+                    detail: None,
+                });
             }
             Err(err) => {
                 tracing::warn!(queue = %name, error = %err, "redriving a message failed; it stays in the outbox");
-                results.push(json!({"message_id": message_id, "status": "failed", "detail": err.to_string()}));
+                results.push(RedrivenMessage {
+                    message_id,
+                    status: "failed",
+                    queues: None,
+                    detail: Some(err.to_string()),
+                });
             }
         }
     }
@@ -137,9 +171,9 @@ pub async fn redrive(
             tracing::warn!(queue = %name, error = %err, "settling redriven messages failed");
         }
     }
-    Ok(Json(json!({
-        "redriven": redriven,
-        "failed": messages.len() - redriven,
-        "messages": results,
-    })))
+    Ok(Json(RedriveResponse {
+        redriven,
+        failed: messages.len() - redriven,
+        messages: results,
+    }))
 }

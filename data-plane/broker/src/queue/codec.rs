@@ -16,7 +16,17 @@ const ENCODING_HEADER: &str = "encoding";
 const CONTENT_TYPE_HEADER: &str = "content-type";
 
 /// How a body travels in JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BodyEncoding {
     #[default]
