@@ -171,6 +171,8 @@ impl DeadLetterForwarder {
                 } else {
                     Vec::new()
                 },
+                // A dead letter is not a new publish: the target's dedup window must not eat it.
+                republished: true,
             };
             republisher
                 .store(tenant_id, queue, message, body.clone())
@@ -277,6 +279,8 @@ impl Republisher {
                 expiration_ms: None,
                 priority: meta.priority,
                 deaths: Vec::new(),
+                // A redriven message comes back on purpose: never a duplicate of itself.
+                republished: true,
             };
             self.store(tenant_id, queue, message, body.clone()).await?;
         }

@@ -27,6 +27,7 @@ fn message(log_index: u64, slot: u32, group: Option<String>) -> PublishMessage {
         expiration_ms: None,
         priority: None,
         deaths: Vec::new(),
+        republished: false,
     }
 }
 

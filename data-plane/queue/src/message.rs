@@ -124,6 +124,10 @@ pub struct PublishMessage {
     pub priority: Option<u8>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deaths: Vec<DeathRecord>,
+    /// A dead letter or a redriven message re-entering a queue: the dedup
+    /// window neither drops it nor remembers it (it is not a new publish).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub republished: bool,
 }
 
 /// Metadata kept per stored message and handed back with every delivery,

@@ -26,7 +26,8 @@ impl QueueState {
         dead: &mut Vec<DeadLetter>,
     ) -> PublishResult {
         let now = self.clock_ms;
-        if let Some(seq) = self.duplicate_of(message.message_id.as_deref()) {
+        let republished = message.republished;
+        if !republished && let Some(seq) = self.duplicate_of(message.message_id.as_deref()) {
             return PublishResult::Duplicate { seq };
         }
         let meta = MessageMeta {
@@ -59,7 +60,9 @@ impl QueueState {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let (Some(_), Some(id)) = (self.settings.dedup_window_ms, &meta.message_id) {
+        if let (false, Some(_), Some(id)) =
+            (republished, self.settings.dedup_window_ms, &meta.message_id)
+        {
             self.remember_message_id(id.clone(), seq, now);
         }
         let location = match message.delay_ms {

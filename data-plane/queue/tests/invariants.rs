@@ -187,6 +187,7 @@ fn command(op: &Op, seen: &Observed, state: &QueueState, log_index: u64) -> Comm
                     expiration_ms: p.expiration_ms,
                     priority: None,
                     deaths: Vec::new(),
+                    republished: false,
                 })
                 .collect(),
         },

@@ -99,6 +99,7 @@ pub fn prepare(
                     expiration_ms: message.expiration_ms,
                     priority: None,
                     deaths: Vec::new(),
+                    republished: false,
                 },
                 body: MessageBody {
                     bytes,

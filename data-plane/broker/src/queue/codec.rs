@@ -157,6 +157,7 @@ mod tests {
                 expiration_ms: None,
                 priority: None,
                 deaths: Vec::new(),
+                republished: false,
             })
             .collect();
         TimedCommand::new(1_000, Command::Publish { messages })

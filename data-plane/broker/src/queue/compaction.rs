@@ -73,6 +73,7 @@ mod tests {
             expiration_ms: None,
             priority: None,
             deaths: Vec::new(),
+            republished: false,
         };
         let body = MessageBody {
             bytes: text.as_bytes().to_vec(),

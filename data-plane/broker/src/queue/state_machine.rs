@@ -260,6 +260,7 @@ mod tests {
                 expiration_ms: None,
                 priority: None,
                 deaths: Vec::new(),
+                republished: false,
             })
             .collect();
         let bodies = bodies

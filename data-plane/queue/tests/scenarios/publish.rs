@@ -158,3 +158,27 @@ fn delayed_messages_are_never_delivered_before_due() {
     assert_eq!(Harness::keys(&d), vec!["later"]);
     assert!(!d[0].redelivered);
 }
+
+#[test]
+fn republished_messages_bypass_the_dedup_window() {
+    // A message redriven (or dead-lettered) back into a queue that still
+    // remembers its id is a re-entry, not a retry of the publish.
+    let mut q = Harness::new(r#"{"dedup_window_ms": 60000}"#);
+    assert_eq!(
+        q.publish(vec![with_id("a", "order-1")]),
+        vec![PublishResult::Stored { seq: 1 }]
+    );
+    let again = PublishMessage {
+        republished: true,
+        ..with_id("a", "order-1")
+    };
+    assert_eq!(
+        q.publish(vec![again]),
+        vec![PublishResult::Stored { seq: 2 }]
+    );
+    // ...and it does not refresh the window for later publishes of the id.
+    assert_eq!(
+        q.publish(vec![with_id("a", "order-1")]),
+        vec![PublishResult::Duplicate { seq: 1 }]
+    );
+}

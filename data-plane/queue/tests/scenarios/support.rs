@@ -34,6 +34,7 @@ pub fn msg(key: &str) -> PublishMessage {
         expiration_ms: None,
         priority: None,
         deaths: Vec::new(),
+        republished: false,
     }
 }
 
