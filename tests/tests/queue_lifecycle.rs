@@ -99,6 +99,22 @@ async fn depth_and_conditional_deletes_follow_the_broker() -> anyhow::Result<()>
         )
         .await?;
 
+    // The broker counted the deliveries and acks.
+    let metrics = reqwest::get(format!("{}/metrics", sluice.broker.url))
+        .await?
+        .text()
+        .await?;
+    for name in [
+        "sluice_delivered_messages_total{",
+        "sluice_acked_messages_total{",
+    ] {
+        let value = metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("queue=\"jobs\""))
+            .and_then(|l| l.rsplit(' ').next());
+        assert_eq!(value, Some("2"), "{name} in {metrics}");
+    }
+
     // With the broker down the condition cannot be checked: 503, and the queue stays.
     sluice.broker.process.stop()?;
     let (status, body) = sluice

@@ -157,6 +157,11 @@ impl GroupManager {
                 GroupSpec {
                     group_id: queue.placement.group_id.clone(),
                     tenant_id: queue.tenant_id,
+                    tenant: topology
+                        .tenants
+                        .get(&queue.tenant_id)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default(),
                     queue: queue.name.clone(),
                     settings,
                     replicas: queue.placement.replicas.clone(),

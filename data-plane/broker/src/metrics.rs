@@ -1,14 +1,18 @@
 //! Prometheus metrics at `/metrics`: per queue, the ready / unacked /
 //! delayed gauges (read from the queue groups at scrape time, so they are
-//! never stale) and publish counters per tenant and queue; per tenant, the
-//! publishes refused by the rate quota.
+//! never stale) and counters of published, delivered, redelivered, acked,
+//! nacked and dead-lettered messages per tenant and queue (rates are
+//! `rate()` over them); per tenant, the publishes refused by the rate quota.
 
 use std::sync::OnceLock;
 
 use axum::extract::State;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use sluice_queue::Reply;
+
 use crate::api::BrokerState;
+use crate::queue::CommandOutcome;
 
 /// The process-wide recorder, installed once.
 pub fn handle() -> PrometheusHandle {
@@ -29,6 +33,32 @@ pub fn published(tenant: &str, queue: &str, messages: u64, bytes: u64) {
     let labels = [("tenant", tenant.to_string()), ("queue", queue.to_string())];
     metrics::counter!("sluice_published_messages_total", &labels).increment(messages);
     metrics::counter!("sluice_published_bytes_total", &labels).increment(bytes);
+}
+
+/// Counts what a queue command did: deliveries (and redeliveries), acks,
+/// dead letters. Publishes are counted by the publish path, which knows sizes.
+pub fn command_applied(tenant: &str, queue: &str, outcome: &CommandOutcome) {
+    let labels = [("tenant", tenant.to_string()), ("queue", queue.to_string())];
+    match &outcome.result {
+        Ok(Reply::Received { deliveries }) => {
+            let redelivered = deliveries.iter().filter(|d| d.redelivered).count() as u64;
+            metrics::counter!("sluice_delivered_messages_total", &labels)
+                .increment(deliveries.len() as u64);
+            metrics::counter!("sluice_redelivered_messages_total", &labels).increment(redelivered);
+        }
+        Ok(Reply::Acked { results }) => {
+            let acked = results.iter().filter(|r| r.is_ok()).count() as u64;
+            metrics::counter!("sluice_acked_messages_total", &labels).increment(acked);
+        }
+        Ok(Reply::Nacked { .. }) => {
+            metrics::counter!("sluice_nacked_messages_total", &labels).increment(1);
+        }
+        _ => {}
+    }
+    if !outcome.dead_letters.is_empty() {
+        metrics::counter!("sluice_dead_lettered_messages_total", &labels)
+            .increment(outcome.dead_letters.len() as u64);
+    }
 }
 
 /// Counts a publish refused by the tenant's rate quota.

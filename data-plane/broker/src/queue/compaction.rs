@@ -52,6 +52,7 @@ mod tests {
         GroupSpec {
             group_id: "q1".into(),
             tenant_id: 1,
+            tenant: "acme".into(),
             queue: "jobs".into(),
             settings,
             replicas: vec!["n1".into()],

@@ -35,6 +35,8 @@ const BODY_READ_BYTES: usize = 64 * 1024;
 pub struct GroupSpec {
     pub group_id: String,
     pub tenant_id: i64,
+    /// The tenant's name (metrics labels).
+    pub tenant: String,
     pub queue: String,
     pub settings: QueueSettings,
     /// Broker node ids of the replicas.
@@ -176,6 +178,7 @@ impl QueueGroup {
             .map_err(|e| GroupError::Storage(e.to_string()))?;
         let response = self.raft.client_write(records).await.map_err(write_error)?;
         let outcome = response.data;
+        crate::metrics::command_applied(&self.spec.tenant, &self.spec.queue, &outcome);
         let pending: Vec<DeadLetter> = outcome
             .dead_letters
             .iter()
