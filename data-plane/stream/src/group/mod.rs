@@ -1,0 +1,298 @@
+//! Consumer groups: one [`GroupCoordinator`] per stream holds every group's
+//! members, generation, assignment and committed offsets. Its commands
+//! travel through the log of a designated partition (partition 0), so the
+//! coordinator is replicated and fails over with that partition's leader.
+//!
+//! - [`membership`]: join, rejoin, heartbeat, leave, session expiry;
+//! - [`assignment`]: `range` / `round-robin` with a cooperative rebalance;
+//! - [`offsets`]: commit, seek, lag.
+//!
+//! Every membership change bumps the group's generation and rebalances.
+//! Heartbeats and commits name the generation they act in; a stale one is
+//! fenced (`StaleGeneration`) and the member rejoins with its member id to
+//! learn the new generation and assignment — its unchanged partitions stay
+//! its own, so it keeps consuming them. Groups are independent of one
+//! another: a command names its group and touches nothing else.
+
+mod assignment;
+mod membership;
+mod offsets;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use assignment::AssignmentStrategy;
+pub use offsets::{PartitionBounds, SeekTarget};
+
+use crate::command::{GroupCommand, TimedCommand};
+use crate::error::StreamError;
+use crate::{GroupId, LogIndex, Offset, PartitionId};
+
+/// A group member's id, assigned by the coordinator: `<client id>-<n>`, `n`
+/// counting the group's joins (deterministic on every replica).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemberId(pub String);
+
+impl std::fmt::Display for MemberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for MemberId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// One member of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub client_id: String,
+    pub session_timeout_ms: u64,
+    pub last_heartbeat_ms: u64,
+    /// Join order: the strategies lay partitions out over members in it.
+    pub join_seq: u64,
+}
+
+/// One consumer group of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConsumerGroup {
+    strategy: AssignmentStrategy,
+    generation: u64,
+    next_join_seq: u64,
+    members: BTreeMap<MemberId, Member>,
+    assignment: BTreeMap<PartitionId, MemberId>,
+    committed: BTreeMap<PartitionId, Offset>,
+}
+
+impl ConsumerGroup {
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn strategy(&self) -> AssignmentStrategy {
+        self.strategy
+    }
+
+    pub fn members(&self) -> &BTreeMap<MemberId, Member> {
+        &self.members
+    }
+
+    /// The owner of `partition` in the current generation.
+    pub fn owner(&self, partition: PartitionId) -> Option<&MemberId> {
+        self.assignment.get(&partition)
+    }
+
+    /// Partition → owner, for every owned partition.
+    pub fn assignment(&self) -> &BTreeMap<PartitionId, MemberId> {
+        &self.assignment
+    }
+
+    /// The partitions `member` owns, ascending.
+    pub fn assignment_of(&self, member: &MemberId) -> Vec<PartitionId> {
+        self.assignment
+            .iter()
+            .filter(|(_, m)| *m == member)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// The committed offset (the next record to consume) of `partition`.
+    pub fn committed(&self, partition: PartitionId) -> Option<Offset> {
+        self.committed.get(&partition).copied()
+    }
+
+    pub fn committed_offsets(&self) -> &BTreeMap<PartitionId, Offset> {
+        &self.committed
+    }
+
+    /// Members in join order.
+    fn ordered_members(&self) -> Vec<MemberId> {
+        let mut members: Vec<(&u64, &MemberId)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (&m.join_seq, id))
+            .collect();
+        members.sort();
+        members.into_iter().map(|(_, id)| id.clone()).collect()
+    }
+
+    /// A membership change: next generation, cooperative rebalance.
+    fn rebalance(&mut self, partitions: u32) {
+        self.generation += 1;
+        self.assignment = assignment::rebalance(
+            self.strategy,
+            partitions,
+            &self.ordered_members(),
+            &self.assignment,
+        );
+    }
+}
+
+/// The answer to an applied group command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum GroupReply {
+    /// Joined or rejoined: the member's generation and partitions.
+    Joined {
+        member_id: MemberId,
+        generation: u64,
+        assignment: Vec<PartitionId>,
+    },
+    /// The session is alive and the generation current.
+    HeartbeatOk {
+        generation: u64,
+        assignment: Vec<PartitionId>,
+    },
+    Left {
+        generation: u64,
+    },
+    Committed {
+        generation: u64,
+    },
+    /// The group's committed offsets after the seek.
+    Seeked {
+        generation: u64,
+        offsets: BTreeMap<PartitionId, Offset>,
+    },
+    Deleted,
+    PartitionCount {
+        partitions: u32,
+    },
+    Ticked,
+}
+
+/// The outcome of one group command: its answer, and the members expelled
+/// because their session ran out before it (expiry runs first, whatever the
+/// command, and stands even when the command fails).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupApplied {
+    pub result: Result<GroupReply, StreamError>,
+    pub expired: Vec<(GroupId, MemberId)>,
+}
+
+/// The replicated consumer-group state of one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCoordinator {
+    applied_index: LogIndex,
+    /// Highest `now_ms` applied: time never runs backwards here.
+    clock_ms: u64,
+    partitions: u32,
+    groups: BTreeMap<GroupId, ConsumerGroup>,
+}
+
+impl GroupCoordinator {
+    /// The coordinator of a stream with `partitions` partitions.
+    pub fn new(partitions: u32) -> Self {
+        Self {
+            applied_index: 0,
+            clock_ms: 0,
+            partitions,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// Applies the group command of the committed entry at `log_index`.
+    pub fn apply(
+        &mut self,
+        log_index: LogIndex,
+        command: TimedCommand<GroupCommand>,
+    ) -> GroupApplied {
+        if log_index <= self.applied_index {
+            return GroupApplied {
+                result: Err(StreamError::LogIndexRegressed {
+                    applied: self.applied_index,
+                    got: log_index,
+                }),
+                expired: Vec::new(),
+            };
+        }
+        self.applied_index = log_index;
+        self.clock_ms = self.clock_ms.max(command.now_ms);
+        let expired = self.expire();
+        let result = match command.command {
+            GroupCommand::Join {
+                group,
+                member_id,
+                client_id,
+                session_timeout_ms,
+                strategy,
+            } => self.join(group, member_id, client_id, session_timeout_ms, strategy),
+            GroupCommand::Heartbeat {
+                group,
+                member_id,
+                generation,
+            } => self.heartbeat(&group, &member_id, generation),
+            GroupCommand::Leave { group, member_id } => self.leave(&group, &member_id),
+            GroupCommand::Commit {
+                group,
+                member_id,
+                generation,
+                offsets,
+            } => self.commit(&group, &member_id, generation, offsets),
+            GroupCommand::Seek {
+                group,
+                target,
+                bounds,
+                force,
+            } => self.seek(group, target, &bounds, force),
+            GroupCommand::DeleteGroup { group } => self.delete_group(&group),
+            GroupCommand::SetPartitionCount { partitions } => self.set_partition_count(partitions),
+            GroupCommand::Tick => Ok(GroupReply::Ticked),
+        };
+        GroupApplied { result, expired }
+    }
+
+    pub fn group(&self, group: &str) -> Option<&ConsumerGroup> {
+        self.groups.get(group)
+    }
+
+    pub fn groups(&self) -> &BTreeMap<GroupId, ConsumerGroup> {
+        &self.groups
+    }
+
+    pub fn partition_count(&self) -> u32 {
+        self.partitions
+    }
+
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+
+    fn group_mut(&mut self, group: &str) -> Result<&mut ConsumerGroup, StreamError> {
+        self.groups
+            .get_mut(group)
+            .ok_or_else(|| StreamError::UnknownGroup(group.to_owned()))
+    }
+
+    fn delete_group(&mut self, group: &str) -> Result<GroupReply, StreamError> {
+        let g = self.group_mut(group)?;
+        if !g.members.is_empty() {
+            return Err(StreamError::GroupNotEmpty {
+                group: group.to_owned(),
+                members: g.members.len(),
+            });
+        }
+        self.groups.remove(group);
+        Ok(GroupReply::Deleted)
+    }
+
+    fn set_partition_count(&mut self, partitions: u32) -> Result<GroupReply, StreamError> {
+        if partitions < self.partitions {
+            return Err(StreamError::PartitionCountShrink {
+                current: self.partitions,
+                requested: partitions,
+            });
+        }
+        if partitions > self.partitions {
+            self.partitions = partitions;
+            for g in self.groups.values_mut().filter(|g| !g.members.is_empty()) {
+                g.rebalance(partitions);
+            }
+        }
+        Ok(GroupReply::PartitionCount { partitions })
+    }
+}
