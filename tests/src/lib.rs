@@ -347,6 +347,17 @@ impl Deployment {
         self.restart_broker()
     }
 
+    /// Starts one more broker (node `node_id`) on the same control plane.
+    pub fn another_broker(&self, node_id: &str) -> anyhow::Result<Broker> {
+        Broker::start(
+            &self.control.url,
+            NODE_KEY,
+            node_id,
+            &self.dir.path().join(format!("broker-{node_id}")),
+            &self.dir.path().join(format!("broker-{node_id}.log")),
+        )
+    }
+
     /// Starts the broker again on the same data directory (after it stopped or was killed).
     pub fn restart_broker(&mut self) -> anyhow::Result<()> {
         self.broker = Broker::start(

@@ -82,9 +82,8 @@ pub async fn register_node(
     let mut tx = state.pool.begin().await?;
     let node = db::nodes::upsert(&mut tx, &id, &request.data_url, &request.zone).await?;
     let placed = placement::top_up(&mut tx).await?;
-    if placed > 0 {
-        db::mutation::bump(&mut tx, 0, "placement", &id, "top-up").await?;
-    }
+    // Always a new version: the other brokers learn this node's URL from the feed.
+    db::mutation::bump(&mut tx, 0, "node", &id, "register").await?;
     tx.commit().await?;
     tracing::info!(node = %id, groups_placed = placed, "node registered");
     Ok(Json(node))

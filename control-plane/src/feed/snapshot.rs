@@ -30,6 +30,15 @@ pub struct FeedSnapshot {
     pub queues: Vec<FeedQueue>,
     pub bindings: Vec<FeedBinding>,
     pub streams: Vec<FeedStream>,
+    /// Every registered broker, so a broker can forward to the one hosting a group.
+    pub nodes: Vec<FeedNode>,
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct FeedNode {
+    pub id: String,
+    pub data_url: String,
+    pub zone: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -156,6 +165,9 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
     )
     .fetch_all(&mut *tx)
     .await?;
+    let nodes: Vec<FeedNode> = sqlx::query_as("SELECT id, data_url, zone FROM nodes ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
 
     let mut by_stream: HashMap<i64, Vec<Placement>> = HashMap::new();
@@ -214,5 +226,6 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
                 partitions: by_stream.remove(&id).unwrap_or_default(),
             })
             .collect(),
+        nodes,
     })
 }

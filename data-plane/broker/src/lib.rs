@@ -87,6 +87,8 @@ pub async fn run(
         groups,
         routers,
         limits: Arc::new(limits::PublishLimits::default()),
+        node_key: Arc::new(config.node_key.clone()),
+        forwarder: api::forward::client(),
         node_key_sha256: Arc::new(sha2::Sha256::digest(config.node_key.as_bytes()).to_vec()),
         dispatchers: Arc::default(),
     };

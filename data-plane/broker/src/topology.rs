@@ -19,6 +19,15 @@ pub struct FeedSnapshot {
     pub queues: Vec<FeedQueue>,
     pub bindings: Vec<FeedBinding>,
     pub streams: Vec<FeedStream>,
+    #[serde(default)]
+    pub nodes: Vec<FeedNode>,
+}
+
+/// A broker, so requests for a group hosted elsewhere can be forwarded.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedNode {
+    pub id: String,
+    pub data_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +104,8 @@ pub struct Topology {
     pub exchanges: HashMap<i64, Vec<FeedNamed>>,
     pub bindings: HashMap<i64, Vec<FeedBinding>>,
     pub streams: HashMap<(i64, String), FeedStream>,
+    /// Data URL of every broker, by node id.
+    pub nodes: HashMap<String, String>,
 }
 
 impl Default for Topology {
@@ -107,6 +118,7 @@ impl Default for Topology {
             exchanges: HashMap::new(),
             bindings: HashMap::new(),
             streams: HashMap::new(),
+            nodes: HashMap::new(),
         }
     }
 }
@@ -132,6 +144,11 @@ impl Topology {
             .streams
             .into_iter()
             .map(|s| ((s.tenant_id, s.name.clone()), s))
+            .collect();
+        topology.nodes = snapshot
+            .nodes
+            .into_iter()
+            .map(|n| (n.id, n.data_url))
             .collect();
         for exchange in snapshot.exchanges {
             topology

@@ -11,6 +11,7 @@
 
 pub mod consume;
 pub mod dispatch;
+pub mod forward;
 pub mod internal;
 pub mod json;
 pub mod messages;
@@ -45,6 +46,10 @@ pub struct BrokerState {
     pub routers: Arc<Routers>,
     /// Per-tenant publish rate buckets.
     pub limits: Arc<crate::limits::PublishLimits>,
+    /// The node key itself: brokers prove forwarded requests with it.
+    pub node_key: Arc<String>,
+    /// HTTP client for forwarding to the broker hosting a queue.
+    pub forwarder: reqwest::Client,
     /// SHA-256 of the node key, for the control plane's calls to `/internal`.
     pub node_key_sha256: Arc<Vec<u8>>,
     /// The push dispatch task of every queue with push consumers.
@@ -108,6 +113,10 @@ pub fn router(state: BrokerState) -> Router {
         })
         .layer(DefaultBodyLimit::max(json::MAX_REQUEST_BYTES))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::queues,
+        ))
         .with_state(state)
 }
 

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use sluice_queue::{PublishResult, Reply};
 use sluice_routing::{Headers, RouteError};
 
+use super::forward;
 use super::json::JsonBody;
 use super::messages::{OutgoingMessage, Prepared, PublishOutcome, prepare, publish_command};
 use super::openapi::ProblemResponses;
@@ -120,6 +122,7 @@ async fn publish_to(
     security(("bearer" = [])))]
 pub async fn publish_to_queue(
     State(state): State<BrokerState>,
+    headers: HeaderMap,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<QueuePublishRequest>,
@@ -127,7 +130,9 @@ pub async fn publish_to_queue(
     caller.require("publish")?;
     let group = queue_group(&state, &caller, &name)?;
     let prepared = prepare(request.messages, max_message_bytes(&state, &caller))?;
-    charge_rate(&state, &caller, &prepared)?;
+    if !forward::already_charged(&state, &headers) {
+        charge_rate(&state, &caller, &prepared)?;
+    }
     let refs: Vec<&Prepared> = prepared.iter().collect();
     let results = publish_to(&caller, &name, &group, &refs).await?;
     Ok(Json(QueuePublishResponse {
@@ -180,6 +185,7 @@ pub struct ExchangePublishResponse {
     security(("bearer" = [])))]
 pub async fn publish_to_exchange(
     State(state): State<BrokerState>,
+    headers: HeaderMap,
     CallerAuth(caller): CallerAuth,
     Path(exchange): Path<String>,
     JsonBody(request): JsonBody<ExchangePublishRequest>,
@@ -225,29 +231,43 @@ pub async fn publish_to_exchange(
         });
     }
 
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let publishes = targets.iter().map(|(queue, indexes)| {
         let prepared = &prepared;
         let state = &state;
         let caller = &caller;
         async move {
-            let group = queue_group(state, caller, queue)?;
             let messages: Vec<&Prepared> = indexes.iter().map(|i| &prepared[*i]).collect();
-            publish_to(caller, queue, &group, &messages).await
+            if let Some(url) = forward::remote_url(state, caller.tenant_id, queue) {
+                return forward::publish_remote(state, &url, queue, authorization, &messages).await;
+            }
+            let group = queue_group(state, caller, queue)?;
+            let results = publish_to(caller, queue, &group, &messages).await?;
+            Ok(results
+                .iter()
+                .map(|r| {
+                    let outcome = PublishOutcome::from(r);
+                    (outcome.queues, outcome.status.to_string())
+                })
+                .collect())
         }
     });
     let results = join_all(publishes).await;
     for ((queue, indexes), result) in targets.iter().zip(results) {
         match result {
             Ok(results) => {
-                for (i, result) in indexes.iter().zip(results) {
+                for (i, (queues, status)) in indexes.iter().zip(results) {
                     let outcome = &mut outcomes[*i];
-                    if PublishOutcome::from(&result).queues > 0 {
+                    if queues > 0 {
                         outcome.routed += 1;
                         outcome.queues.push(queue.to_string());
                     } else {
                         outcome.failed.push(FailedQueue {
                             queue: queue.to_string(),
-                            error: PublishOutcome::from(&result).status.to_string(),
+                            error: status,
                         });
                     }
                 }

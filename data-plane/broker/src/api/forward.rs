@@ -1,0 +1,226 @@
+//! Any broker serves any queue of the tenant: a request for a queue whose
+//! group is hosted on another broker is forwarded there (the group's
+//! preferred leader, first of its replicas) with the caller's credential,
+//! and the answer — including a push consumer's event stream — is streamed
+//! back. A forwarded request carries the node key in `x-sluice-forwarded-by`,
+//! which proves it comes from a broker: it is never forwarded again, and
+//! the publish it carries was already charged to the tenant's rate quota.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::BrokerState;
+use crate::auth;
+use crate::error::BrokerError;
+
+pub const FORWARDED_BY: &str = "x-sluice-forwarded-by";
+
+/// Largest request body forwarded (the publish limit is enforced by the target).
+const MAX_FORWARD_BYTES: usize = 64 << 20;
+
+/// Shared HTTP client for broker-to-broker calls.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Whether the request was forwarded by a broker holding the node key.
+pub fn forwarded_by_broker(state: &BrokerState, headers: &HeaderMap) -> bool {
+    headers
+        .get(FORWARDED_BY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|key| {
+            bool::from(
+                Sha256::digest(key.as_bytes())
+                    .as_slice()
+                    .ct_eq(&state.node_key_sha256),
+            )
+        })
+}
+
+/// Where a tenant's queue is served when not here: the data URL of the
+/// first replica that is not this node, if the queue lives elsewhere.
+pub fn remote_url(state: &BrokerState, tenant_id: i64, queue: &str) -> Option<String> {
+    if state.groups.queue(tenant_id, queue).is_some() {
+        return None;
+    }
+    let topology = state.topology.current();
+    let placed = topology.queues.get(&(tenant_id, queue.to_string()))?;
+    if placed.placement.replicas.contains(&state.node_id) {
+        return None; // ours, still opening
+    }
+    let leader = placed.placement.replicas.first()?;
+    topology.nodes.get(leader).cloned()
+}
+
+/// Middleware on `/v1/queues/{queue}/...`: forwards when the queue is hosted
+/// elsewhere; otherwise (or when unsure) the local handler answers.
+pub async fn queues(State(state): State<BrokerState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let Some(queue) = path
+        .strip_prefix("/v1/queues/")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return next.run(request).await;
+    };
+    if forwarded_by_broker(&state, request.headers()) {
+        return next.run(request).await;
+    }
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let topology = state.topology.current();
+    let Ok(caller) = auth::authenticate(&topology, &state.jwks, authorization).await else {
+        return next.run(request).await; // the handler answers the auth problem
+    };
+    let Some(url) = remote_url(&state, caller.tenant_id, queue) else {
+        return next.run(request).await;
+    };
+    let target = format!(
+        "{url}{}",
+        request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(&path)
+    );
+    match proxy(&state, request, &target).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn proxy(
+    state: &BrokerState,
+    request: Request,
+    target: &str,
+) -> Result<Response, BrokerError> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_FORWARD_BYTES)
+        .await
+        .map_err(|e| BrokerError::validation("body", "size", e.to_string()))?;
+    let mut outgoing = state.forwarder.request(parts.method, target).body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(value) = parts.headers.get(&name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    outgoing = outgoing.header(FORWARDED_BY, state.node_key.as_str());
+    let answer = outgoing.send().await.map_err(|e| {
+        BrokerError::Unavailable(format!("the broker hosting this queue did not answer: {e}"))
+    })?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = Response::builder().status(status);
+    for name in [
+        header::CONTENT_TYPE,
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+        header::CACHE_CONTROL,
+    ] {
+        if let Some(value) = answer
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+        {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from_stream(answer.bytes_stream()))
+        .map_err(|e| BrokerError::Internal(e.into()))
+}
+
+/// Set (with the node key as proof) when the messages were already charged
+/// to the tenant's rate quota by the broker that forwards them.
+pub const CHARGED: &str = "x-sluice-charged";
+
+/// Whether a forwarding broker already charged this publish.
+pub fn already_charged(state: &BrokerState, headers: &HeaderMap) -> bool {
+    headers.contains_key(CHARGED) && forwarded_by_broker(state, headers)
+}
+
+/// Publishes `messages` (already routed and charged here) to `queue` on the
+/// broker at `url`, with the caller's credential; one `(queues, status)` per message.
+pub async fn publish_remote(
+    state: &BrokerState,
+    url: &str,
+    queue: &str,
+    authorization: &str,
+    messages: &[&super::messages::Prepared],
+) -> Result<Vec<(u32, String)>, BrokerError> {
+    use base64::Engine;
+    let messages: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let text = (m.body.encoding == crate::queue::BodyEncoding::Utf8)
+                .then(|| std::str::from_utf8(&m.body.bytes).ok())
+                .flatten();
+            let (body, encoding) = match text {
+                Some(text) => (text.to_string(), "utf8"),
+                None => (
+                    base64::engine::general_purpose::STANDARD.encode(&m.body.bytes),
+                    "base64",
+                ),
+            };
+            serde_json::json!({
+                "body": body,
+                "body_encoding": encoding,
+                "message_id": m.meta.message_id,
+                "headers": m.meta.headers,
+                "routing_key": m.meta.routing_key,
+                "group": m.meta.group,
+                "delay_ms": m.meta.delay_ms,
+                "expiration_ms": m.meta.expiration_ms,
+                "content_type": m.body.content_type,
+            })
+        })
+        .collect();
+    let answer = state
+        .forwarder
+        .post(format!("{url}/v1/queues/{queue}/messages"))
+        .header(header::AUTHORIZATION, authorization)
+        .header(FORWARDED_BY, state.node_key.as_str())
+        .header(CHARGED, "1")
+        .json(&serde_json::json!({ "messages": messages }))
+        .send()
+        .await
+        .map_err(|e| {
+            BrokerError::Unavailable(format!("the broker hosting `{queue}` did not answer: {e}"))
+        })?;
+    if !answer.status().is_success() {
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        return Err(BrokerError::Unavailable(format!(
+            "the broker hosting `{queue}` answered {status}: {body}"
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct Outcome {
+        status: String,
+        queues: u32,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        results: Vec<Outcome>,
+    }
+    let answer: Answer = answer.json().await.map_err(|e| {
+        BrokerError::Unavailable(format!(
+            "the broker hosting `{queue}` answered garbage: {e}"
+        ))
+    })?;
+    Ok(answer
+        .results
+        .into_iter()
+        .map(|o| (o.queues, o.status))
+        .collect())
+}
