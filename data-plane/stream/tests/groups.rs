@@ -450,3 +450,37 @@ fn the_snapshot_round_trips() {
     let back: GroupCoordinator = serde_json::from_str(&json).unwrap();
     assert_eq!(back, h.coordinator);
 }
+
+#[test]
+fn expiry_and_a_join_in_one_entry_make_one_rebalance() {
+    let mut h = Harness::new(2);
+    let a = h.join(0, "g", AssignmentStrategy::RoundRobin);
+    let b = h.join(5_000, "g", AssignmentStrategy::RoundRobin);
+    assert_eq!(h.owned("g", &b), vec![1]);
+    let generation = h.generation("g");
+    // a's session ran out when c joins: one new generation, b keeps 1.
+    h.heartbeat(9_000, "g", &b).unwrap();
+    let c = h.join(SESSION_MS + 1, "g", AssignmentStrategy::RoundRobin);
+    assert_eq!(h.generation("g"), generation + 1);
+    assert_eq!(h.owned("g", &b), vec![1]);
+    assert_eq!(h.owned("g", &c), vec![0]);
+    assert!(h.owned("g", &a).is_empty());
+    // A heartbeat in the entry that expels someone sees the new generation.
+    let current = h.generation("g");
+    h.heartbeat(15_000, "g", &b).unwrap();
+    assert_eq!(
+        h.apply(
+            20_005,
+            GroupCommand::Heartbeat {
+                group: "g".into(),
+                member_id: b.clone(),
+                generation: current,
+            }
+        ),
+        Err(StreamError::StaleGeneration {
+            current: current + 1,
+            got: current
+        })
+    );
+    assert_eq!(h.owned("g", &b), vec![0, 1]);
+}

@@ -314,18 +314,14 @@ proptest! {
     ) {
         let mut d = GroupDriver::new(GroupCoordinator::new(initial));
         let mut now = 0;
-        // Expiry runs first in every command, so a join after an expiry
-        // would rebalance twice in one entry; a Tick at the same time first
-        // keeps one rebalance per checked step.
-        let steps = steps.iter().flat_map(|(delta, op)| [(*delta, GroupOp::Tick), (0, op.clone())]);
-        for (delta, op) in steps {
+        for (delta, op) in &steps {
             now += delta;
             let before: Vec<_> = GROUPS.iter().map(|g| owned_by(&d.coordinator, g)).collect();
             let generations: Vec<u64> = GROUPS
                 .iter()
                 .map(|g| d.coordinator.group(g).map(|g| g.generation()).unwrap_or(0))
                 .collect();
-            d.apply(now, &op);
+            d.apply(now, op);
             let partitions = d.coordinator.partition_count();
             for (gi, name) in GROUPS.iter().enumerate() {
                 let Some(g) = d.coordinator.group(name) else { continue };

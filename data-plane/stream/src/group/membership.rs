@@ -64,7 +64,8 @@ impl GroupCoordinator {
                 join_seq,
             },
         );
-        g.rebalance(partitions);
+        g.changed = true;
+        g.settle(partitions);
         Ok(GroupReply::Joined {
             generation: g.generation,
             assignment: g.assignment_of(&member_id),
@@ -108,17 +109,17 @@ impl GroupCoordinator {
         if g.members.remove(member_id).is_none() {
             return Err(StreamError::UnknownMember(member_id.clone()));
         }
-        g.rebalance(partitions);
+        g.changed = true;
+        g.settle(partitions);
         Ok(GroupReply::Left {
             generation: g.generation,
         })
     }
 
-    /// Expels every member whose session ran out; each group that lost
-    /// members rebalances once.
+    /// Expels every member whose session ran out. The groups that lost
+    /// members rebalance once, with whatever else the entry changes.
     pub(super) fn expire(&mut self) -> Vec<(GroupId, MemberId)> {
         let now = self.clock_ms;
-        let partitions = self.partitions;
         let mut expired = Vec::new();
         for (name, g) in &mut self.groups {
             let gone: Vec<MemberId> = g
@@ -134,7 +135,7 @@ impl GroupCoordinator {
                 g.members.remove(&id);
                 expired.push((name.clone(), id));
             }
-            g.rebalance(partitions);
+            g.changed = true;
         }
         expired
     }

@@ -7,7 +7,10 @@
 //! - [`assignment`]: `range` / `round-robin` with a cooperative rebalance;
 //! - [`offsets`]: commit, seek, lag.
 //!
-//! Every membership change bumps the group's generation and rebalances.
+//! Every membership change bumps the group's generation and rebalances —
+//! once per log entry: members expelled by expiry at the start of an entry
+//! and the entry's own join or leave make one rebalance, so its
+//! cooperative guarantee holds from one entry to the next.
 //! Heartbeats and commits name the generation they act in; a stale one is
 //! fenced (`StaleGeneration`) and the member rejoins with its member id to
 //! learn the new generation and assignment — its unchanged partitions stay
@@ -66,6 +69,11 @@ pub struct ConsumerGroup {
     members: BTreeMap<MemberId, Member>,
     assignment: BTreeMap<PartitionId, MemberId>,
     committed: BTreeMap<PartitionId, Offset>,
+    /// Membership (or the partition count) changed in the entry being
+    /// applied: rebalance before the entry ends. Always false between
+    /// entries, so it is not part of the snapshot.
+    #[serde(skip)]
+    changed: bool,
 }
 
 impl ConsumerGroup {
@@ -120,8 +128,12 @@ impl ConsumerGroup {
         members.into_iter().map(|(_, id)| id.clone()).collect()
     }
 
-    /// A membership change: next generation, cooperative rebalance.
-    fn rebalance(&mut self, partitions: u32) {
+    /// Rebalances if anything changed in this entry: next generation,
+    /// cooperative assignment.
+    fn settle(&mut self, partitions: u32) {
+        if !std::mem::take(&mut self.changed) {
+            return;
+        }
         self.generation += 1;
         self.assignment = assignment::rebalance(
             self.strategy,
@@ -213,6 +225,23 @@ impl GroupCoordinator {
         self.applied_index = log_index;
         self.clock_ms = self.clock_ms.max(command.now_ms);
         let expired = self.expire();
+        // A join or leave folds the expiry of its own group into its one
+        // rebalance; every other command sees the expiries settled first.
+        let deferred = match &command.command {
+            GroupCommand::Join {
+                group,
+                member_id: None,
+                ..
+            }
+            | GroupCommand::Leave { group, .. } => Some(group.clone()),
+            _ => None,
+        };
+        let partitions = self.partitions;
+        for (name, g) in &mut self.groups {
+            if deferred.as_ref() != Some(name) {
+                g.settle(partitions);
+            }
+        }
         let result = match command.command {
             GroupCommand::Join {
                 group,
@@ -243,6 +272,10 @@ impl GroupCoordinator {
             GroupCommand::SetPartitionCount { partitions } => self.set_partition_count(partitions),
             GroupCommand::Tick => Ok(GroupReply::Ticked),
         };
+        let partitions = self.partitions;
+        for g in self.groups.values_mut() {
+            g.settle(partitions);
+        }
         GroupApplied { result, expired }
     }
 
@@ -290,7 +323,7 @@ impl GroupCoordinator {
         if partitions > self.partitions {
             self.partitions = partitions;
             for g in self.groups.values_mut().filter(|g| !g.members.is_empty()) {
-                g.rebalance(partitions);
+                g.changed = true;
             }
         }
         Ok(GroupReply::PartitionCount { partitions })

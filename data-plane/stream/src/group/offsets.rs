@@ -141,8 +141,10 @@ impl GroupCoordinator {
         let g = self.groups.entry(group).or_default();
         g.committed.extend(wanted);
         if !g.members.is_empty() {
-            // Forced: fence what the members did before the seek.
-            g.generation += 1;
+            // Forced: a new generation fences what the members did before
+            // the seek (the assignment stays: membership is unchanged).
+            g.changed = true;
+            g.settle(partitions);
         }
         Ok(GroupReply::Seeked {
             generation: g.generation,
