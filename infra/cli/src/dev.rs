@@ -28,16 +28,22 @@ pub struct DevArgs {
     /// Port of the control plane on 127.0.0.1 (default: any free port).
     #[arg(long)]
     control_port: Option<u16>,
-    /// Port of the broker's data API on 127.0.0.1 (default: any free port).
+    /// Port of the first broker's data API on 127.0.0.1 (default: any free port).
     #[arg(long)]
     broker_port: Option<u16>,
+    /// How many brokers to run (node ids dev-1, dev-2, ...); queues are spread over them
+    /// and any broker serves any queue.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+    brokers: u16,
 }
 
 /// What scripts read from `<state-dir>/dev.json` while `sluice dev` runs.
 #[derive(Serialize)]
 struct DevInfo<'a> {
     control_url: &'a str,
+    /// The first broker (any broker serves any queue).
     broker_url: &'a str,
+    broker_urls: &'a [String],
     operator_key: &'a str,
     database_url: &'a str,
     state_dir: &'a Path,
@@ -88,33 +94,45 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     supervisor.add(control);
 
-    let broker_port = match args.broker_port {
-        Some(port) => port,
-        None => sluice_devkit::free_port()?,
-    };
-    let broker_url = format!("http://127.0.0.1:{broker_port}");
-    eprintln!("starting sluice-broker on {broker_url}");
-    let mut command = Command::new(&broker_bin);
-    command
-        .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{broker_port}"))
-        .env("SLUICE_BROKER_CONTROL_URL", &control_url)
-        .env("SLUICE_BROKER_NODE_KEY", &node_key)
-        .env("SLUICE_BROKER_NODE_ID", "dev-1")
-        .env("SLUICE_BROKER_DATA_DIR", state_dir.join("broker"));
-    let mut broker = ChildProcess::spawn(
-        "sluice-broker",
-        command,
-        Output::LogFile(logs.join("broker.log")),
-    )?;
-    if !wait_ready(&mut broker, &format!("{broker_url}/readyz"), &shutdown)? {
-        return Ok(());
+    let mut broker_urls = Vec::new();
+    for n in 1..=args.brokers {
+        let port = match (n, args.broker_port) {
+            (1, Some(port)) => port,
+            _ => sluice_devkit::free_port()?,
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        // The first broker keeps the directory name a single-broker setup used.
+        let data_dir = if n == 1 {
+            "broker".to_string()
+        } else {
+            format!("broker-{n}")
+        };
+        eprintln!("starting sluice-broker dev-{n} on {url}");
+        let mut command = Command::new(&broker_bin);
+        command
+            .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_BROKER_CONTROL_URL", &control_url)
+            .env("SLUICE_BROKER_NODE_KEY", &node_key)
+            .env("SLUICE_BROKER_NODE_ID", format!("dev-{n}"))
+            .env("SLUICE_BROKER_DATA_DIR", state_dir.join(data_dir));
+        let mut broker = ChildProcess::spawn(
+            format!("sluice-broker dev-{n}"),
+            command,
+            Output::LogFile(logs.join(format!("broker-{n}.log"))),
+        )?;
+        if !wait_ready(&mut broker, &format!("{url}/readyz"), &shutdown)? {
+            return Ok(());
+        }
+        supervisor.add(broker);
+        broker_urls.push(url);
     }
-    supervisor.add(broker);
+    let broker_url = broker_urls.first().cloned().unwrap_or_default();
 
     let dev_json = state_dir.join("dev.json");
     let info = DevInfo {
         control_url: &control_url,
         broker_url: &broker_url,
+        broker_urls: &broker_urls,
         operator_key: &operator_key,
         database_url: &database_url,
         state_dir: &state_dir,
@@ -169,7 +187,7 @@ fn print_banner(info: &DevInfo<'_>, logs: &Path, dev_json: &Path) {
     println!();
     println!("Sluice is running (state in {})", info.state_dir.display());
     println!("  control plane  {}", info.control_url);
-    println!("  broker         {}", info.broker_url);
+    println!("  brokers        {}", info.broker_urls.join(" "));
     println!("  operator key   {}", info.operator_key);
     println!("  database       {}", info.database_url);
     println!("  logs           {}", logs.display());
