@@ -42,6 +42,10 @@ pub enum Command {
     /// Move the earliest offset forward to `earliest_offset` (computed by the
     /// broker from the time / bytes retention policy). Never moves back.
     Retain { earliest_offset: Offset },
+    /// Forget the idempotence state of producers that have produced nothing
+    /// for more than `idle_ms` (Kafka's `producer.id.expiration.ms`); a
+    /// forgotten producer id starts again at sequence 0.
+    ExpireProducers { idle_ms: u64 },
 }
 
 /// The idempotence header of a produced batch: Kafka's producer id, epoch

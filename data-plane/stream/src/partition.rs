@@ -69,6 +69,10 @@ pub enum PartitionReply {
         earliest_offset: Offset,
         end_offset: Offset,
     },
+    /// How many producers' idempotence state was forgotten.
+    ProducersExpired {
+        expired: usize,
+    },
 }
 
 impl PartitionState {
@@ -98,6 +102,15 @@ impl PartitionState {
                 .produce(log_index, record_count, producer)
                 .map(PartitionReply::Produced),
             Command::Retain { earliest_offset } => self.retain(earliest_offset),
+            Command::ExpireProducers { idle_ms } => {
+                let now = self.clock_ms;
+                let before = self.producers.len();
+                self.producers
+                    .retain(|_, p| now.saturating_sub(p.last_produce_ms) <= idle_ms);
+                Ok(PartitionReply::ProducersExpired {
+                    expired: before - self.producers.len(),
+                })
+            }
         }
     }
 
@@ -154,8 +167,8 @@ impl PartitionState {
                 base_offset,
                 log_index,
             };
-            self.producers
-                .insert(p.producer_id, ProducerState::record(old, p.epoch, batch));
+            let state = ProducerState::record(old, p.epoch, batch, self.clock_ms);
+            self.producers.insert(p.producer_id, state);
         }
         Ok(ProduceResult {
             base_offset,

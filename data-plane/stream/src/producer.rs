@@ -10,6 +10,9 @@
 //! - base sequence below it: a retry — acknowledged with the original
 //!   offsets when it is one of the recent batches (same base sequence and
 //!   record count), else rejected (`DuplicateSequenceUnknown`).
+//!
+//! The state of a producer idle for longer than the broker's expiry is
+//! dropped by `Command::ExpireProducers`, so the map stays bounded.
 
 use std::collections::VecDeque;
 
@@ -35,6 +38,8 @@ pub(crate) struct RecentBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerState {
     pub(crate) epoch: ProducerEpoch,
+    /// When it last appended a batch (the entry's `now_ms`).
+    pub(crate) last_produce_ms: u64,
     pub(crate) next_sequence: Sequence,
     pub(crate) recent: VecDeque<RecentBatch>,
 }
@@ -56,6 +61,10 @@ impl ProducerState {
     /// The sequence number the next batch must start with.
     pub fn next_sequence(&self) -> Sequence {
         self.next_sequence
+    }
+
+    pub fn last_produce_ms(&self) -> u64 {
+        self.last_produce_ms
     }
 
     /// Judges a batch from `producer_id` against this state (`None`: the
@@ -104,15 +113,18 @@ impl ProducerState {
         state: Option<ProducerState>,
         epoch: ProducerEpoch,
         batch: RecentBatch,
+        now_ms: u64,
     ) -> ProducerState {
         let mut s = match state {
             Some(s) if s.epoch == epoch => s,
             _ => ProducerState {
                 epoch,
+                last_produce_ms: now_ms,
                 next_sequence: 0,
                 recent: VecDeque::new(),
             },
         };
+        s.last_produce_ms = now_ms;
         s.next_sequence = batch.base_sequence + u64::from(batch.record_count);
         if s.recent.len() == RECENT_BATCHES {
             s.recent.pop_front();

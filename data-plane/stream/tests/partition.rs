@@ -225,3 +225,32 @@ fn the_snapshot_round_trips() {
         serde_json::from_str(r#"{"type":"retain","earliest_offset":4}"#).unwrap();
     assert_eq!(command, Command::Retain { earliest_offset: 4 });
 }
+
+#[test]
+fn idle_producers_are_forgotten_and_start_over() {
+    let mut p = PartitionState::new();
+    produce_as(&mut p, 1, 2, Some((7, 0, 0))).unwrap(); // at 1_000
+    let reply = p
+        .apply(
+            2,
+            TimedCommand::new(5_000, Command::ExpireProducers { idle_ms: 4_000 }),
+        )
+        .unwrap();
+    assert_eq!(reply, PartitionReply::ProducersExpired { expired: 0 });
+    let reply = p
+        .apply(
+            3,
+            TimedCommand::new(5_001, Command::ExpireProducers { idle_ms: 4_000 }),
+        )
+        .unwrap();
+    assert_eq!(reply, PartitionReply::ProducersExpired { expired: 1 });
+    assert!(p.producer(7).is_none());
+    // Forgotten: sequence 2 is a gap now, 0 is accepted as new.
+    assert_eq!(
+        produce_as(&mut p, 4, 1, Some((7, 0, 2))),
+        Err(StreamError::OutOfOrderSequence {
+            expected: 0,
+            got: 2
+        })
+    );
+}

@@ -27,6 +27,7 @@ enum PartitionOp {
     Retain(u64),
     /// A log entry for some other state machine.
     Skip,
+    ExpireProducers(u64),
 }
 
 fn partition_op() -> impl Strategy<Value = PartitionOp> {
@@ -43,6 +44,7 @@ fn partition_op() -> impl Strategy<Value = PartitionOp> {
         }),
         (0u64..=1000).prop_map(PartitionOp::Retain),
         Just(PartitionOp::Skip),
+        (0u64..200).prop_map(PartitionOp::ExpireProducers),
     ]
 }
 
@@ -62,6 +64,7 @@ fn to_command(state: &PartitionState, op: &PartitionOp) -> Option<Command> {
                 earliest_offset: lo + (hi - lo) * per_mille / 1000,
             })
         }
+        PartitionOp::ExpireProducers(idle_ms) => Some(Command::ExpireProducers { idle_ms }),
         PartitionOp::Skip => None,
     }
 }

@@ -135,3 +135,51 @@ pub(crate) fn rebalance(
     }
     next
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<MemberId> {
+        (0..n).map(|i| MemberId(format!("m-{i}"))).collect()
+    }
+
+    fn counts(a: &BTreeMap<PartitionId, MemberId>, members: &[MemberId]) -> Vec<usize> {
+        members
+            .iter()
+            .map(|m| a.values().filter(|o| *o == m).count())
+            .collect()
+    }
+
+    #[test]
+    fn layouts_from_scratch() {
+        assert_eq!(
+            AssignmentStrategy::Range.layout(7, 3),
+            vec![0, 0, 0, 1, 1, 2, 2]
+        );
+        assert_eq!(
+            AssignmentStrategy::RoundRobin.layout(7, 3),
+            vec![0, 1, 2, 0, 1, 2, 0]
+        );
+        assert!(AssignmentStrategy::Range.layout(4, 0).is_empty());
+    }
+
+    #[test]
+    fn more_members_than_partitions_leaves_some_idle() {
+        let members = ids(3);
+        let a = rebalance(AssignmentStrategy::Range, 2, &members, &BTreeMap::new());
+        assert_eq!(counts(&a, &members), vec![1, 1, 0]);
+    }
+
+    #[test]
+    fn a_new_member_takes_only_from_the_fullest() {
+        let members = ids(3);
+        let current: BTreeMap<PartitionId, MemberId> = (0..6)
+            .map(|p| (p, members[(p as usize) / 3].clone()))
+            .collect();
+        let a = rebalance(AssignmentStrategy::Range, 6, &members, &current);
+        assert_eq!(counts(&a, &members), vec![2, 2, 2]);
+        let moved = (0..6).filter(|p| a[p] != current[p]).count();
+        assert_eq!(moved, 2);
+    }
+}
