@@ -63,6 +63,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         node_key_hash,
         versions,
         brokers,
+        shutdown: tokio_util::sync::CancellationToken::new(),
     })
 }
 
@@ -90,6 +91,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     metrics::handle();
+    let stopping = state.shutdown.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.cancel();
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;

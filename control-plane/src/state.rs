@@ -23,4 +23,7 @@ pub struct AppState {
     pub versions: VersionWatch,
     /// Asks brokers for what only they know (queue depth).
     pub brokers: BrokerClient,
+    /// Cancelled when the server starts shutting down, so long-polls answer
+    /// at once instead of holding the graceful shutdown open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -156,5 +156,12 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
     })
     .await;
     assert!(revoked, "a revoked key must stop within 5 s");
+
+    // The broker's feed long-poll does not hold the control plane's shutdown
+    // open: SIGTERM ends it cleanly within the grace period (no SIGKILL).
+    let mut control = control;
+    let exit = control.process.stop_with_grace(std::time::Duration::from_secs(5))?;
+    assert!(exit.success(), "sluice-control should stop cleanly, got {exit}");
+    drop(broker);
     Ok(())
 }

@@ -151,10 +151,11 @@ pub async fn topology_feed(
             "must be between 0 and 60000",
         ));
     }
-    let version = state
-        .versions
-        .wait_past(params.since, Duration::from_millis(wait))
-        .await;
+    let version = tokio::select! {
+        version = state.versions.wait_past(params.since, Duration::from_millis(wait)) => version,
+        // Shutting down: answer now (204 when nothing changed) so the server can stop.
+        _ = state.shutdown.cancelled() => state.versions.current(),
+    };
     if version <= params.since {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
