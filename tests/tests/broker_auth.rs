@@ -160,8 +160,13 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
     // The broker's feed long-poll does not hold the control plane's shutdown
     // open: SIGTERM ends it cleanly within the grace period (no SIGKILL).
     let mut control = control;
-    let exit = control.process.stop_with_grace(std::time::Duration::from_secs(5))?;
-    assert!(exit.success(), "sluice-control should stop cleanly, got {exit}");
+    let exit = control
+        .process
+        .stop_with_grace(std::time::Duration::from_secs(5))?;
+    assert!(
+        exit.success(),
+        "sluice-control should stop cleanly, got {exit}"
+    );
     drop(broker);
     Ok(())
 }
