@@ -168,6 +168,15 @@ impl Api {
         }
     }
 
+    /// `POST`s JSON and insists on 200; the body of the answer.
+    pub async fn post_ok(&self, key: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        let (status, answer) = self.call(Method::POST, path, Some(key), Some(body)).await?;
+        if status != StatusCode::OK {
+            bail!("POST {path}: {status} {answer}");
+        }
+        Ok(answer)
+    }
+
     pub async fn call(
         &self,
         method: Method,

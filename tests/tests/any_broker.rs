@@ -3,15 +3,9 @@
 //! one — the broker that does not host a queue forwards to the one that does,
 //! and an exchange publish fans out to queues on both.
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sluice_e2e::{Api, Deployment};
-
-async fn post(api: &Api, key: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-    let (status, answer) = api.call(Method::POST, path, Some(key), Some(body)).await?;
-    anyhow::ensure!(status == StatusCode::OK, "{path}: {status} {answer}");
-    Ok(answer)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn either_broker_publishes_and_consumes_every_queue() -> anyhow::Result<()> {
@@ -53,23 +47,27 @@ async fn either_broker_publishes_and_consumes_every_queue() -> anyhow::Result<()
     for (api, label) in [(via_n1, "n1"), (&via_n2, "n2")] {
         for queue in ["on-n1", "on-n2"] {
             let body = json!({"messages": [{"body": format!("{label}->{queue}")}]});
-            let answer = post(api, &app, &format!("/v1/queues/{queue}/messages"), body).await?;
+            let answer = api
+                .post_ok(&app, &format!("/v1/queues/{queue}/messages"), body)
+                .await?;
             assert_eq!(answer["results"][0]["status"], "stored", "{answer}");
         }
         let body = json!({"messages": [{"body": format!("{label}->both")}]});
-        let answer = post(api, &app, "/v1/exchanges/both/publish", body).await?;
+        let answer = api
+            .post_ok(&app, "/v1/exchanges/both/publish", body)
+            .await?;
         assert_eq!(answer["results"][0]["routed"], 2, "{answer}");
     }
 
     // Each queue is drained through the broker that does not host it.
     for (api, queue) in [(&via_n2, "on-n1"), (via_n1, "on-n2")] {
-        let received = post(
-            api,
-            &app,
-            &format!("/v1/queues/{queue}/receive"),
-            json!({"max_messages": 10, "wait_ms": 2000}),
-        )
-        .await?;
+        let received = api
+            .post_ok(
+                &app,
+                &format!("/v1/queues/{queue}/receive"),
+                json!({"max_messages": 10, "wait_ms": 2000}),
+            )
+            .await?;
         let mut bodies: Vec<String> = received["messages"]
             .as_array()
             .into_iter()
@@ -91,13 +89,13 @@ async fn either_broker_publishes_and_consumes_every_queue() -> anyhow::Result<()
             .flatten()
             .map(|m| m["receipt"].clone())
             .collect();
-        let acked = post(
-            api,
-            &app,
-            &format!("/v1/queues/{queue}/ack"),
-            json!({"receipts": receipts}),
-        )
-        .await?;
+        let acked = api
+            .post_ok(
+                &app,
+                &format!("/v1/queues/{queue}/ack"),
+                json!({"receipts": receipts}),
+            )
+            .await?;
         assert!(
             acked["results"]
                 .as_array()

@@ -2,15 +2,9 @@
 //! holds its message id comes back (a re-entry is not a duplicate publish),
 //! and a real re-publish of that id is still deduplicated.
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use sluice_e2e::{Api, Deployment};
-
-async fn post(api: &Api, key: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-    let (status, answer) = api.call(Method::POST, path, Some(key), Some(body)).await?;
-    anyhow::ensure!(status == StatusCode::OK, "{path}: {status} {answer}");
-    Ok(answer)
-}
+use reqwest::Method;
+use serde_json::json;
+use sluice_e2e::Deployment;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redrive_is_not_eaten_by_the_dedup_window() -> anyhow::Result<()> {
@@ -42,23 +36,24 @@ async fn redrive_is_not_eaten_by_the_dedup_window() -> anyhow::Result<()> {
         .await?;
 
     let message = json!({"messages": [{"body": "order 1001", "message_id": "order-1001"}]});
-    let published = post(
-        &sluice.data,
-        &app,
-        "/v1/queues/orders/messages",
-        message.clone(),
-    )
-    .await?;
+    let published = sluice
+        .data
+        .post_ok(&app, "/v1/queues/orders/messages", message.clone())
+        .await?;
     assert_eq!(published["results"][0]["status"], "stored");
-    let received = post(&sluice.data, &app, "/v1/queues/orders/receive", json!({})).await?;
+    let received = sluice
+        .data
+        .post_ok(&app, "/v1/queues/orders/receive", json!({}))
+        .await?;
     let receipt = received["messages"][0]["receipt"].clone();
-    post(
-        &sluice.data,
-        &app,
-        "/v1/queues/orders/nack",
-        json!({"receipt": receipt, "action": "dead_letter"}),
-    )
-    .await?;
+    sluice
+        .data
+        .post_ok(
+            &app,
+            "/v1/queues/orders/nack",
+            json!({"receipt": receipt, "action": "dead_letter"}),
+        )
+        .await?;
 
     let mut in_dlq = false;
     for _ in 0..250 {
@@ -74,26 +69,23 @@ async fn redrive_is_not_eaten_by_the_dedup_window() -> anyhow::Result<()> {
     }
     assert!(in_dlq, "the dead letter should reach the DLQ");
 
-    let redriven = post(
-        &sluice.data,
-        &app,
-        "/v1/queues/dlq/redrive",
-        json!({"max_messages": 10}),
-    )
-    .await?;
+    let redriven = sluice
+        .data
+        .post_ok(&app, "/v1/queues/dlq/redrive", json!({"max_messages": 10}))
+        .await?;
     assert_eq!(redriven["redriven"], 1, "{redriven}");
-    let back = post(
-        &sluice.data,
-        &app,
-        "/v1/queues/orders/receive",
-        json!({"wait_ms": 2000}),
-    )
-    .await?;
+    let back = sluice
+        .data
+        .post_ok(&app, "/v1/queues/orders/receive", json!({"wait_ms": 2000}))
+        .await?;
     assert_eq!(back["messages"][0]["body"], "order 1001", "{back}");
     assert_eq!(back["messages"][0]["message_id"], "order-1001");
 
     // A publisher retrying the same id is still deduplicated.
-    let retried = post(&sluice.data, &app, "/v1/queues/orders/messages", message).await?;
+    let retried = sluice
+        .data
+        .post_ok(&app, "/v1/queues/orders/messages", message)
+        .await?;
     assert_eq!(retried["results"][0]["status"], "duplicate", "{retried}");
     Ok(())
 }
