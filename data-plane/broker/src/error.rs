@@ -43,6 +43,20 @@ pub enum BrokerError {
     /// Single active consumer: another consumer is the active one.
     #[error("{0}")]
     NotActiveConsumer(String),
+    /// A fetch outside `[earliest_offset, high_watermark]`.
+    #[error("{detail}")]
+    OffsetOutOfRange {
+        detail: String,
+        earliest_offset: u64,
+        high_watermark: u64,
+    },
+    /// An idempotent producer's batch out of sequence (or fenced).
+    #[error("{detail}")]
+    ProducerSequence {
+        slug: &'static str,
+        detail: String,
+        expected_sequence: Option<u64>,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -82,6 +96,14 @@ impl BrokerError {
                 "not-active-consumer",
                 "Not the active consumer",
             ),
+            OffsetOutOfRange { .. } => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "offset-out-of-range",
+                "Offset out of range",
+            ),
+            ProducerSequence { slug, .. } => {
+                (StatusCode::CONFLICT, slug, "Producer sequence refused")
+            }
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -111,6 +133,15 @@ pub struct Problem {
     /// The rule the field broke.
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'static str>,
+    /// Offset out of range: the first offset still readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    earliest_offset: Option<u64>,
+    /// Offset out of range: the next offset to be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    high_watermark: Option<u64>,
+    /// Out-of-order producer sequence: the sequence the next batch must start with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_sequence: Option<u64>,
 }
 
 impl IntoResponse for BrokerError {
@@ -124,6 +155,20 @@ impl IntoResponse for BrokerError {
             BrokerError::TooLarge { field, .. } => (Some(field.clone()), Some("max_message_bytes")),
             _ => (None, None),
         };
+        let (earliest_offset, high_watermark) = match &self {
+            BrokerError::OffsetOutOfRange {
+                earliest_offset,
+                high_watermark,
+                ..
+            } => (Some(*earliest_offset), Some(*high_watermark)),
+            _ => (None, None),
+        };
+        let expected_sequence = match &self {
+            BrokerError::ProducerSequence {
+                expected_sequence, ..
+            } => *expected_sequence,
+            _ => None,
+        };
         let problem = Problem {
             problem_type: format!("{PROBLEM_BASE}{slug}"),
             title,
@@ -131,6 +176,9 @@ impl IntoResponse for BrokerError {
             detail: self.to_string(),
             field,
             rule,
+            earliest_offset,
+            high_watermark,
+            expected_sequence,
         };
         let mut response = (status, Json(problem)).into_response();
         response.headers_mut().insert(

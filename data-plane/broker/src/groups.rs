@@ -279,7 +279,7 @@ impl GroupManager {
     }
 }
 
-fn safe_dir_name(id: &str) -> bool {
+pub(crate) fn safe_dir_name(id: &str) -> bool {
     !id.is_empty()
         && id != "."
         && id != ".."

@@ -3,7 +3,8 @@
 //! bindings, streams and placements), authenticates tenants offline, and
 //! serves the data API. Every queue placed on this node is an openraft group
 //! on the segment log of `sluice-storage` ([`queue`], [`raft`]), converged to
-//! the topology by the [`groups`] manager.
+//! the topology by the [`groups`] manager; every stream partition placed
+//! here likewise ([`stream`], converged by [`stream_groups`]).
 
 pub mod api;
 pub mod auth;
@@ -17,6 +18,8 @@ pub mod metrics;
 pub mod queue;
 pub mod raft;
 pub mod routers;
+pub mod stream;
+pub mod stream_groups;
 pub mod topology;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use crate::control::{ControlClient, Follower};
 use crate::dead_letter::DeadLetterForwarder;
 use crate::groups::GroupManager;
 use crate::routers::Routers;
+use crate::stream_groups::StreamGroupManager;
 
 /// Runs the broker until `shutdown` is cancelled.
 pub async fn run(
@@ -60,15 +64,40 @@ pub async fn run(
     );
     let (dead_letters, dead_letter_notes) = mpsc::unbounded_channel();
     let dead_letters_retry = dead_letters.clone();
+    // The version is applied once both the queue and the stream managers
+    // converged to it: report the lower of the two.
+    let (queues_applied, mut queues_version) = watch::channel(-1);
+    let (streams_applied, mut streams_version) = watch::channel(-1);
     let (groups, manager) = GroupManager::start(
         config.node_id.clone(),
         &config.data_dir,
         topology.clone(),
-        applied,
+        queues_applied,
         dead_letters,
         shutdown.clone(),
     );
     tasks.push(manager);
+    let (partitions, stream_manager) = StreamGroupManager::start(
+        config.node_id.clone(),
+        &config.data_dir,
+        topology.clone(),
+        streams_applied,
+        shutdown.clone(),
+    );
+    tasks.push(stream_manager);
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let both =
+                (*queues_version.borrow_and_update()).min(*streams_version.borrow_and_update());
+            if both >= 0 {
+                applied.send_replace(both);
+            }
+            tokio::select! {
+                changed = queues_version.changed() => if changed.is_err() { break },
+                changed = streams_version.changed() => if changed.is_err() { break },
+            }
+        }
+    }));
     let routers = Arc::new(Routers::default());
     let forwarder = DeadLetterForwarder {
         groups: groups.clone(),
@@ -85,6 +114,7 @@ pub async fn run(
         jwks: Arc::new(auth::Jwks::new(client)),
         node_id: config.node_id.clone(),
         groups,
+        partitions,
         routers,
         limits: Arc::new(limits::PublishLimits::default()),
         node_key: Arc::new(config.node_key.clone()),

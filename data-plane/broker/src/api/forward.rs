@@ -224,3 +224,74 @@ pub async fn publish_remote(
         .map(|o| (o.queues, o.status))
         .collect())
 }
+
+/// Where a stream request is served when not here: for a fetch, the node of
+/// the partition's first replica; for a produce, the node of partition 0
+/// when this broker hosts none of the stream's partitions.
+pub fn remote_stream_url(
+    state: &BrokerState,
+    tenant_id: i64,
+    stream: &str,
+    partition: Option<u32>,
+) -> Option<String> {
+    let topology = state.topology.current();
+    let placed = topology.streams.get(&(tenant_id, stream.to_string()))?;
+    let placements: Vec<&crate::topology::Placement> = match partition {
+        Some(p) => vec![placed.partitions.get(p as usize)?],
+        None => placed.partitions.iter().collect(),
+    };
+    if placements
+        .iter()
+        .any(|p| p.replicas.contains(&state.node_id))
+    {
+        return None; // ours (or partly ours: the handler answers)
+    }
+    let leader = placements.first()?.replicas.first()?;
+    topology.nodes.get(leader).cloned()
+}
+
+/// Middleware on `/v1/streams/{stream}/...`: forwards when the stream's
+/// partition is hosted elsewhere; otherwise the local handler answers.
+pub async fn streams(State(state): State<BrokerState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let Some(rest) = path.strip_prefix("/v1/streams/") else {
+        return next.run(request).await;
+    };
+    let mut segments = rest.split('/');
+    let Some(stream) = segments.next() else {
+        return next.run(request).await;
+    };
+    let partition = match (segments.next(), segments.next()) {
+        (Some("partitions"), Some(p)) => match p.parse::<u32>() {
+            Ok(p) => Some(p),
+            Err(_) => return next.run(request).await,
+        },
+        _ => None,
+    };
+    if forwarded_by_broker(&state, request.headers()) {
+        return next.run(request).await;
+    }
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let topology = state.topology.current();
+    let Ok(caller) = auth::authenticate(&topology, &state.jwks, authorization).await else {
+        return next.run(request).await;
+    };
+    let Some(url) = remote_stream_url(&state, caller.tenant_id, stream, partition) else {
+        return next.run(request).await;
+    };
+    let target = format!(
+        "{url}{}",
+        request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(&path)
+    );
+    match proxy(&state, request, &target).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}

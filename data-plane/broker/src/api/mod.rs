@@ -7,6 +7,7 @@
 //!   window), dispatched by [`dispatch`].
 //! - [`redrive`]: moving messages out of a (dead-letter) queue again.
 //! - [`messages`]: the message shapes on the wire.
+//! - [`streams`]: produce to and fetch from stream partitions.
 //! - [`json`]: the JSON extractor whose errors name the field.
 
 pub mod consume;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod publish;
 pub mod queues;
 pub mod redrive;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct BrokerState {
     pub jwks: Arc<Jwks>,
     pub node_id: String,
     pub groups: Groups,
+    /// The stream partitions hosted here.
+    pub partitions: crate::stream_groups::Partitions,
     pub routers: Arc<Routers>,
     /// Per-tenant publish rate buckets.
     pub limits: Arc<crate::limits::PublishLimits>,
@@ -101,6 +105,11 @@ pub fn router(state: BrokerState) -> Router {
         .route("/v1/queues/{queue}/stats", get(queues::stats))
         .route("/v1/queues/{queue}/consume", get(consume::consume))
         .route("/v1/queues/{queue}/redrive", post(redrive::redrive))
+        .route("/v1/streams/{stream}/records", post(streams::produce))
+        .route(
+            "/v1/streams/{stream}/partitions/{partition}/records",
+            get(streams::fetch),
+        )
         .route(
             "/internal/v1/groups/{group_id}/stats",
             get(internal::group_stats),
@@ -116,6 +125,10 @@ pub fn router(state: BrokerState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forward::queues,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::streams,
         ))
         .with_state(state)
 }

@@ -28,6 +28,8 @@ use crate::error::Problem;
         super::queues::stats,
         super::consume::consume,
         super::redrive::redrive,
+        super::streams::produce,
+        super::streams::fetch,
         super::whoami,
     ),
     components(schemas(Problem)),
@@ -35,6 +37,7 @@ use crate::error::Problem;
     tags(
         (name = "publish", description = "Publish to a queue or through an exchange (`publish` scope)"),
         (name = "consume", description = "Receive, push-consume, ack, nack, extend, peek, purge, stats, redrive (`consume` scope)"),
+        (name = "streams", description = "Produce records to a stream (`publish` scope) and fetch them by offset or timestamp (`consume` scope)"),
         (name = "auth", description = "Credential checks")
     )
 )]

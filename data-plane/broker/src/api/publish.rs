@@ -36,7 +36,7 @@ pub struct QueuePublishResponse {
     results: Vec<PublishOutcome>,
 }
 
-fn max_message_bytes(state: &BrokerState, caller: &Caller) -> i64 {
+pub(crate) fn max_message_bytes(state: &BrokerState, caller: &Caller) -> i64 {
     state
         .topology
         .current()
@@ -48,17 +48,29 @@ fn max_message_bytes(state: &BrokerState, caller: &Caller) -> i64 {
 /// Charges the batch to the tenant's publish rate quotas (messages/s and
 /// bytes/s), before anything is written: a refused batch leaves no trace.
 fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> BrokerResult<()> {
+    let bytes: u64 = prepared.iter().map(|p| p.meta.size).sum();
+    charge(state, caller, "messages", prepared.len() as u64, bytes)
+}
+
+/// Charges `count` messages (or records) of `bytes` to the tenant's publish
+/// rate quotas; `field` is what a batch too big for one second is blamed on.
+pub(crate) fn charge(
+    state: &BrokerState,
+    caller: &Caller,
+    field: &'static str,
+    count: u64,
+    bytes: u64,
+) -> BrokerResult<()> {
     let topology = state.topology.current();
     let Some(tenant) = topology.tenants.get(&caller.tenant_id) else {
         return Err(BrokerError::Unauthorized("unknown tenant".into()));
     };
-    let bytes: u64 = prepared.iter().map(|p| p.meta.size).sum();
     let quotas = &tenant.quotas;
     match state.limits.admit(
         caller.tenant_id,
         quotas.publish_messages_per_second,
         quotas.publish_bytes_per_second,
-        prepared.len() as u64,
+        count,
         bytes,
     ) {
         Ok(()) => Ok(()),
@@ -79,7 +91,7 @@ fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> B
             needed,
             per_second,
         }) => Err(BrokerError::validation(
-            "messages",
+            field,
             "rate-quota",
             format!(
                 "this batch has {needed} {what}, more than the tenant's {per_second} per second; split it"

@@ -24,6 +24,17 @@ openraft::declare_raft_types!(
 
 pub type GroupRaft<SM> = openraft::Raft<GroupConfig, SM>;
 
+openraft::declare_raft_types!(
+    /// One stream partition group: app data is the entry's records (record 0
+    /// the partition command, records 1..=n the produced records), the
+    /// response is the partition's reply.
+    pub StreamConfig:
+        D = Records,
+        R = crate::stream::PartitionOutcome,
+);
+
+pub type PartitionRaft<SM> = openraft::Raft<StreamConfig, SM>;
+
 /// Raft timing for every group. A single voter never sends heartbeats; after
 /// a restart it elects itself once the election timeout passes, so the
 /// timeout is short.

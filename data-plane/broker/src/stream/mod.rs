@@ -1,0 +1,16 @@
+//! A stream partition hosted on this broker: an openraft group whose log is
+//! the partition's record log, the state machine adapter around
+//! `sluice_stream::PartitionState`, and the key → partition hash.
+//!
+//! - [`codec`]: how a partition command and its records become one Raft entry.
+//! - [`state_machine`]: openraft's state machine on `PartitionState`.
+//! - [`partition`]: opening a partition group, producing, reading records back.
+//! - [`hash`]: Kafka's murmur2 partitioner for keyed records.
+
+pub mod codec;
+pub mod hash;
+pub mod partition;
+pub mod state_machine;
+
+pub use partition::{PartitionGroup, PartitionSpec, StoredRecord};
+pub use state_machine::{ApplyError, PartitionOutcome};

@@ -1,0 +1,221 @@
+//! The stream group manager: one task owns the stream partitions this node
+//! hosts and converges them to the topology, like [`crate::groups`] does
+//! for queues. For every topology version it opens (or creates) a partition
+//! group for each partition placed here under `data_dir/streams/<group_id>/`,
+//! closes and deletes partitions whose stream is gone, and only then reports
+//! the version on its own `applied` watch (`lib.rs` reports the lower of the
+//! queue and stream managers' versions to the control plane).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::control::TopologyHandle;
+use crate::stream::{PartitionGroup, PartitionSpec};
+use crate::topology::Topology;
+
+const OPEN_CONCURRENCY: usize = 32;
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The partitions hosted here, by tenant, stream and partition number.
+#[derive(Default)]
+pub struct PartitionTable {
+    partitions: HashMap<(i64, String, u32), Arc<PartitionGroup>>,
+}
+
+/// Read access to the hosted partitions, for request handlers.
+#[derive(Clone)]
+pub struct Partitions {
+    receiver: watch::Receiver<Arc<PartitionTable>>,
+}
+
+impl Partitions {
+    pub fn get(&self, tenant_id: i64, stream: &str, partition: u32) -> Option<Arc<PartitionGroup>> {
+        self.receiver
+            .borrow()
+            .partitions
+            .get(&(tenant_id, stream.to_string(), partition))
+            .cloned()
+    }
+}
+
+pub struct StreamGroupManager {
+    node_id: String,
+    root: PathBuf,
+    groups: HashMap<String, Arc<PartitionGroup>>,
+    table: watch::Sender<Arc<PartitionTable>>,
+}
+
+impl StreamGroupManager {
+    /// Starts the manager task; it reports each converged version on
+    /// `applied` and closes every partition when `shutdown` is cancelled.
+    pub fn start(
+        node_id: String,
+        data_dir: &Path,
+        topology: TopologyHandle,
+        applied: watch::Sender<i64>,
+        shutdown: CancellationToken,
+    ) -> (Partitions, JoinHandle<()>) {
+        let (table, receiver) = watch::channel(Arc::new(PartitionTable::default()));
+        let manager = StreamGroupManager {
+            node_id,
+            root: data_dir.join("streams"),
+            groups: HashMap::new(),
+            table,
+        };
+        let task = tokio::spawn(manager.run(topology, applied, shutdown));
+        (Partitions { receiver }, task)
+    }
+
+    async fn run(
+        mut self,
+        topology: TopologyHandle,
+        applied: watch::Sender<i64>,
+        shutdown: CancellationToken,
+    ) {
+        let mut updates = topology.subscribe();
+        loop {
+            let current = updates.borrow_and_update().clone();
+            let mut converged = true;
+            if current.version >= 0 {
+                converged = self.converge(&current).await;
+                if converged {
+                    applied.send_replace(current.version);
+                }
+            }
+            let retry = async {
+                if converged {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(RETRY).await;
+            };
+            tokio::select! {
+                changed = updates.changed() => if changed.is_err() { break },
+                _ = retry => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        for group in self.groups.values() {
+            group.close().await;
+        }
+    }
+
+    /// The partitions placed on this node.
+    fn desired(&self, topology: &Topology) -> HashMap<String, PartitionSpec> {
+        let mut desired = HashMap::new();
+        for stream in topology.streams.values() {
+            for (number, placement) in stream.partitions.iter().enumerate() {
+                if !placement.replicas.iter().any(|r| r == &self.node_id) {
+                    continue;
+                }
+                if !crate::groups::safe_dir_name(&placement.group_id) {
+                    tracing::warn!(group = %placement.group_id, "refusing a group id unfit for a directory name");
+                    continue;
+                }
+                desired.insert(
+                    placement.group_id.clone(),
+                    PartitionSpec {
+                        group_id: placement.group_id.clone(),
+                        tenant_id: stream.tenant_id,
+                        stream: stream.name.clone(),
+                        partition: number as u32,
+                        replicas: placement.replicas.clone(),
+                    },
+                );
+            }
+        }
+        desired
+    }
+
+    /// One pass towards `topology`; false when something must be retried.
+    async fn converge(&mut self, topology: &Topology) -> bool {
+        let mut ok = true;
+        let desired = self.desired(topology);
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|id| !desired.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(group) = self.groups.remove(&id) {
+                group.close().await;
+                tracing::info!(group = %id, stream = %group.spec.stream, "stream partition removed");
+            }
+        }
+        ok &= self.remove_orphan_dirs(&desired).await;
+
+        let missing: Vec<PartitionSpec> = desired
+            .values()
+            .filter(|spec| !self.groups.contains_key(&spec.group_id))
+            .cloned()
+            .collect();
+        let opened: Vec<(String, anyhow::Result<Arc<PartitionGroup>>)> =
+            futures_util::stream::iter(missing)
+                .map(|spec| {
+                    let dir = self.root.join(&spec.group_id);
+                    let node_id = self.node_id.clone();
+                    async move {
+                        let id = spec.group_id.clone();
+                        (id, PartitionGroup::open(&dir, &node_id, spec).await)
+                    }
+                })
+                .buffer_unordered(OPEN_CONCURRENCY)
+                .collect()
+                .await;
+        for (id, result) in opened {
+            match result {
+                Ok(group) => {
+                    tracing::info!(group = %id, stream = %group.spec.stream, partition = group.spec.partition, "stream partition open");
+                    self.groups.insert(id, group);
+                }
+                Err(err) => {
+                    tracing::error!(group = %id, error = %err, "opening a stream partition failed; retrying");
+                    ok = false;
+                }
+            }
+        }
+
+        let mut table = PartitionTable::default();
+        for group in self.groups.values() {
+            let key = (
+                group.spec.tenant_id,
+                group.spec.stream.clone(),
+                group.spec.partition,
+            );
+            table.partitions.insert(key, group.clone());
+        }
+        self.table.send_replace(Arc::new(table));
+        ok
+    }
+
+    /// Deletes partition directories no partition placed here owns any more.
+    async fn remove_orphan_dirs(&self, desired: &HashMap<String, PartitionSpec>) -> bool {
+        let mut entries = match tokio::fs::read_dir(&self.root).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(err) => {
+                tracing::warn!(error = %err, "listing stream directories failed");
+                return false;
+            }
+        };
+        let mut ok = true;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if desired.contains_key(&name) || self.groups.contains_key(&name) {
+                continue;
+            }
+            if let Err(err) = tokio::fs::remove_dir_all(entry.path()).await {
+                tracing::warn!(group = %name, error = %err, "deleting a partition directory failed");
+                ok = false;
+            }
+        }
+        ok
+    }
+}
