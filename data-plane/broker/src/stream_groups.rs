@@ -24,9 +24,19 @@ const OPEN_CONCURRENCY: usize = 32;
 const RETRY: Duration = Duration::from_millis(500);
 
 /// The partitions hosted here, by tenant, stream and partition number.
-#[derive(Default)]
 pub struct PartitionTable {
+    /// The topology version these partitions converged to (-1 before the first).
+    version: i64,
     partitions: HashMap<(i64, String, u32), Arc<PartitionGroup>>,
+}
+
+impl Default for PartitionTable {
+    fn default() -> Self {
+        PartitionTable {
+            version: -1,
+            partitions: HashMap::new(),
+        }
+    }
 }
 
 /// Read access to the hosted partitions, for request handlers.
@@ -36,6 +46,11 @@ pub struct Partitions {
 }
 
 impl Partitions {
+    /// The topology version the hosted partitions converged to.
+    pub fn version(&self) -> i64 {
+        self.receiver.borrow().version
+    }
+
     pub fn get(&self, tenant_id: i64, stream: &str, partition: u32) -> Option<Arc<PartitionGroup>> {
         self.receiver
             .borrow()
@@ -182,7 +197,14 @@ impl StreamGroupManager {
             }
         }
 
-        let mut table = PartitionTable::default();
+        let mut table = PartitionTable {
+            version: if ok {
+                topology.version
+            } else {
+                self.table.borrow().version
+            },
+            ..PartitionTable::default()
+        };
         for group in self.groups.values() {
             let key = (
                 group.spec.tenant_id,

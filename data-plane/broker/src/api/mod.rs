@@ -134,7 +134,7 @@ pub fn router(state: BrokerState) -> Router {
 }
 
 /// Ready once the first topology snapshot is applied and the queue groups
-/// converged to it: before that every credential would be refused and
+/// and stream partitions converged to it: before that every credential would be refused and
 /// hosted queues would answer 503.
 async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, String)> {
     if !state.topology.is_loaded() {
@@ -145,6 +145,11 @@ async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, S
     if state.groups.version() < 0 {
         return Err(BrokerError::Unavailable(
             "queue groups are still opening".into(),
+        ));
+    }
+    if state.partitions.version() < 0 {
+        return Err(BrokerError::Unavailable(
+            "stream partitions are still opening".into(),
         ));
     }
     Ok((

@@ -260,12 +260,11 @@ pub async fn produce(
         .keys()
         .map(|p| partition_group(&state, &caller, &name, *p).map(|g| (*p, g)))
         .collect::<BrokerResult<HashMap<u32, Arc<PartitionGroup>>>>()?;
-    if !forward::already_charged(&state, &headers) {
-        let bytes = records.iter().map(|(_, r)| r.value.len() as u64).sum();
-        charge(&state, &caller, "records", records.len() as u64, bytes)?;
-    }
-
     let total = records.len();
+    let bytes: u64 = records.iter().map(|(_, r)| r.value.len() as u64).sum();
+    if !forward::already_charged(&state, &headers) {
+        charge(&state, &caller, "records", total as u64, bytes)?;
+    }
     let mut slots: Vec<Vec<Record>> = by_partition.values().map(|_| Vec::new()).collect();
     let position: HashMap<u32, usize> = by_partition
         .keys()
@@ -316,7 +315,7 @@ pub async fn produce(
             };
         }
     }
-    crate::metrics::published(&caller.tenant, &name, total as u64, 0);
+    crate::metrics::published(&caller.tenant, &name, total as u64, bytes);
     Ok(Json(ProduceResponse {
         records: answer,
         duplicate,
