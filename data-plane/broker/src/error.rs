@@ -57,6 +57,9 @@ pub enum BrokerError {
         detail: String,
         expected_sequence: Option<u64>,
     },
+    /// A consumer-group command refused (stale generation, not the owner, ...).
+    #[error("{detail}")]
+    GroupConflict { slug: &'static str, detail: String },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -104,6 +107,7 @@ impl BrokerError {
             ProducerSequence { slug, .. } => {
                 (StatusCode::CONFLICT, slug, "Producer sequence refused")
             }
+            GroupConflict { slug, .. } => (StatusCode::CONFLICT, slug, "Consumer group conflict"),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

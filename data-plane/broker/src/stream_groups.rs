@@ -140,6 +140,7 @@ impl StreamGroupManager {
                         tenant_id: stream.tenant_id,
                         stream: stream.name.clone(),
                         partition: number as u32,
+                        partitions: stream.partitions.len() as u32,
                         replicas: placement.replicas.clone(),
                     },
                 );

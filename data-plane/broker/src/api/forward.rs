@@ -226,7 +226,7 @@ pub async fn publish_remote(
 }
 
 /// Where a stream request is served when not here: for a fetch, the node of
-/// the partition's first replica; for a produce, the node of partition 0
+/// the partition's first replica (partition 0 for consumer groups); for a produce, the node of partition 0
 /// when this broker hosts none of the stream's partitions.
 pub fn remote_stream_url(
     state: &BrokerState,
@@ -266,6 +266,8 @@ pub async fn streams(State(state): State<BrokerState>, request: Request, next: N
             Ok(p) => Some(p),
             Err(_) => return next.run(request).await,
         },
+        // Partition 0 coordinates the stream's consumer groups.
+        (Some("groups"), _) => Some(0),
         _ => None,
     };
     if forwarded_by_broker(&state, request.headers()) {

@@ -8,6 +8,7 @@
 //! - [`redrive`]: moving messages out of a (dead-letter) queue again.
 //! - [`messages`]: the message shapes on the wire.
 //! - [`streams`]: produce to and fetch from stream partitions.
+//! - [`stream_groups`]: consumer groups (join, heartbeat, leave, commit, seek, lag).
 //! - [`json`]: the JSON extractor whose errors name the field.
 
 pub mod consume;
@@ -20,6 +21,7 @@ pub mod openapi;
 pub mod publish;
 pub mod queues;
 pub mod redrive;
+pub mod stream_groups;
 pub mod streams;
 
 use std::sync::Arc;
@@ -109,6 +111,30 @@ pub fn router(state: BrokerState) -> Router {
         .route(
             "/v1/streams/{stream}/partitions/{partition}/records",
             get(streams::fetch),
+        )
+        .route(
+            "/v1/streams/{stream}/groups/{group}",
+            get(stream_groups::describe),
+        )
+        .route(
+            "/v1/streams/{stream}/groups/{group}/join",
+            post(stream_groups::join),
+        )
+        .route(
+            "/v1/streams/{stream}/groups/{group}/heartbeat",
+            post(stream_groups::heartbeat),
+        )
+        .route(
+            "/v1/streams/{stream}/groups/{group}/leave",
+            post(stream_groups::leave),
+        )
+        .route(
+            "/v1/streams/{stream}/groups/{group}/commit",
+            post(stream_groups::commit),
+        )
+        .route(
+            "/v1/streams/{stream}/groups/{group}/seek",
+            post(stream_groups::seek),
         )
         .route(
             "/internal/v1/groups/{group_id}/stats",

@@ -30,6 +30,12 @@ use crate::error::Problem;
         super::redrive::redrive,
         super::streams::produce,
         super::streams::fetch,
+        super::stream_groups::join,
+        super::stream_groups::heartbeat,
+        super::stream_groups::leave,
+        super::stream_groups::commit,
+        super::stream_groups::seek,
+        super::stream_groups::describe,
         super::whoami,
     ),
     components(schemas(Problem)),
@@ -37,7 +43,7 @@ use crate::error::Problem;
     tags(
         (name = "publish", description = "Publish to a queue or through an exchange (`publish` scope)"),
         (name = "consume", description = "Receive, push-consume, ack, nack, extend, peek, purge, stats, redrive (`consume` scope)"),
-        (name = "streams", description = "Produce records to a stream (`publish` scope) and fetch them by offset or timestamp (`consume` scope)"),
+        (name = "streams", description = "Produce records to a stream (`publish` scope) and fetch them by offset or timestamp, consumer groups (`consume` scope)"),
         (name = "auth", description = "Credential checks")
     )
 )]

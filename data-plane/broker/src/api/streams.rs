@@ -34,7 +34,7 @@ use crate::error::{BrokerError, BrokerResult};
 use crate::queue::BodyEncoding;
 use crate::queue::group::now_ms;
 use crate::stream::hash::partition_for_key;
-use crate::stream::{ApplyError, PartitionGroup};
+use crate::stream::{ApplyError, EntryReply, PartitionGroup};
 use crate::topology::FeedStream;
 
 /// Longest long-poll of a fetch.
@@ -95,7 +95,11 @@ pub struct ProduceResponse {
     duplicate: bool,
 }
 
-fn stream_of(state: &BrokerState, caller: &Caller, name: &str) -> BrokerResult<FeedStream> {
+pub(crate) fn stream_of(
+    state: &BrokerState,
+    caller: &Caller,
+    name: &str,
+) -> BrokerResult<FeedStream> {
     state
         .topology
         .current()
@@ -108,7 +112,7 @@ fn stream_of(state: &BrokerState, caller: &Caller, name: &str) -> BrokerResult<F
         })
 }
 
-fn partition_group(
+pub(crate) fn partition_group(
     state: &BrokerState,
     caller: &Caller,
     stream: &str,
@@ -298,7 +302,7 @@ pub async fn produce(
     let mut duplicate = false;
     for ((p, indexes), result) in by_partition.iter().zip(results) {
         let produced = match result? {
-            Ok(PartitionReply::Produced(produced)) => produced,
+            Ok(EntryReply::Partition(PartitionReply::Produced(produced))) => produced,
             Ok(other) => {
                 return Err(BrokerError::Internal(anyhow::anyhow!(
                     "produce got an unexpected reply: {other:?}"
@@ -390,7 +394,7 @@ fn wire(offset: u64, record: Record) -> FetchedRecord {
 
 /// The first offset whose batch sits at or after `log_index` (offsets map
 /// to log indexes monotonically, so a binary search over offsets finds it).
-fn offset_at_or_after(group: &PartitionGroup, log_index: u64) -> u64 {
+pub(crate) fn offset_at_or_after(group: &PartitionGroup, log_index: u64) -> u64 {
     group.view().read(|p| {
         let (mut low, mut high) = (p.earliest_offset(), p.end_offset());
         while low < high {

@@ -13,4 +13,4 @@ pub mod partition;
 pub mod state_machine;
 
 pub use partition::{PartitionGroup, PartitionSpec, StoredRecord};
-pub use state_machine::{ApplyError, PartitionOutcome};
+pub use state_machine::{ApplyError, EntryReply, PartitionOutcome};

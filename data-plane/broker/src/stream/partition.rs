@@ -13,7 +13,7 @@ use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ServerState};
 use sluice_storage::raft::SegmentLogStore;
 use sluice_storage::{LogConfig, Record, SegmentLog};
-use sluice_stream::{Command, TimedCommand};
+use sluice_stream::{Command, GroupCommand, GroupCoordinator, TimedCommand};
 
 use super::codec;
 use super::state_machine::{PartitionOutcome, PartitionStateMachine, PartitionView};
@@ -31,6 +31,8 @@ pub struct PartitionSpec {
     pub tenant_id: i64,
     pub stream: String,
     pub partition: u32,
+    /// The stream's partition count (partition 0 coordinates its consumer groups).
+    pub partitions: u32,
     /// Broker node ids of the replicas.
     pub replicas: Vec<String>,
 }
@@ -63,7 +65,8 @@ impl PartitionGroup {
         };
         let store = SegmentLogStore::<StreamConfig>::open(dir.join("log"), config).await?;
         let log = store.log().clone();
-        let machine = PartitionStateMachine::open(&dir.join("snapshots"))?;
+        let coordinator = (spec.partition == 0).then(|| GroupCoordinator::new(spec.partitions));
+        let machine = PartitionStateMachine::open(&dir.join("snapshots"), coordinator)?;
         let view = machine.view();
         let node = raft_node_id(node_id);
         let raft = PartitionRaft::new(
@@ -112,6 +115,24 @@ impl PartitionGroup {
         let command = TimedCommand::new(now_ms(), command);
         let entry = codec::encode_entry(&command, records)
             .map_err(|e| GroupError::Storage(e.to_string()))?;
+        self.write(entry).await
+    }
+
+    /// Proposes a consumer-group command (partition 0 only).
+    pub async fn propose_group(
+        &self,
+        command: GroupCommand,
+    ) -> Result<PartitionOutcome, GroupError> {
+        let command = TimedCommand::new(now_ms(), command);
+        let entry =
+            codec::encode_group_entry(&command).map_err(|e| GroupError::Storage(e.to_string()))?;
+        self.write(entry).await
+    }
+
+    async fn write(
+        &self,
+        entry: sluice_storage::raft::Records,
+    ) -> Result<PartitionOutcome, GroupError> {
         match self.raft.client_write(entry).await {
             Ok(response) => Ok(response.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {

@@ -6,6 +6,9 @@
 //! openraft's state machine worker is the only writer. Request handlers read
 //! through a [`PartitionView`] (locked briefly, never across an `.await`)
 //! and long-poll on its watch channel, bumped after every applied entry.
+//!
+//! Partition 0 also hosts the stream's consumer groups: its machine holds a
+//! `GroupCoordinator` that applies the group commands of its log.
 
 use std::io::{self, Cursor};
 use std::path::Path;
@@ -17,10 +20,10 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use sluice_storage::raft::{Records, SnapshotStore};
-use sluice_stream::{PartitionReply, PartitionState, StreamError};
+use sluice_stream::{GroupApplied, GroupCoordinator, PartitionReply, PartitionState, StreamError};
 use tokio::sync::watch;
 
-use super::codec::decode_command;
+use super::codec::{EntryCommand, decode_command};
 use crate::raft::StreamConfig;
 
 /// Why an entry produced no partition reply.
@@ -34,28 +37,57 @@ pub enum ApplyError {
     /// Blank and membership entries carry no command.
     #[error("entry carries no command")]
     NoCommand,
+    /// A consumer-group command in the log of a partition other than 0.
+    #[error("this partition does not coordinate consumer groups")]
+    NotCoordinator,
+}
+
+/// What an applied entry answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EntryReply {
+    Partition(PartitionReply),
+    Group(GroupApplied),
 }
 
 /// The response of one applied entry.
-pub type PartitionOutcome = Result<PartitionReply, ApplyError>;
+pub type PartitionOutcome = Result<EntryReply, ApplyError>;
 
-/// Applies one entry's records to the partition: the adapter's whole logic.
+/// The replicated state of one partition group (also its snapshot).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PartitionMachine {
+    pub partition: PartitionState,
+    /// Partition 0 only: the stream's consumer groups.
+    #[serde(default)]
+    pub coordinator: Option<GroupCoordinator>,
+}
+
+/// Applies one entry's records to the partition (or the group
+/// coordinator): the adapter's whole logic.
 pub fn apply_records(
-    partition: &mut PartitionState,
+    machine: &mut PartitionMachine,
     log_index: u64,
     records: &Records,
 ) -> PartitionOutcome {
     match decode_command(records) {
-        Ok(command) => Ok(partition.apply(log_index, command)?),
+        Ok(EntryCommand::Partition(command)) => Ok(EntryReply::Partition(
+            machine.partition.apply(log_index, command)?,
+        )),
+        Ok(EntryCommand::Group(command)) => {
+            machine.partition.skip(log_index)?;
+            match &mut machine.coordinator {
+                Some(coordinator) => Ok(EntryReply::Group(coordinator.apply(log_index, command))),
+                None => Err(ApplyError::NotCoordinator),
+            }
+        }
         Err(err) => {
-            partition.skip(log_index)?;
+            machine.partition.skip(log_index)?;
             Err(ApplyError::Undecodable(err.to_string()))
         }
     }
 }
 
 struct Machine {
-    partition: PartitionState,
+    partition: PartitionMachine,
     last_applied: Option<LogIdOf<StreamConfig>>,
     membership: StoredMembershipOf<StreamConfig>,
 }
@@ -81,7 +113,12 @@ pub struct PartitionView {
 impl PartitionView {
     /// Runs `read` on the current state (briefly locked).
     pub fn read<T>(&self, read: impl FnOnce(&PartitionState) -> T) -> T {
-        read(&self.shared.lock().partition)
+        read(&self.shared.lock().partition.partition)
+    }
+
+    /// Runs `read` on the stream's group coordinator, if this partition hosts it.
+    pub fn coordinator<T>(&self, read: impl FnOnce(&GroupCoordinator) -> T) -> Option<T> {
+        self.shared.lock().partition.coordinator.as_ref().map(read)
     }
 
     /// A receiver that changes whenever entries were applied.
@@ -99,11 +136,15 @@ pub struct PartitionStateMachine {
 
 impl PartitionStateMachine {
     /// The partition as of its newest snapshot in `dir` (openraft then
-    /// applies the log after it), or an empty partition.
-    pub fn open(dir: &Path) -> sluice_storage::Result<Self> {
+    /// applies the log after it), or an empty partition; `coordinator` is
+    /// the group coordinator partition 0 starts with.
+    pub fn open(dir: &Path, coordinator: Option<GroupCoordinator>) -> sluice_storage::Result<Self> {
         let snapshots = SnapshotStore::open(dir)?;
         let mut machine = Machine {
-            partition: PartitionState::new(),
+            partition: PartitionMachine {
+                partition: PartitionState::new(),
+                coordinator,
+            },
             last_applied: None,
             membership: StoredMembershipOf::<StreamConfig>::default(),
         };
@@ -187,6 +228,7 @@ impl RaftStateMachine<StreamConfig> for PartitionStateMachine {
                     }
                     EntryPayload::Blank => machine
                         .partition
+                        .partition
                         .skip(index)
                         .map_err(ApplyError::from)
                         .and(Err(ApplyError::NoCommand)),
@@ -196,6 +238,7 @@ impl RaftStateMachine<StreamConfig> for PartitionStateMachine {
                             membership.clone(),
                         );
                         machine
+                            .partition
                             .partition
                             .skip(index)
                             .map_err(ApplyError::from)
@@ -221,7 +264,8 @@ impl RaftStateMachine<StreamConfig> for PartitionStateMachine {
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
-        let partition: PartitionState = serde_json::from_slice(&data).map_err(io::Error::other)?;
+        let partition: PartitionMachine =
+            serde_json::from_slice(&data).map_err(io::Error::other)?;
         self.snapshots.save(meta, &data)?;
         {
             let mut machine = self.shared.lock();
@@ -271,12 +315,17 @@ mod tests {
 
     #[test]
     fn produced_batches_get_dense_offsets_located_in_their_entries() {
-        let mut partition = PartitionState::new();
-        let first = apply_records(&mut partition, 3, &produce(&["a", "b"]));
-        assert!(matches!(first, Ok(PartitionReply::Produced(r)) if r.base_offset == 0));
-        partition.skip(4).unwrap();
-        let second = apply_records(&mut partition, 5, &produce(&["c"]));
-        assert!(matches!(second, Ok(PartitionReply::Produced(r)) if r.base_offset == 2));
+        let mut machine = PartitionMachine::default();
+        let first = apply_records(&mut machine, 3, &produce(&["a", "b"]));
+        assert!(
+            matches!(first, Ok(EntryReply::Partition(PartitionReply::Produced(r))) if r.base_offset == 0)
+        );
+        machine.partition.skip(4).unwrap();
+        let second = apply_records(&mut machine, 5, &produce(&["c"]));
+        assert!(
+            matches!(second, Ok(EntryReply::Partition(PartitionReply::Produced(r))) if r.base_offset == 2)
+        );
+        let partition = &machine.partition;
         assert_eq!(partition.locate(1), Some((3, 1)));
         assert_eq!(partition.locate(2), Some((5, 0)));
         assert_eq!(partition.high_watermark(), 3);
@@ -284,11 +333,46 @@ mod tests {
 
     #[test]
     fn an_undecodable_entry_appends_nothing() {
-        let mut partition = PartitionState::new();
+        let mut machine = PartitionMachine::default();
         let garbage = Records(vec![Record::from_value("not json")]);
-        let outcome = apply_records(&mut partition, 3, &garbage);
+        let outcome = apply_records(&mut machine, 3, &garbage);
         assert!(matches!(outcome, Err(ApplyError::Undecodable(_))));
-        assert_eq!(partition.end_offset(), 0);
-        assert_eq!(partition.applied_index(), 3);
+        assert_eq!(machine.partition.end_offset(), 0);
+        assert_eq!(machine.partition.applied_index(), 3);
+    }
+
+    #[test]
+    fn group_commands_go_to_the_coordinator_of_partition_0_only() {
+        use sluice_stream::{AssignmentStrategy, GroupCommand, GroupReply};
+        let join = crate::stream::codec::encode_group_entry(&TimedCommand::new(
+            1,
+            GroupCommand::Join {
+                group: "g".into(),
+                member_id: None,
+                client_id: "c".into(),
+                session_timeout_ms: 10_000,
+                strategy: AssignmentStrategy::Range,
+            },
+        ))
+        .unwrap();
+        let mut zero = PartitionMachine {
+            partition: PartitionState::new(),
+            coordinator: Some(GroupCoordinator::new(2)),
+        };
+        let joined = apply_records(&mut zero, 2, &join);
+        let Ok(EntryReply::Group(GroupApplied {
+            result: Ok(GroupReply::Joined { assignment, .. }),
+            ..
+        })) = joined
+        else {
+            panic!("{joined:?}");
+        };
+        assert_eq!(assignment, vec![0, 1]);
+        assert_eq!(zero.partition.applied_index(), 2);
+        let mut one = PartitionMachine::default();
+        assert_eq!(
+            apply_records(&mut one, 2, &join),
+            Err(ApplyError::NotCoordinator)
+        );
     }
 }

@@ -1,0 +1,499 @@
+//! Consumer groups of a stream, on the wire, under
+//! `/v1/streams/{s}/groups/{g}`: join, heartbeat, leave, commit, seek and
+//! describe (members, assignment, committed offsets and lag). Their
+//! commands travel in partition 0's log, where `sluice_stream`'s
+//! `GroupCoordinator` applies them (`consume` scope; a forced seek of a
+//! group with members needs `admin`).
+//!
+//! Sessions expire when the coordinator applies any group command after
+//! the session ran out (there is no timer yet): a member's own heartbeat
+//! after its timeout finds it expelled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use sluice_stream::{
+    AssignmentStrategy, GroupApplied, GroupCommand, GroupReply, MemberId, PartitionBounds,
+    SeekTarget, StreamError,
+};
+
+use super::json::JsonBody;
+use super::openapi::ProblemResponses;
+use super::streams::{offset_at_or_after, partition_group, stream_of};
+use super::{BrokerState, CallerAuth};
+use crate::auth::Caller;
+use crate::error::{BrokerError, BrokerResult};
+use crate::stream::{ApplyError, EntryReply, PartitionGroup};
+
+const DEFAULT_SESSION_TIMEOUT_MS: u64 = 30_000;
+const MAX_SESSION_TIMEOUT_MS: u64 = 300_000;
+
+fn check_group_name(group: &str) -> BrokerResult<()> {
+    let ok = !group.is_empty()
+        && group.len() <= 249
+        && group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BrokerError::validation(
+            "group",
+            "name",
+            "a group name is 1 to 249 of A-Z a-z 0-9 . _ -",
+        ))
+    }
+}
+
+/// Partition 0 of the stream, which coordinates its groups.
+fn coordinator(
+    state: &BrokerState,
+    caller: &Caller,
+    stream: &str,
+    group: &str,
+) -> BrokerResult<Arc<PartitionGroup>> {
+    caller.require("consume")?;
+    stream_of(state, caller, stream)?;
+    check_group_name(group)?;
+    partition_group(state, caller, stream, 0)
+}
+
+fn group_error(err: StreamError) -> BrokerError {
+    let conflict = |slug| BrokerError::GroupConflict {
+        slug,
+        detail: err.to_string(),
+    };
+    match &err {
+        StreamError::UnknownGroup(name) => BrokerError::NotFound {
+            kind: "consumer group",
+            name: name.clone(),
+        },
+        StreamError::UnknownMember(member) => BrokerError::NotFound {
+            kind: "group member",
+            name: member.to_string(),
+        },
+        StreamError::StaleGeneration { .. } => conflict("stale-generation"),
+        StreamError::NotPartitionOwner { .. } => conflict("not-partition-owner"),
+        StreamError::InconsistentStrategy { .. } => conflict("inconsistent-strategy"),
+        StreamError::GroupNotEmpty { .. } => conflict("group-not-empty"),
+        StreamError::UnknownPartition { .. } => {
+            BrokerError::validation("offsets", "partition", err.to_string())
+        }
+        StreamError::InvalidSessionTimeout => {
+            BrokerError::validation("session_timeout_ms", "range", err.to_string())
+        }
+        _ => BrokerError::Internal(anyhow::Error::new(err)),
+    }
+}
+
+/// Proposes `command` on partition 0 and answers the group's reply.
+async fn apply(group: &PartitionGroup, command: GroupCommand) -> BrokerResult<GroupReply> {
+    match group.propose_group(command).await? {
+        Ok(EntryReply::Group(GroupApplied { result, .. })) => result.map_err(group_error),
+        Ok(other) => Err(BrokerError::Internal(anyhow::anyhow!(
+            "a group command got {other:?}"
+        ))),
+        Err(ApplyError::Stream(err)) => Err(group_error(err)),
+        Err(other) => Err(BrokerError::Internal(anyhow::Error::new(other))),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// Rejoin with a known member id (learn the current generation and assignment).
+    #[serde(default)]
+    member_id: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    /// 1 to 300000 (default 30000).
+    #[serde(default)]
+    session_timeout_ms: Option<u64>,
+    /// `range` (default) or `round-robin`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    strategy: Option<AssignmentStrategy>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct JoinResponse {
+    member_id: String,
+    generation: u64,
+    /// The partitions this member consumes in this generation.
+    assignment: Vec<u32>,
+    /// The group's committed offsets of those partitions (where to fetch from).
+    committed: BTreeMap<u32, u64>,
+}
+
+/// Join (or rejoin) a consumer group; answers the member's partitions.
+#[utoipa::path(post, path = "/v1/streams/{stream}/groups/{group}/join", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    request_body = JoinRequest,
+    responses((status = 200, body = JoinResponse), ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn join(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(request): JsonBody<JoinRequest>,
+) -> BrokerResult<Json<JoinResponse>> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let session_timeout_ms = request
+        .session_timeout_ms
+        .unwrap_or(DEFAULT_SESSION_TIMEOUT_MS);
+    if !(1..=MAX_SESSION_TIMEOUT_MS).contains(&session_timeout_ms) {
+        return Err(BrokerError::validation(
+            "session_timeout_ms",
+            "range",
+            "session_timeout_ms must be 1 to 300000",
+        ));
+    }
+    let command = GroupCommand::Join {
+        group: group.clone(),
+        member_id: request.member_id.map(MemberId),
+        client_id: request.client_id.unwrap_or_else(|| "consumer".into()),
+        session_timeout_ms,
+        strategy: request.strategy.unwrap_or_default(),
+    };
+    match apply(&partition, command).await? {
+        GroupReply::Joined {
+            member_id,
+            generation,
+            assignment,
+        } => {
+            let committed = partition
+                .view()
+                .coordinator(|c| {
+                    c.group(&group).map(|g| {
+                        assignment
+                            .iter()
+                            .filter_map(|p| g.committed(*p).map(|o| (*p, o)))
+                            .collect()
+                    })
+                })
+                .flatten()
+                .unwrap_or_default();
+            Ok(Json(JoinResponse {
+                member_id: member_id.0,
+                generation,
+                assignment,
+                committed,
+            }))
+        }
+        other => Err(BrokerError::Internal(anyhow::anyhow!("join got {other:?}"))),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    member_id: String,
+    generation: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HeartbeatResponse {
+    generation: u64,
+    assignment: Vec<u32>,
+}
+
+/// Keep a member's session alive; 409 `stale-generation` means rejoin.
+#[utoipa::path(post, path = "/v1/streams/{stream}/groups/{group}/heartbeat", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    request_body = HeartbeatRequest,
+    responses((status = 200, body = HeartbeatResponse), ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn heartbeat(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(request): JsonBody<HeartbeatRequest>,
+) -> BrokerResult<Json<HeartbeatResponse>> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let command = GroupCommand::Heartbeat {
+        group,
+        member_id: MemberId(request.member_id),
+        generation: request.generation,
+    };
+    match apply(&partition, command).await? {
+        GroupReply::HeartbeatOk {
+            generation,
+            assignment,
+        } => Ok(Json(HeartbeatResponse {
+            generation,
+            assignment,
+        })),
+        other => Err(BrokerError::Internal(anyhow::anyhow!(
+            "heartbeat got {other:?}"
+        ))),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveRequest {
+    member_id: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GenerationResponse {
+    generation: u64,
+}
+
+/// Leave a group: the member's partitions go to the others.
+#[utoipa::path(post, path = "/v1/streams/{stream}/groups/{group}/leave", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    request_body = LeaveRequest,
+    responses((status = 200, body = GenerationResponse), ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn leave(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(request): JsonBody<LeaveRequest>,
+) -> BrokerResult<Json<GenerationResponse>> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let command = GroupCommand::Leave {
+        group,
+        member_id: MemberId(request.member_id),
+    };
+    match apply(&partition, command).await? {
+        GroupReply::Left { generation } => Ok(Json(GenerationResponse { generation })),
+        other => Err(BrokerError::Internal(anyhow::anyhow!(
+            "leave got {other:?}"
+        ))),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    member_id: String,
+    generation: u64,
+    /// Partition → the next offset to consume.
+    offsets: BTreeMap<u32, u64>,
+}
+
+/// Commit the next offsets to consume of the member's partitions, all or
+/// nothing (409 when a partition is not the member's in this generation).
+#[utoipa::path(post, path = "/v1/streams/{stream}/groups/{group}/commit", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    request_body = CommitRequest,
+    responses((status = 200, body = GenerationResponse), ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn commit(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(request): JsonBody<CommitRequest>,
+) -> BrokerResult<Json<GenerationResponse>> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let command = GroupCommand::Commit {
+        group,
+        member_id: MemberId(request.member_id),
+        generation: request.generation,
+        offsets: request.offsets,
+    };
+    match apply(&partition, command).await? {
+        GroupReply::Committed { generation } => Ok(Json(GenerationResponse { generation })),
+        other => Err(BrokerError::Internal(anyhow::anyhow!(
+            "commit got {other:?}"
+        ))),
+    }
+}
+
+/// Every partition's bounds (each partition must be hosted here).
+fn bounds(
+    state: &BrokerState,
+    caller: &Caller,
+    stream: &str,
+    partitions: u32,
+) -> BrokerResult<BTreeMap<u32, (Arc<PartitionGroup>, PartitionBounds)>> {
+    (0..partitions)
+        .map(|p| {
+            let group = partition_group(state, caller, stream, p)?;
+            let b = group.view().read(|s| PartitionBounds {
+                earliest: s.earliest_offset(),
+                end: s.high_watermark(),
+            });
+            Ok((p, (group, b)))
+        })
+        .collect()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeekRequest {
+    /// `earliest`, `latest`, `offsets` or `timestamp`.
+    to: String,
+    /// With `offsets`: partition → offset (the other partitions keep theirs).
+    #[serde(default)]
+    offsets: BTreeMap<u32, u64>,
+    /// With `timestamp`: every partition to its first record at or after it.
+    #[serde(default)]
+    timestamp_ms: Option<i64>,
+    /// Seek a group that has members (fences their in-flight commits); `admin` scope.
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SeekResponse {
+    generation: u64,
+    offsets: BTreeMap<u32, u64>,
+}
+
+/// Move a group's committed offsets (the group must have no members unless `force`).
+#[utoipa::path(post, path = "/v1/streams/{stream}/groups/{group}/seek", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    request_body = SeekRequest,
+    responses((status = 200, body = SeekResponse), ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn seek(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+    JsonBody(request): JsonBody<SeekRequest>,
+) -> BrokerResult<Json<SeekResponse>> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    if request.force {
+        caller.require("admin")?;
+    }
+    let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
+    let all = bounds(&state, &caller, &stream, partitions)?;
+    let target = match (request.to.as_str(), request.timestamp_ms) {
+        ("earliest", _) => SeekTarget::Earliest,
+        ("latest", _) => SeekTarget::Latest,
+        ("offsets", _) => SeekTarget::Offsets {
+            offsets: request.offsets,
+        },
+        ("timestamp", Some(timestamp_ms)) => {
+            let mut offsets = BTreeMap::new();
+            for (p, (group, b)) in &all {
+                let offset = match group.log_index_for_timestamp(timestamp_ms).await? {
+                    Some(index) => offset_at_or_after(group, index),
+                    None => b.end,
+                };
+                offsets.insert(*p, offset);
+            }
+            SeekTarget::Timestamp {
+                timestamp_ms,
+                offsets,
+            }
+        }
+        ("timestamp", None) => {
+            return Err(BrokerError::validation(
+                "timestamp_ms",
+                "required",
+                "a seek to a timestamp needs timestamp_ms",
+            ));
+        }
+        _ => {
+            return Err(BrokerError::validation(
+                "to",
+                "enum",
+                "to must be earliest, latest, offsets or timestamp",
+            ));
+        }
+    };
+    let command = GroupCommand::Seek {
+        group,
+        target,
+        bounds: all.into_iter().map(|(p, (_, b))| (p, b)).collect(),
+        force: request.force,
+    };
+    match apply(&partition, command).await? {
+        GroupReply::Seeked {
+            generation,
+            offsets,
+        } => Ok(Json(SeekResponse {
+            generation,
+            offsets,
+        })),
+        other => Err(BrokerError::Internal(anyhow::anyhow!("seek got {other:?}"))),
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GroupMember {
+    member_id: String,
+    client_id: String,
+    assignment: Vec<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PartitionLag {
+    partition: u32,
+    committed: Option<u64>,
+    earliest_offset: u64,
+    high_watermark: u64,
+    /// Records the group has yet to consume.
+    lag: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GroupDescription {
+    generation: u64,
+    #[schema(value_type = String)]
+    strategy: String,
+    members: Vec<GroupMember>,
+    partitions: Vec<PartitionLag>,
+}
+
+/// A group's members, assignment, committed offsets and lag.
+#[utoipa::path(get, path = "/v1/streams/{stream}/groups/{group}", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    responses((status = 200, body = GroupDescription), ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn describe(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+) -> BrokerResult<Json<GroupDescription>> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
+    let all: BTreeMap<u32, PartitionBounds> = bounds(&state, &caller, &stream, partitions)?
+        .into_iter()
+        .map(|(p, (_, b))| (p, b))
+        .collect();
+    let described = partition.view().coordinator(|c| {
+        let g = c
+            .group(&group)
+            .ok_or_else(|| StreamError::UnknownGroup(group.clone()))?;
+        let lag = c.lag(&group, &all)?;
+        let members = g
+            .members()
+            .iter()
+            .map(|(id, m)| GroupMember {
+                member_id: id.0.clone(),
+                client_id: m.client_id.clone(),
+                assignment: g.assignment_of(id),
+            })
+            .collect();
+        let partitions = all
+            .iter()
+            .map(|(p, b)| PartitionLag {
+                partition: *p,
+                committed: g.committed(*p),
+                earliest_offset: b.earliest,
+                high_watermark: b.end,
+                lag: lag.get(p).copied().unwrap_or(0),
+            })
+            .collect();
+        Ok::<_, StreamError>(GroupDescription {
+            generation: g.generation(),
+            strategy: g.strategy().to_string(),
+            members,
+            partitions,
+        })
+    });
+    match described {
+        Some(result) => Ok(Json(result.map_err(group_error)?)),
+        None => Err(BrokerError::Unavailable(
+            "partition 0 does not coordinate this stream's groups".into(),
+        )),
+    }
+}

@@ -1,0 +1,172 @@
+//! Consumer groups over HTTP against a real control plane and broker:
+//! members join and split the partitions, a rebalance fences the old
+//! generation until the member rejoins, commits are owner-only, describe
+//! shows committed offsets and lag, and seek moves an empty group.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_e2e::{Api, Deployment};
+
+async fn group_call(
+    data: &Api,
+    key: &str,
+    action: &str,
+    body: Value,
+) -> anyhow::Result<(StatusCode, Value)> {
+    data.call(
+        Method::POST,
+        &format!("/v1/streams/orders/groups/billing/{action}"),
+        Some(key),
+        Some(body),
+    )
+    .await
+}
+
+fn partitions(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_split_partitions_commit_and_seek() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 4}),
+        )
+        .await?;
+    for p in 0..4 {
+        let records: Vec<Value> = (0..3)
+            .map(|i| json!({"value": format!("{p}-{i}"), "partition": p}))
+            .collect();
+        data.post_ok(
+            &app,
+            "/v1/streams/orders/records",
+            json!({ "records": records }),
+        )
+        .await?;
+    }
+
+    let (status, a) = group_call(data, &app, "join", json!({"client_id": "a"})).await?;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(partitions(&a["assignment"]), [0, 1, 2, 3]);
+    let a_id = a["member_id"].as_str().unwrap().to_string();
+    let (status, b) = group_call(data, &app, "join", json!({"client_id": "b"})).await?;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let b_id = b["member_id"].as_str().unwrap().to_string();
+    let generation = b["generation"].as_u64().unwrap();
+    assert!(generation > a["generation"].as_u64().unwrap());
+
+    // a's generation is stale: 409 until it rejoins with its member id.
+    let (status, problem) = group_call(
+        data,
+        &app,
+        "heartbeat",
+        json!({"member_id": a_id, "generation": a["generation"]}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://sluice.dev/problems/stale-generation"
+    );
+    let (status, a) = group_call(data, &app, "join", json!({"member_id": a_id})).await?;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["generation"], generation);
+    let (mut mine, theirs) = (partitions(&a["assignment"]), partitions(&b["assignment"]));
+    assert!(!mine.is_empty() && !theirs.is_empty(), "{a} {b}");
+    mine.extend(&theirs);
+    mine.sort();
+    assert_eq!(mine, [0, 1, 2, 3], "each partition has one owner");
+
+    // Commits: the owner only.
+    let b_partition = theirs[0];
+    let (status, body) = group_call(
+        data,
+        &app,
+        "commit",
+        json!({"member_id": b_id, "generation": generation, "offsets": {b_partition.to_string(): 2}}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, problem) = group_call(
+        data,
+        &app,
+        "commit",
+        json!({"member_id": a_id, "generation": generation, "offsets": {b_partition.to_string(): 3}}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    let (status, described) = data
+        .call(
+            Method::GET,
+            "/v1/streams/orders/groups/billing",
+            Some(&app),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{described}");
+    assert_eq!(described["members"].as_array().unwrap().len(), 2);
+    let lag = &described["partitions"][b_partition as usize];
+    assert_eq!(lag["committed"], 2, "{described}");
+    assert_eq!(lag["high_watermark"], 3);
+    assert_eq!(lag["lag"], 1);
+
+    // Seek needs an empty group; then every partition is back at 0.
+    let (status, problem) = group_call(data, &app, "seek", json!({"to": "earliest"})).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    for id in [&a_id, &b_id] {
+        let (status, body) = group_call(data, &app, "leave", json!({"member_id": id})).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, sought) = group_call(data, &app, "seek", json!({"to": "latest"})).await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    assert_eq!(sought["offsets"], json!({"0": 3, "1": 3, "2": 3, "3": 3}));
+    let (_, described) = data
+        .call(
+            Method::GET,
+            "/v1/streams/orders/groups/billing",
+            Some(&app),
+            None,
+        )
+        .await?;
+    assert!(
+        described["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["lag"] == 0),
+        "{described}"
+    );
+
+    // Errors: unknown group 404, bad name 422, publish-only key 403.
+    let (status, _) = data
+        .call(
+            Method::GET,
+            "/v1/streams/orders/groups/nobody",
+            Some(&app),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, problem) = data
+        .call(
+            Method::POST,
+            "/v1/streams/orders/groups/b%20d/join",
+            Some(&app),
+            Some(json!({})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "group");
+    let publisher = sluice.key(&sluice.admin, &["publish"]).await?;
+    let (status, _) = group_call(data, &publisher, "join", json!({})).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    Ok(())
+}
