@@ -297,3 +297,92 @@ pub async fn streams(State(state): State<BrokerState>, request: Request, next: N
         Err(err) => err.into_response(),
     }
 }
+
+/// Produces `records` (already validated and charged here) to `partition`
+/// of `stream` on the broker at `url`: their offsets and whether the batch
+/// was an idempotent retry. Values travel base64-encoded, byte for byte.
+pub async fn produce_remote(
+    state: &BrokerState,
+    url: &str,
+    stream: &str,
+    partition: u32,
+    authorization: &str,
+    records: &[sluice_storage::Record],
+    producer: Option<sluice_stream::ProducerBatch>,
+) -> Result<(Vec<u64>, bool), BrokerError> {
+    use base64::Engine;
+    let records_sent = records.len();
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let headers: std::collections::BTreeMap<&str, String> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned()))
+                .collect();
+            serde_json::json!({
+                "key": r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "value": base64::engine::general_purpose::STANDARD.encode(&r.value),
+                "value_encoding": "base64",
+                "headers": headers,
+                "timestamp": r.timestamp,
+                "partition": partition,
+            })
+        })
+        .collect();
+    let mut body = serde_json::json!({ "records": records });
+    if let Some(p) = producer {
+        body["producer"] = serde_json::json!({
+            "id": p.producer_id, "epoch": p.epoch, "sequence": p.base_sequence,
+        });
+    }
+    let answer = state
+        .forwarder
+        .post(format!("{url}/v1/streams/{stream}/records"))
+        .header(header::AUTHORIZATION, authorization)
+        .header(FORWARDED_BY, state.node_key.as_str())
+        .header(CHARGED, "1")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            BrokerError::Unavailable(format!(
+                "the broker hosting partition {partition} of `{stream}` did not answer: {e}"
+            ))
+        })?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+    if status.as_u16() == 409 {
+        let kind = body["type"].as_str().unwrap_or_default();
+        let slug = ["duplicate-sequence", "producer-fenced"]
+            .into_iter()
+            .find(|slug| kind.ends_with(slug))
+            .unwrap_or("out-of-order-sequence");
+        return Err(BrokerError::ProducerSequence {
+            slug,
+            detail: body["detail"].as_str().unwrap_or_default().to_string(),
+            expected_sequence: body["expected_sequence"].as_u64(),
+        });
+    }
+    if !status.is_success() {
+        return Err(BrokerError::Unavailable(format!(
+            "the broker hosting partition {partition} of `{stream}` answered {status}: {body}"
+        )));
+    }
+    let offsets = body["records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| r["offset"].as_u64())
+                .collect::<Vec<u64>>()
+        })
+        .unwrap_or_default();
+    if offsets.len() != records_sent {
+        return Err(BrokerError::Unavailable(format!(
+            "the broker hosting partition {partition} of `{stream}` answered {} offsets for {records_sent} records",
+            offsets.len()
+        )));
+    }
+    Ok((offsets, body["duplicate"].as_bool().unwrap_or(false)))
+}

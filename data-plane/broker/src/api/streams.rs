@@ -227,6 +227,51 @@ fn sequence_error(err: StreamError) -> BrokerError {
     }
 }
 
+/// Where a partition's records are written.
+enum Target {
+    Local(Arc<PartitionGroup>),
+    /// The data URL of the broker hosting the partition.
+    Remote(String),
+}
+
+fn target(
+    state: &BrokerState,
+    caller: &Caller,
+    stream: &str,
+    partition: u32,
+) -> BrokerResult<Target> {
+    if let Some(group) = state.partitions.get(caller.tenant_id, stream, partition) {
+        return Ok(Target::Local(group));
+    }
+    match forward::remote_stream_url(state, caller.tenant_id, stream, Some(partition)) {
+        Some(url) => Ok(Target::Remote(url)),
+        None => partition_group(state, caller, stream, partition).map(Target::Local),
+    }
+}
+
+/// Appends `batch` to a partition hosted here: its offsets, and whether it
+/// was an idempotent retry answered with the original offsets.
+async fn produce_local(
+    group: &PartitionGroup,
+    batch: Vec<Record>,
+    producer: Option<ProducerBatch>,
+) -> BrokerResult<(Vec<u64>, bool)> {
+    let command = Command::Produce {
+        record_count: batch.len() as u32,
+        producer,
+    };
+    match group.propose(command, batch).await? {
+        Ok(EntryReply::Partition(PartitionReply::Produced(produced))) => {
+            Ok((produced.offsets().collect(), produced.duplicate))
+        }
+        Ok(other) => Err(BrokerError::Internal(anyhow::anyhow!(
+            "produce got an unexpected reply: {other:?}"
+        ))),
+        Err(ApplyError::Stream(err)) => Err(sequence_error(err)),
+        Err(other) => Err(BrokerError::Internal(anyhow::Error::new(other))),
+    }
+}
+
 /// Produce records to a stream. Answers after every partition the batch
 /// went to durably committed it, with each record's partition and offset.
 #[utoipa::path(post, path = "/v1/streams/{stream}/records", tag = "streams",
@@ -260,10 +305,10 @@ pub async fn produce(
             "an idempotent batch must go to one partition (sequences are per partition); split it",
         ));
     }
-    let groups = by_partition
+    let targets = by_partition
         .keys()
-        .map(|p| partition_group(&state, &caller, &name, *p).map(|g| (*p, g)))
-        .collect::<BrokerResult<HashMap<u32, Arc<PartitionGroup>>>>()?;
+        .map(|p| target(&state, &caller, &name, *p).map(|t| (*p, t)))
+        .collect::<BrokerResult<HashMap<u32, Target>>>()?;
     let total = records.len();
     let bytes: u64 = records.iter().map(|(_, r)| r.value.len() as u64).sum();
     if !forward::already_charged(&state, &headers) {
@@ -278,18 +323,27 @@ pub async fn produce(
     for (p, record) in records {
         slots[position[&p]].push(record);
     }
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let writes = by_partition.keys().zip(slots).map(|(p, batch)| {
-        let group = groups[p].clone();
-        let count = batch.len() as u32;
-        let command = Command::Produce {
-            record_count: count,
-            producer: producer.map(|h| ProducerBatch {
-                producer_id: h.id,
-                epoch: h.epoch,
-                base_sequence: h.sequence,
-            }),
-        };
-        async move { group.propose(command, batch).await }
+        let target = &targets[p];
+        let (state, name) = (&state, &name);
+        let producer = producer.map(|h| ProducerBatch {
+            producer_id: h.id,
+            epoch: h.epoch,
+            base_sequence: h.sequence,
+        });
+        async move {
+            match target {
+                Target::Local(group) => produce_local(group, batch, producer).await,
+                Target::Remote(url) => {
+                    forward::produce_remote(state, url, name, *p, authorization, &batch, producer)
+                        .await
+                }
+            }
+        }
     });
     let results = join_all(writes).await;
     let mut answer = vec![
@@ -301,18 +355,9 @@ pub async fn produce(
     ];
     let mut duplicate = false;
     for ((p, indexes), result) in by_partition.iter().zip(results) {
-        let produced = match result? {
-            Ok(EntryReply::Partition(PartitionReply::Produced(produced))) => produced,
-            Ok(other) => {
-                return Err(BrokerError::Internal(anyhow::anyhow!(
-                    "produce got an unexpected reply: {other:?}"
-                )));
-            }
-            Err(ApplyError::Stream(err)) => return Err(sequence_error(err)),
-            Err(other) => return Err(BrokerError::Internal(anyhow::Error::new(other))),
-        };
-        duplicate |= produced.duplicate;
-        for (i, offset) in indexes.iter().zip(produced.offsets()) {
+        let (offsets, was_duplicate) = result?;
+        duplicate |= was_duplicate;
+        for (i, offset) in indexes.iter().zip(offsets) {
             answer[*i] = ProducedRecord {
                 partition: *p,
                 offset,

@@ -1,0 +1,92 @@
+//! Any broker serves any stream partition: with two brokers, a stream's
+//! partitions are spread over both; a produce through either broker writes
+//! each partition's records on the broker hosting it (idempotence
+//! included), and fetches are forwarded to the partition's broker.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_e2e::{Api, Deployment};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn either_broker_produces_and_fetches_every_partition() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let second = sluice.another_broker("n2")?;
+    let via_n2 = Api::new(&second.url);
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/clicks",
+            json!({"partitions": 4}),
+        )
+        .await?;
+    // Least loaded placement spreads the partitions over both brokers.
+    for dir in ["broker/streams", "broker-n2/streams"] {
+        let hosted = std::fs::read_dir(sluice.dir.path().join(dir))?.count();
+        assert!(hosted > 0 && hosted < 4, "{dir} hosts {hosted} partitions");
+    }
+
+    for (api, label) in [(&sluice.data, "n1"), (&via_n2, "n2")] {
+        let records: Vec<Value> = (0..4)
+            .map(|p| json!({"value": format!("{label}-{p}"), "partition": p, "headers": {"from": label}}))
+            .collect();
+        let answer = api
+            .post_ok(
+                &app,
+                "/v1/streams/clicks/records",
+                json!({ "records": records }),
+            )
+            .await?;
+        for p in 0..4 {
+            assert_eq!(answer["records"][p]["partition"], p as u64, "{answer}");
+        }
+    }
+    for api in [&sluice.data, &via_n2] {
+        for p in 0..4 {
+            let (status, fetched) = api
+                .call(
+                    Method::GET,
+                    &format!("/v1/streams/clicks/partitions/{p}/records?offset=earliest"),
+                    Some(&app),
+                    None,
+                )
+                .await?;
+            assert_eq!(status, StatusCode::OK, "{fetched}");
+            let values: Vec<&str> = fetched["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["value"].as_str().unwrap())
+                .collect();
+            assert_eq!(values, [format!("n1-{p}"), format!("n2-{p}")], "{fetched}");
+            assert_eq!(fetched["records"][1]["headers"]["from"], "n2");
+        }
+    }
+
+    // An idempotent producer through either broker, to every partition.
+    for p in 0..4 {
+        let batch = json!({"records": [{"value": "once", "partition": p}],
+                           "producer": {"id": 100 + p, "epoch": 0, "sequence": 0}});
+        let first = sluice
+            .data
+            .post_ok(&app, "/v1/streams/clicks/records", batch.clone())
+            .await?;
+        let retry = via_n2
+            .post_ok(&app, "/v1/streams/clicks/records", batch)
+            .await?;
+        assert_eq!(retry["records"], first["records"]);
+        assert_eq!(retry["duplicate"], true, "{retry}");
+        let (status, gap) = via_n2
+            .call(
+                Method::POST,
+                "/v1/streams/clicks/records",
+                Some(&app),
+                Some(json!({"records": [{"value": "gap", "partition": p}],
+                            "producer": {"id": 100 + p, "epoch": 0, "sequence": 3}})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CONFLICT, "{gap}");
+        assert_eq!(gap["expected_sequence"], 1, "{gap}");
+    }
+    Ok(())
+}
