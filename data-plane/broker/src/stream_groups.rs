@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
+use crate::stream::timer::Retention;
 use crate::stream::{PartitionGroup, PartitionSpec};
 use crate::topology::Topology;
 
@@ -142,6 +143,7 @@ impl StreamGroupManager {
                         partition: number as u32,
                         partitions: stream.partitions.len() as u32,
                         replicas: placement.replicas.clone(),
+                        retention: Retention::from_spec(&stream.spec),
                     },
                 );
             }
@@ -195,6 +197,12 @@ impl StreamGroupManager {
                     tracing::error!(group = %id, error = %err, "opening a stream partition failed; retrying");
                     ok = false;
                 }
+            }
+        }
+
+        for spec in desired.values() {
+            if let Some(group) = self.groups.get(&spec.group_id) {
+                group.set_retention(spec.retention);
             }
         }
 

@@ -6,11 +6,13 @@
 //! - [`state_machine`]: openraft's state machine on `PartitionState`.
 //! - [`partition`]: opening a partition group, producing, reading records back.
 //! - [`hash`]: Kafka's murmur2 partitioner for keyed records.
+//! - [`timer`]: retention, producer expiry and the group coordinator's tick.
 
 pub mod codec;
 pub mod hash;
 pub mod partition;
 pub mod state_machine;
+pub mod timer;
 
 pub use partition::{PartitionGroup, PartitionSpec, StoredRecord};
 pub use state_machine::{ApplyError, EntryReply, PartitionOutcome};

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -14,9 +14,11 @@ use openraft::{BasicNode, ServerState};
 use sluice_storage::raft::SegmentLogStore;
 use sluice_storage::{LogConfig, Record, SegmentLog};
 use sluice_stream::{Command, GroupCommand, GroupCoordinator, TimedCommand};
+use tokio_util::sync::CancellationToken;
 
 use super::codec;
 use super::state_machine::{PartitionOutcome, PartitionStateMachine, PartitionView};
+use super::timer::{self, Retention};
 use crate::queue::GroupError;
 use crate::queue::group::now_ms;
 use crate::raft::{PartitionRaft, StreamConfig, group_config, network_for, raft_node_id};
@@ -35,6 +37,8 @@ pub struct PartitionSpec {
     pub partitions: u32,
     /// Broker node ids of the replicas.
     pub replicas: Vec<String>,
+    /// The stream's retention settings when the partition was opened.
+    pub retention: Retention,
 }
 
 /// A record read back, with its offset.
@@ -49,11 +53,14 @@ pub struct PartitionGroup {
     raft: PartitionRaft<PartitionStateMachine>,
     view: PartitionView,
     log: SegmentLog,
+    /// The current retention settings (the stream's spec may change).
+    retention: Mutex<Retention>,
+    stop: CancellationToken,
 }
 
 impl PartitionGroup {
     /// Opens (or creates) the partition in `dir`, initializes a new one with
-    /// its replicas and waits for a leader.
+    /// its replicas, waits for a leader and starts its timer task.
     pub async fn open(
         dir: &Path,
         node_id: &str,
@@ -88,12 +95,30 @@ impl PartitionGroup {
         raft.wait(Some(LEADER_WAIT))
             .state(ServerState::Leader, "partition group leader")
             .await?;
-        Ok(Arc::new(PartitionGroup {
+        let group = Arc::new(PartitionGroup {
+            retention: Mutex::new(spec.retention),
             spec,
             raft,
             view,
             log,
-        }))
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(timer::run(group.clone(), group.stop.clone()));
+        Ok(group)
+    }
+
+    /// The stream's current retention settings.
+    pub fn retention(&self) -> Retention {
+        *self.retention.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the stream's new retention settings (its spec changed).
+    pub fn set_retention(&self, retention: Retention) {
+        *self.retention.lock().unwrap_or_else(|e| e.into_inner()) = retention;
+    }
+
+    pub(super) fn log(&self) -> &SegmentLog {
+        &self.log
     }
 
     pub fn view(&self) -> &PartitionView {
@@ -204,8 +229,9 @@ impl PartitionGroup {
         Ok(out)
     }
 
-    /// Stops the Raft group (the log is closed once dropped).
+    /// Stops the timer and the Raft group (the log is closed once dropped).
     pub async fn close(&self) {
+        self.stop.cancel();
         if let Err(err) = self.raft.shutdown().await {
             tracing::warn!(group = %self.spec.group_id, error = %err, "partition shutdown failed");
         }

@@ -1,0 +1,264 @@
+//! A stream partition's timer task: while this node leads the partition
+//! group it periodically
+//!
+//! - computes the retention point from the stream's `retention_ms` (the
+//!   storage's time index) and `retention_bytes` (whole batches, counted in
+//!   the partition's log bytes) and proposes `Retain` when it moved forward;
+//! - proposes `ExpireProducers` now and then, so idle producers' idempotence
+//!   state does not pile up;
+//! - on partition 0, proposes the group coordinator's `Tick`, so members
+//!   whose session ran out leave without waiting for another group command.
+//!
+//! Log segments are not deleted here: `Retain` only moves the earliest
+//! offset (fetches below it answer 416). Dropping the log prefix must go
+//! through a snapshot + purge, as `queue/compaction.rs` does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sluice_storage::SegmentLog;
+use sluice_stream::{Command, GroupCommand};
+use tokio_util::sync::CancellationToken;
+
+use super::partition::PartitionGroup;
+use super::state_machine::{PartitionOutcome, PartitionView};
+use crate::queue::GroupError;
+use crate::queue::group::now_ms;
+
+/// How often the timer looks at the partition.
+const PERIOD: Duration = Duration::from_secs(2);
+/// How often idle producers are expired (every this many periods).
+const EXPIRE_EVERY: u32 = 300;
+/// Kafka's default `producer.id.expiration.ms`: a producer silent for a
+/// week forgets its sequence numbers (and starts again at 0).
+const PRODUCER_IDLE_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// The stream's retention settings (from its spec; `None` keeps forever).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Retention {
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+}
+
+impl Retention {
+    /// The retention settings in a stream spec (none when unreadable).
+    pub fn from_spec(spec: &serde_json::Value) -> Retention {
+        serde_json::from_value(spec.clone()).unwrap_or_default()
+    }
+
+    fn is_unbounded(&self) -> bool {
+        self.retention_ms.is_none() && self.retention_bytes.is_none()
+    }
+}
+
+pub(super) async fn run(group: Arc<PartitionGroup>, stop: CancellationToken) {
+    let mut round: u32 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PERIOD) => {}
+        }
+        if !group.is_leader() {
+            continue;
+        }
+        round = round.wrapping_add(1);
+        if let Err(err) = tick(&group, round).await {
+            tracing::debug!(group = %group.spec.group_id, error = %err, "stream timer failed");
+        }
+    }
+}
+
+/// One timer round on the leader.
+async fn tick(group: &Arc<PartitionGroup>, round: u32) -> Result<(), GroupError> {
+    if group.spec.partition == 0 {
+        let outcome = group.propose_group(GroupCommand::Tick).await?;
+        note_rejected(group, "tick", outcome);
+    }
+    if round.is_multiple_of(EXPIRE_EVERY) {
+        let idle_ms = PRODUCER_IDLE_MS;
+        let outcome = group
+            .propose(Command::ExpireProducers { idle_ms }, Vec::new())
+            .await?;
+        note_rejected(group, "expire producers", outcome);
+    }
+    retain(group).await
+}
+
+/// Logs a timer command the state machine refused (it changed nothing).
+fn note_rejected(group: &PartitionGroup, what: &str, outcome: PartitionOutcome) {
+    if let Err(err) = outcome {
+        tracing::debug!(group = %group.spec.group_id, error = %err, "stream timer {what} refused");
+    }
+}
+
+/// Proposes `Retain` when the retention point moved past the earliest offset.
+async fn retain(group: &Arc<PartitionGroup>) -> Result<(), GroupError> {
+    let retention = group.retention();
+    if retention.is_unbounded() {
+        return Ok(());
+    }
+    let log = group.log().clone();
+    let view = group.view().clone();
+    let now = now_ms();
+    let point =
+        tokio::task::spawn_blocking(move || retention_point_of(&log, &view, retention, now))
+            .await
+            .map_err(|e| GroupError::Storage(e.to_string()))??;
+    let earliest = group.view().read(|p| p.earliest_offset());
+    if point > earliest {
+        let retain = Command::Retain {
+            earliest_offset: point,
+        };
+        let outcome = group.propose(retain, Vec::new()).await?;
+        note_rejected(group, "retain", outcome);
+        tracing::debug!(group = %group.spec.group_id, earliest_offset = point, "stream retention");
+    }
+    Ok(())
+}
+
+/// The retention point of the partition: the first offset whose batch is
+/// within both the time window and the byte budget.
+fn retention_point_of(
+    log: &SegmentLog,
+    view: &PartitionView,
+    retention: Retention,
+    now_ms: u64,
+) -> Result<u64, GroupError> {
+    let storage = |e: sluice_storage::Error| GroupError::Storage(e.to_string());
+    let (earliest, end) = view.read(|p| (p.earliest_offset(), p.end_offset()));
+    let min_index = match retention.retention_ms {
+        Some(ms) => {
+            let cutoff = i64::try_from(now_ms.saturating_sub(ms)).unwrap_or(i64::MAX);
+            match log.offset_for_timestamp(cutoff).map_err(storage)? {
+                Some(index) => index,
+                None => return Ok(end), // every batch is older than the window
+            }
+        }
+        None => 0,
+    };
+    let segments = log.segments();
+    let mut failed = None;
+    let keep = |index: u64| -> bool {
+        if index < min_index {
+            return false;
+        }
+        let Some(budget) = retention.retention_bytes else {
+            return true;
+        };
+        match bytes_from(log, &segments, index) {
+            Ok(bytes) => bytes <= budget,
+            Err(err) => {
+                failed.get_or_insert(err);
+                true // keep on error: never retain past what we could not measure
+            }
+        }
+    };
+    let locate = |offset: u64| view.read(|p| p.log_index_for_offset(offset));
+    let point = retention_point(earliest, end, locate, keep);
+    match failed {
+        Some(err) => Err(storage(err)),
+        None => Ok(point),
+    }
+}
+
+/// Bytes of the log from the batch at log index `index` to its end.
+fn bytes_from(
+    log: &SegmentLog,
+    segments: &[sluice_storage::SegmentInfo],
+    index: u64,
+) -> sluice_storage::Result<u64> {
+    let Some(slice) = log.slice(index, 1)? else {
+        return Ok(0);
+    };
+    let mut bytes = 0;
+    for segment in segments {
+        if segment.path == slice.path {
+            bytes += segment.len.saturating_sub(slice.position);
+        } else if segment.base_offset > slice.first_offset {
+            bytes += segment.len;
+        }
+    }
+    Ok(bytes)
+}
+
+/// The smallest offset in `[earliest, end)` whose batch (its log index, by
+/// `locate`) is kept by `keep`, or `end` when none is. `keep` must be
+/// monotonic: once true for a log index, true for every later one — then
+/// the answer is always a batch's first offset (or `end`).
+pub fn retention_point(
+    earliest: u64,
+    end: u64,
+    locate: impl Fn(u64) -> Option<u64>,
+    mut keep: impl FnMut(u64) -> bool,
+) -> u64 {
+    let (mut low, mut high) = (earliest, end);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        // An offset no batch holds (cannot happen below end) counts as kept.
+        let kept = locate(mid).is_none_or(&mut keep);
+        if kept {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    low
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches of (first offset, record count) at log indexes 1, 2, 3, ….
+    fn locator(batches: &[(u64, u64)]) -> impl Fn(u64) -> Option<u64> + '_ {
+        move |offset| {
+            batches
+                .iter()
+                .position(|(first, count)| offset >= *first && offset < first + count)
+                .map(|i| i as u64 + 1)
+        }
+    }
+
+    #[test]
+    fn retention_point_is_the_first_kept_batch() {
+        let batches = [(0, 3), (3, 2), (5, 4), (9, 1)];
+        let locate = locator(&batches);
+        // Keep log index 3 on: the third batch starts at offset 5.
+        assert_eq!(retention_point(0, 10, &locate, |i| i >= 3), 5);
+        // Keep everything: the earliest offset stays.
+        assert_eq!(retention_point(0, 10, &locate, |_| true), 0);
+        assert_eq!(retention_point(4, 10, &locate, |_| true), 4);
+        // Keep nothing: everything up to the end goes.
+        assert_eq!(retention_point(0, 10, &locate, |_| false), 10);
+        // An empty partition.
+        assert_eq!(retention_point(0, 0, &locate, |_| false), 0);
+    }
+
+    #[test]
+    fn retention_point_by_bytes_keeps_whole_batches() {
+        // Four batches of 100 bytes each (log indexes 1..=4); a budget of
+        // 250 bytes keeps the last two whole batches.
+        let batches = [(0, 10), (10, 10), (20, 10), (30, 10)];
+        let locate = locator(&batches);
+        let bytes_from = |index: u64| (5 - index) * 100;
+        assert_eq!(
+            retention_point(0, 40, &locate, |i| bytes_from(i) <= 250),
+            20
+        );
+        assert_eq!(retention_point(0, 40, &locate, |i| bytes_from(i) <= 400), 0);
+        assert_eq!(retention_point(0, 40, &locate, |i| bytes_from(i) <= 99), 40);
+    }
+
+    #[test]
+    fn retention_from_the_stream_spec() {
+        let spec =
+            serde_json::json!({"partitions": 3, "retention_ms": 60000, "retention_bytes": null});
+        let retention = Retention::from_spec(&spec);
+        assert_eq!(retention.retention_ms, Some(60000));
+        assert_eq!(retention.retention_bytes, None);
+        assert!(Retention::from_spec(&serde_json::json!({})).is_unbounded());
+    }
+}
