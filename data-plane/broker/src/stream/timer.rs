@@ -6,8 +6,8 @@
 //!   the partition's log bytes) and proposes `Retain` when it moved forward;
 //! - proposes `ExpireProducers` now and then, so idle producers' idempotence
 //!   state does not pile up;
-//! - on partition 0, proposes the group coordinator's `Tick`, so members
-//!   whose session ran out leave without waiting for another group command.
+//! - on partition 0, proposes the group coordinator's `Tick` when a member's
+//!   session ran out, so it leaves without waiting for another group command.
 //!
 //! Log segments are not deleted here: `Retain` only moves the earliest
 //! offset (fetches below it answer 416). Dropping the log prefix must go
@@ -73,7 +73,7 @@ pub(super) async fn run(group: Arc<PartitionGroup>, stop: CancellationToken) {
 
 /// One timer round on the leader.
 async fn tick(group: &Arc<PartitionGroup>, round: u32) -> Result<(), GroupError> {
-    if group.spec.partition == 0 {
+    if group.spec.partition == 0 && session_expired(group, now_ms()) {
         let outcome = group.propose_group(GroupCommand::Tick).await?;
         note_rejected(group, "tick", outcome);
     }
@@ -85,6 +85,22 @@ async fn tick(group: &Arc<PartitionGroup>, round: u32) -> Result<(), GroupError>
         note_rejected(group, "expire producers", outcome);
     }
     retain(group).await
+}
+
+/// Whether some consumer-group member's session ran out (the coordinator's
+/// `Tick` would expel it). Ticking only then keeps an idle stream's log from
+/// growing by an entry every period.
+fn session_expired(group: &PartitionGroup, now_ms: u64) -> bool {
+    group
+        .view()
+        .coordinator(|c| {
+            c.groups().values().any(|g| {
+                g.members()
+                    .values()
+                    .any(|m| now_ms.saturating_sub(m.last_heartbeat_ms) > m.session_timeout_ms)
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Logs a timer command the state machine refused (it changed nothing).
