@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use sluice_queue::{Command, QueueSettings};
@@ -24,7 +23,6 @@ use crate::topology::Topology;
 
 /// Groups opened at the same time (a restart reopens every group).
 const OPEN_CONCURRENCY: usize = 32;
-const RETRY: Duration = Duration::from_millis(500);
 
 /// The groups hosted here, by tenant and queue name.
 pub struct GroupTable {
@@ -96,45 +94,14 @@ impl GroupManager {
             table,
             dead_letters,
         };
-        let task = tokio::spawn(manager.run(topology, applied, shutdown));
+        let task = tokio::spawn(crate::convergence::follow(
+            manager, topology, applied, shutdown,
+        ));
         (Groups { receiver }, task)
     }
 
-    async fn run(
-        mut self,
-        topology: TopologyHandle,
-        applied: watch::Sender<i64>,
-        shutdown: CancellationToken,
-    ) {
-        let mut updates = topology.subscribe();
-        loop {
-            let current = updates.borrow_and_update().clone();
-            let mut converged = true;
-            if current.version >= 0 {
-                converged = self.converge(&current).await;
-                if converged {
-                    applied.send_replace(current.version);
-                }
-            }
-            let retry = async {
-                if converged {
-                    std::future::pending::<()>().await;
-                }
-                tokio::time::sleep(RETRY).await;
-            };
-            tokio::select! {
-                changed = updates.changed() => if changed.is_err() { break },
-                _ = retry => {}
-                _ = shutdown.cancelled() => break,
-            }
-        }
-        for group in self.groups.values() {
-            group.close().await;
-        }
-    }
-
     /// One pass towards `topology`; false when something must be retried.
-    async fn converge(&mut self, topology: &Topology) -> bool {
+    async fn converge_to(&mut self, topology: &Topology) -> bool {
         let mut ok = true;
         let mut desired: HashMap<String, GroupSpec> = HashMap::new();
         for queue in topology.queues.values() {
@@ -286,4 +253,16 @@ pub(crate) fn safe_dir_name(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+impl crate::convergence::Converge for GroupManager {
+    async fn converge(&mut self, topology: &Topology) -> bool {
+        self.converge_to(topology).await
+    }
+
+    async fn close_all(&mut self) {
+        for group in self.groups.values() {
+            group.close().await;
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod convergence;
 pub mod dead_letter;
 pub mod error;
 pub mod groups;

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -22,7 +21,6 @@ use crate::stream::{PartitionGroup, PartitionSpec};
 use crate::topology::Topology;
 
 const OPEN_CONCURRENCY: usize = 32;
-const RETRY: Duration = Duration::from_millis(500);
 
 /// The partitions hosted here, by tenant, stream and partition number.
 pub struct PartitionTable {
@@ -85,41 +83,10 @@ impl StreamGroupManager {
             groups: HashMap::new(),
             table,
         };
-        let task = tokio::spawn(manager.run(topology, applied, shutdown));
+        let task = tokio::spawn(crate::convergence::follow(
+            manager, topology, applied, shutdown,
+        ));
         (Partitions { receiver }, task)
-    }
-
-    async fn run(
-        mut self,
-        topology: TopologyHandle,
-        applied: watch::Sender<i64>,
-        shutdown: CancellationToken,
-    ) {
-        let mut updates = topology.subscribe();
-        loop {
-            let current = updates.borrow_and_update().clone();
-            let mut converged = true;
-            if current.version >= 0 {
-                converged = self.converge(&current).await;
-                if converged {
-                    applied.send_replace(current.version);
-                }
-            }
-            let retry = async {
-                if converged {
-                    std::future::pending::<()>().await;
-                }
-                tokio::time::sleep(RETRY).await;
-            };
-            tokio::select! {
-                changed = updates.changed() => if changed.is_err() { break },
-                _ = retry => {}
-                _ = shutdown.cancelled() => break,
-            }
-        }
-        for group in self.groups.values() {
-            group.close().await;
-        }
     }
 
     /// The partitions placed on this node.
@@ -152,7 +119,7 @@ impl StreamGroupManager {
     }
 
     /// One pass towards `topology`; false when something must be retried.
-    async fn converge(&mut self, topology: &Topology) -> bool {
+    async fn converge_to(&mut self, topology: &Topology) -> bool {
         let mut ok = true;
         let desired = self.desired(topology);
         let gone: Vec<String> = self
@@ -248,5 +215,17 @@ impl StreamGroupManager {
             }
         }
         ok
+    }
+}
+
+impl crate::convergence::Converge for StreamGroupManager {
+    async fn converge(&mut self, topology: &Topology) -> bool {
+        self.converge_to(topology).await
+    }
+
+    async fn close_all(&mut self) {
+        for group in self.groups.values() {
+            group.close().await;
+        }
     }
 }
