@@ -111,6 +111,18 @@ impl Broker {
         data_dir: &Path,
         log: &Path,
     ) -> anyhow::Result<Broker> {
+        Broker::start_with(control_url, node_key, node_id, data_dir, log, &[])
+    }
+
+    /// [`Broker::start`] with extra `SLUICE_BROKER_*` settings in `env`.
+    pub fn start_with(
+        control_url: &str,
+        node_key: &str,
+        node_id: &str,
+        data_dir: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Broker> {
         let port = free_port()?;
         let mut command = Command::new(workspace_binary("sluice-broker")?);
         command
@@ -118,7 +130,8 @@ impl Broker {
             .env("SLUICE_BROKER_CONTROL_URL", control_url)
             .env("SLUICE_BROKER_NODE_KEY", node_key)
             .env("SLUICE_BROKER_NODE_ID", node_id)
-            .env("SLUICE_BROKER_DATA_DIR", data_dir);
+            .env("SLUICE_BROKER_DATA_DIR", data_dir)
+            .envs(env.iter().copied());
         let mut process =
             ChildProcess::spawn("sluice-broker", command, Output::LogFile(log.to_path_buf()))?;
         let url = format!("http://127.0.0.1:{port}");
@@ -228,18 +241,24 @@ pub struct Deployment {
 
 impl Deployment {
     pub async fn start() -> anyhow::Result<Deployment> {
+        Deployment::start_with_broker_env(&[]).await
+    }
+
+    /// [`Deployment::start`] with extra `SLUICE_BROKER_*` settings for its broker.
+    pub async fn start_with_broker_env(broker_env: &[(&str, &str)]) -> anyhow::Result<Deployment> {
         let pg = Postgres::start()?;
         let dir = tempfile::Builder::new().prefix("sluice-e2e").tempdir()?;
         let operator = random_operator_key();
         let env = [("SLUICE_CONTROL_NODE_KEY", NODE_KEY)];
         let control =
             ControlPlane::start_with(&pg.url(), &operator, &dir.path().join("control.log"), &env)?;
-        let broker = Broker::start(
+        let broker = Broker::start_with(
             &control.url,
             NODE_KEY,
             "n1",
             &dir.path().join("broker"),
             &dir.path().join("broker.log"),
+            broker_env,
         )?;
         let api = Api::new(&control.url);
         let data = Api::new(&broker.url);

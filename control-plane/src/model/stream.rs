@@ -9,6 +9,10 @@ use crate::error::ApiError;
 
 pub const MAX_PARTITIONS: u64 = 1024;
 
+/// The shortest time retention (like Kafka, short windows are allowed:
+/// scratch streams, tests); retention runs every couple of seconds.
+const MIN_RETENTION_MS: u64 = 1_000;
+
 /// Settings of a stream, as declared with `PUT /v1/streams/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +23,7 @@ pub struct StreamSpec {
     /// Replicas per partition: 1, 3, 5 or 7.
     #[serde(default = "one_u8")]
     pub replication_factor: u8,
-    /// Records older than this are deleted (default 7 days; `null` keeps them forever).
+    /// Records older than this are deleted (at least 1 s, default 7 days; `null` keeps them forever).
     #[serde(default = "seven_days")]
     pub retention_ms: Option<u64>,
     /// Per partition: oldest segments are deleted beyond this size (default: no limit).
@@ -66,7 +70,7 @@ impl StreamSpec {
         check_range(
             "retention_ms",
             self.retention_ms,
-            60_000,
+            MIN_RETENTION_MS,
             100 * 365 * DAY_MS,
         )?;
         check_range(
@@ -78,7 +82,7 @@ impl StreamSpec {
         check_range(
             "local_retention_ms",
             self.local_retention_ms,
-            60_000,
+            MIN_RETENTION_MS,
             100 * 365 * DAY_MS,
         )?;
         check_range(

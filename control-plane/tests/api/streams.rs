@@ -100,10 +100,10 @@ async fn stream_declare_validates() {
             "replication_factor",
             "odd",
         ),
-        (json!({"retention_ms": 59_999}), "retention_ms", "range"),
+        (json!({"retention_ms": 999}), "retention_ms", "range"),
         (json!({"retention_bytes": 1024}), "retention_bytes", "range"),
         (
-            json!({"local_retention_ms": 1000}),
+            json!({"local_retention_ms": 999}),
             "local_retention_ms",
             "range",
         ),

@@ -29,6 +29,9 @@ pub struct Config {
     pub heartbeat_ms: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Size at which a stream partition's log rolls to a new segment
+    /// (Kafka's `log.segment.bytes`): retention frees whole segments.
+    pub stream_segment_bytes: u64,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             data_dir: PathBuf::from(".sluice/broker"),
             heartbeat_ms: 2_000,
             log_format: "text".into(),
+            stream_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }

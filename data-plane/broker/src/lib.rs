@@ -81,6 +81,7 @@ pub async fn run(
     let (partitions, stream_manager) = StreamGroupManager::start(
         config.node_id.clone(),
         &config.data_dir,
+        config.stream_segment_bytes,
         topology.clone(),
         streams_applied,
         shutdown.clone(),

@@ -62,6 +62,7 @@ impl Partitions {
 pub struct StreamGroupManager {
     node_id: String,
     root: PathBuf,
+    segment_bytes: u64,
     groups: HashMap<String, Arc<PartitionGroup>>,
     table: watch::Sender<Arc<PartitionTable>>,
 }
@@ -72,6 +73,7 @@ impl StreamGroupManager {
     pub fn start(
         node_id: String,
         data_dir: &Path,
+        segment_bytes: u64,
         topology: TopologyHandle,
         applied: watch::Sender<i64>,
         shutdown: CancellationToken,
@@ -80,6 +82,7 @@ impl StreamGroupManager {
         let manager = StreamGroupManager {
             node_id,
             root: data_dir.join("streams"),
+            segment_bytes,
             groups: HashMap::new(),
             table,
         };
@@ -146,9 +149,11 @@ impl StreamGroupManager {
                 .map(|spec| {
                     let dir = self.root.join(&spec.group_id);
                     let node_id = self.node_id.clone();
+                    let segment_bytes = self.segment_bytes;
                     async move {
                         let id = spec.group_id.clone();
-                        (id, PartitionGroup::open(&dir, &node_id, spec).await)
+                        let opened = PartitionGroup::open(&dir, &node_id, spec, segment_bytes);
+                        (id, opened.await)
                     }
                 })
                 .buffer_unordered(OPEN_CONCURRENCY)

@@ -3,30 +3,28 @@
 //! openraft group, proposes commands and reads message bodies back from the
 //! log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::type_config::async_runtime::WatchReceiver;
-use openraft::{BasicNode, ServerState};
 use sluice_queue::{
-    BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, Redriven, TimedCommand,
+    BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, QueueState, Redriven, TimedCommand,
 };
-use sluice_storage::raft::SegmentLogStore;
-use sluice_storage::{LogConfig, SegmentLog};
+use sluice_storage::SegmentLog;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{self, MessageBody};
 use super::outcome::CommandOutcome;
-use super::state_machine::{QueueStateMachine, QueueView};
+use super::state_machine::QueueView;
 use super::timer;
-use crate::raft::{GroupConfig, GroupRaft, group_config, network_for, raft_node_id};
+use crate::raft::GroupConfig;
+pub use crate::raft::group::GroupError;
+use crate::raft::group::ReplicatedGroup;
 
-/// How long opening a group waits for it to elect a leader.
-const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Segment size of a queue's log: small, so acked prefixes are freed soon.
+const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes read per body lookup (one entry is at least one batch).
 const BODY_READ_BYTES: usize = 64 * 1024;
 
@@ -52,23 +50,10 @@ pub struct DeadLetterNote {
     pub redriven: Vec<Redriven>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    #[error("this broker is not the queue's leader (leader: {0:?}); forwarding is not built yet")]
-    NotLeader(Option<u64>),
-    #[error("the queue's group is unavailable: {0}")]
-    Unavailable(String),
-    #[error("queue storage failed: {0}")]
-    Storage(String),
-}
-
 pub struct QueueGroup {
     pub spec: GroupSpec,
     dir: PathBuf,
-    raft: GroupRaft<QueueStateMachine>,
-    view: QueueView,
-    log: SegmentLog,
-    node: u64,
+    group: ReplicatedGroup<GroupConfig, QueueState>,
     dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
     stop: CancellationToken,
 }
@@ -89,47 +74,24 @@ impl QueueGroup {
         spec: GroupSpec,
         dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
     ) -> anyhow::Result<Arc<QueueGroup>> {
-        let config = LogConfig {
-            segment_bytes: 16 * 1024 * 1024,
-            ..LogConfig::default()
-        };
-        let store = SegmentLogStore::<GroupConfig>::open(dir.join("log"), config).await?;
-        let log = store.log().clone();
-        let machine = QueueStateMachine::open(&dir.join("snapshots"), spec.settings.clone())?;
-        let view = machine.view();
-        let node = raft_node_id(node_id);
-        let raft = GroupRaft::new(
-            node,
-            group_config()?,
-            network_for(&spec.replicas),
-            store,
-            machine,
+        let group = ReplicatedGroup::start(
+            dir,
+            node_id,
+            &spec.replicas,
+            SEGMENT_BYTES,
+            QueueState::new(spec.settings.clone()),
         )
         .await?;
-        if !raft.is_initialized().await? {
-            let members: BTreeMap<u64, BasicNode> = spec
-                .replicas
-                .iter()
-                .map(|r| (raft_node_id(r), BasicNode::default()))
-                .collect();
-            raft.initialize(members).await?;
-        }
-        raft.wait(Some(LEADER_WAIT))
-            .state(ServerState::Leader, "queue group leader")
-            .await?;
         let group = Arc::new(QueueGroup {
             spec,
             dir: dir.to_path_buf(),
-            raft,
-            view,
-            log,
-            node,
+            group,
             dead_letters,
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
         tokio::spawn(super::compaction::run(group.clone(), group.stop.clone()));
-        let (unsettled, redriven) = group.view.read(|q| {
+        let (unsettled, redriven) = group.view().read(|q| {
             let mut unsettled = Vec::new();
             let mut redriven = Vec::new();
             for (outbox_id, entry) in q.outbox() {
@@ -154,7 +116,7 @@ impl QueueGroup {
     }
 
     pub fn view(&self) -> &QueueView {
-        &self.view
+        self.group.view()
     }
 
     pub fn dir(&self) -> &Path {
@@ -162,8 +124,7 @@ impl QueueGroup {
     }
 
     pub fn is_leader(&self) -> bool {
-        let leader = self.raft.metrics().borrow_watched().current_leader;
-        leader == Some(self.node)
+        self.group.is_leader()
     }
 
     /// Proposes `command` (with the bodies of a publish), stamped with this
@@ -176,8 +137,7 @@ impl QueueGroup {
         let command = TimedCommand::new(now_ms(), command);
         let records = codec::encode_entry(&command, bodies)
             .map_err(|e| GroupError::Storage(e.to_string()))?;
-        let response = self.raft.client_write(records).await.map_err(write_error)?;
-        let outcome = response.data;
+        let outcome = self.group.write(records).await?;
         crate::metrics::command_applied(&self.spec.tenant, &self.spec.queue, &outcome);
         let pending: Vec<DeadLetter> = outcome
             .dead_letters
@@ -197,55 +157,28 @@ impl QueueGroup {
 
     /// The bodies `refs` point at, in order.
     pub async fn read_bodies(&self, refs: Vec<BodyRef>) -> Result<Vec<MessageBody>, GroupError> {
-        let log = self.log.clone();
+        let log = self.group.log().clone();
         tokio::task::spawn_blocking(move || read_bodies(&log, &refs))
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?
     }
 
-    /// Snapshots the queue state and asks openraft to purge the log up to
-    /// the lower of the snapshot and the release cursor (minus one). Returns
-    /// that index, or `None` when nothing below the cursor is left to purge.
+    /// Snapshots the queue state and purges the log below the release
+    /// cursor (no live message, no unsettled dead letter points there).
+    /// Returns the last purged index, or `None` when nothing is left to purge.
     pub async fn compact(&self) -> Result<Option<u64>, GroupError> {
-        let applied = self.view.read(|q| q.applied_index());
-        if self.view.snapshot_index() < applied {
-            self.raft
-                .trigger()
-                .snapshot()
-                .await
-                .map_err(|e| GroupError::Unavailable(e.to_string()))?;
-            let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-            while self.view.snapshot_index() < applied {
-                if tokio::time::Instant::now() > deadline {
-                    return Err(GroupError::Unavailable(
-                        "the snapshot was not built in time".into(),
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        let cursor = self.view.read(|q| q.release_cursor());
-        let upto = self.view.snapshot_index().min(cursor.saturating_sub(1));
-        if upto < self.log.start_offset() {
-            return Ok(None);
-        }
-        self.raft
-            .trigger()
-            .purge_log(upto)
-            .await
-            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
-        Ok(Some(upto))
+        self.group.compact(|q| q.release_cursor()).await
     }
 
     /// The first log index still stored.
     pub fn log_start_offset(&self) -> u64 {
-        self.log.start_offset()
+        self.group.log().start_offset()
     }
 
     /// Stops the timer and the Raft group (the log is closed once dropped).
     pub async fn close(&self) {
         self.stop.cancel();
-        if let Err(err) = self.raft.shutdown().await {
+        if let Err(err) = self.group.shutdown().await {
             tracing::warn!(group = %self.spec.group_id, error = %err, "group shutdown failed");
         }
     }
@@ -280,13 +213,4 @@ fn read_bodies(log: &SegmentLog, refs: &[BodyRef]) -> Result<Vec<MessageBody>, G
         bodies.push(codec::body_from_record(record));
     }
     Ok(bodies)
-}
-
-fn write_error(err: RaftError<GroupConfig, ClientWriteError<GroupConfig>>) -> GroupError {
-    match err {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-            GroupError::NotLeader(forward.leader_id)
-        }
-        other => GroupError::Unavailable(other.to_string()),
-    }
 }

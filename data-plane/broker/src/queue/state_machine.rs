@@ -1,27 +1,19 @@
-//! openraft's state machine for a queue group: decodes each committed entry
-//! ([`super::codec`]), applies its command to the `QueueState` at the entry's
-//! index, and answers through the entry's responder.
-//!
-//! openraft's state machine worker is the only writer. Request handlers read
-//! (stats, peek, whether anything is ready) through a [`QueueView`], which
-//! locks the state briefly and never across an `.await`, and wait for changes
-//! on its watch channel (long-poll receives, the timer task).
+//! A queue group's replicated state: `sluice_queue::QueueState` behind the
+//! shared openraft adapter ([`crate::raft::state_machine`]). Each committed
+//! entry is decoded ([`super::codec`]) and applied at its index.
 
-use std::io::{self, Cursor};
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use futures_util::{Stream, TryStreamExt};
-use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use sluice_queue::{QueueSettings, QueueState};
-use sluice_storage::raft::{Records, SnapshotStore};
-use tokio::sync::watch;
+use sluice_queue::QueueState;
+use sluice_storage::raft::Records;
 
 use super::codec::decode_command;
 use super::outcome::{CommandError, CommandOutcome};
 use crate::raft::GroupConfig;
+use crate::raft::state_machine::{Replicated, ReplicatedStateMachine, View};
+
+/// openraft's state machine for a queue group.
+pub type QueueStateMachine = ReplicatedStateMachine<GroupConfig, QueueState>;
+/// Read-only access to a queue group's state.
+pub type QueueView = View<GroupConfig, QueueState>;
 
 /// Applies one entry's records to the queue: the adapter's whole logic.
 pub fn apply_records(queue: &mut QueueState, log_index: u64, records: &Records) -> CommandOutcome {
@@ -31,207 +23,15 @@ pub fn apply_records(queue: &mut QueueState, log_index: u64, records: &Records) 
     }
 }
 
-struct Machine {
-    queue: QueueState,
-    last_applied: Option<LogIdOf<GroupConfig>>,
-    membership: StoredMembershipOf<GroupConfig>,
-}
+impl Replicated for QueueState {
+    type Outcome = CommandOutcome;
 
-struct Shared {
-    machine: Mutex<Machine>,
-    /// Log index covered by the newest snapshot (0 before the first).
-    snapshot_index: std::sync::atomic::AtomicU64,
-    /// Bumped after every applied batch of entries.
-    applied: watch::Sender<u64>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Machine> {
-        self.machine.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Read-only access to a group's queue state.
-#[derive(Clone)]
-pub struct QueueView {
-    shared: Arc<Shared>,
-}
-
-impl QueueView {
-    /// Runs `read` on the current state (briefly locked).
-    pub fn read<T>(&self, read: impl FnOnce(&QueueState) -> T) -> T {
-        read(&self.shared.lock().queue)
+    fn apply(&mut self, log_index: u64, records: &Records) -> CommandOutcome {
+        apply_records(self, log_index, records)
     }
 
-    /// A receiver that changes whenever entries were applied.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.applied.subscribe()
-    }
-
-    /// The log index the newest snapshot covers (0 before the first): the
-    /// log below it may be purged down to the queue's release cursor.
-    pub fn snapshot_index(&self) -> u64 {
-        self.shared
-            .snapshot_index
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-}
-
-/// The state machine openraft drives.
-#[derive(Clone)]
-pub struct QueueStateMachine {
-    shared: Arc<Shared>,
-    snapshots: SnapshotStore,
-}
-
-impl QueueStateMachine {
-    /// The queue as of its newest snapshot in `dir` (openraft then applies the
-    /// log after it), or an empty queue with `settings` when there is none.
-    pub fn open(dir: &Path, settings: QueueSettings) -> sluice_storage::Result<Self> {
-        let snapshots = SnapshotStore::open(dir)?;
-        let mut machine = Machine {
-            queue: QueueState::new(settings),
-            last_applied: None,
-            membership: StoredMembershipOf::<GroupConfig>::default(),
-        };
-        let mut snapshot_index = 0;
-        if let Some((meta, data)) = snapshots.load_latest::<SnapshotMetaOf<GroupConfig>>()? {
-            machine.queue = serde_json::from_slice(&data)
-                .map_err(|e| sluice_storage::Error::Decode(format!("queue snapshot: {e}")))?;
-            machine.last_applied = meta.last_log_id;
-            machine.membership = meta.last_membership;
-            snapshot_index = meta.last_log_id.map_or(0, |id| id.index);
-        }
-        let (applied, _) = watch::channel(0);
-        Ok(QueueStateMachine {
-            shared: Arc::new(Shared {
-                machine: Mutex::new(machine),
-                snapshot_index: std::sync::atomic::AtomicU64::new(snapshot_index),
-                applied,
-            }),
-            snapshots,
-        })
-    }
-
-    pub fn view(&self) -> QueueView {
-        QueueView {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl RaftSnapshotBuilder<GroupConfig> for QueueStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-
-    async fn build_snapshot(
-        &mut self,
-    ) -> Result<SnapshotOf<GroupConfig, Cursor<Vec<u8>>>, io::Error> {
-        let (meta, data) = {
-            let machine = self.shared.lock();
-            let meta = SnapshotMetaOf::<GroupConfig> {
-                last_log_id: machine.last_applied,
-                last_membership: machine.membership.clone(),
-            };
-            (
-                meta,
-                serde_json::to_vec(&machine.queue).map_err(io::Error::other)?,
-            )
-        };
-        self.snapshots.save(&meta, &data)?;
-        let index = meta.last_log_id.map_or(0, |id| id.index);
-        self.shared
-            .snapshot_index
-            .store(index, std::sync::atomic::Ordering::Release);
-        Ok(SnapshotOf::<GroupConfig, _> {
-            meta,
-            snapshot: Cursor::new(data),
-        })
-    }
-}
-
-impl RaftStateMachine<GroupConfig> for QueueStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<
-        (
-            Option<LogIdOf<GroupConfig>>,
-            StoredMembershipOf<GroupConfig>,
-        ),
-        io::Error,
-    > {
-        let machine = self.shared.lock();
-        Ok((machine.last_applied, machine.membership.clone()))
-    }
-
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where
-        Strm: Stream<Item = Result<EntryResponder<GroupConfig>, io::Error>> + Unpin + OptionalSend,
-    {
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let outcome = {
-                let mut machine = self.shared.lock();
-                machine.last_applied = Some(entry.log_id);
-                match &entry.payload {
-                    EntryPayload::Blank => CommandOutcome::without(CommandError::NoCommand),
-                    EntryPayload::Normal(records) => {
-                        apply_records(&mut machine.queue, entry.log_id.index, records)
-                    }
-                    EntryPayload::Membership(membership) => {
-                        machine.membership = StoredMembershipOf::<GroupConfig>::new(
-                            Some(entry.log_id),
-                            membership.clone(),
-                        );
-                        CommandOutcome::without(CommandError::NoCommand)
-                    }
-                }
-            };
-            self.shared.applied.send_modify(|n| *n += 1);
-            if let Some(responder) = responder {
-                responder.send(outcome);
-            }
-        }
-        Ok(())
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetaOf<GroupConfig>,
-        snapshot: Self::SnapshotData,
-    ) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
-        let queue: QueueState = serde_json::from_slice(&data).map_err(io::Error::other)?;
-        self.snapshots.save(meta, &data)?;
-        {
-            let mut machine = self.shared.lock();
-            machine.queue = queue;
-            machine.last_applied = meta.last_log_id;
-            machine.membership = meta.last_membership.clone();
-        }
-        let index = meta.last_log_id.map_or(0, |id| id.index);
-        self.shared
-            .snapshot_index
-            .store(index, std::sync::atomic::Ordering::Release);
-        self.shared.applied.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<GroupConfig, Self::SnapshotData>>, io::Error> {
-        Ok(self
-            .snapshots
-            .load_latest::<SnapshotMetaOf<GroupConfig>>()?
-            .map(|(meta, data)| SnapshotOf::<GroupConfig, _> {
-                meta,
-                snapshot: Cursor::new(data),
-            }))
+    fn apply_empty(&mut self, _log_index: u64) -> CommandOutcome {
+        CommandOutcome::without(CommandError::NoCommand)
     }
 }
 
@@ -239,7 +39,9 @@ impl RaftStateMachine<GroupConfig> for QueueStateMachine {
 mod tests {
     use std::collections::BTreeMap;
 
-    use sluice_queue::{BodyRef, Command, PublishMessage, PublishResult, Reply, TimedCommand};
+    use sluice_queue::{
+        BodyRef, Command, PublishMessage, PublishResult, QueueSettings, Reply, TimedCommand,
+    };
 
     use super::*;
     use crate::queue::codec::{BodyEncoding, MessageBody, encode_entry};

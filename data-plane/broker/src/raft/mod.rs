@@ -2,7 +2,9 @@
 //! (entries are record batches of the segment log), the Raft timing, node ids,
 //! and the network groups talk to their peers through.
 
+pub mod group;
 mod network;
+pub mod state_machine;
 
 use std::sync::Arc;
 
@@ -22,8 +24,6 @@ openraft::declare_raft_types!(
         R = CommandOutcome,
 );
 
-pub type GroupRaft<SM> = openraft::Raft<GroupConfig, SM>;
-
 openraft::declare_raft_types!(
     /// One stream partition group: app data is the entry's records (record 0
     /// the partition command, records 1..=n the produced records), the
@@ -33,16 +33,15 @@ openraft::declare_raft_types!(
         R = crate::stream::PartitionOutcome,
 );
 
-pub type PartitionRaft<SM> = openraft::Raft<StreamConfig, SM>;
-
 /// Raft timing for every group. A single voter never sends heartbeats; after
 /// a restart it elects itself once the election timeout passes, so the
 /// timeout is short.
 ///
-/// openraft never snapshots or purges on its own: message bodies live in the
-/// log, so `queue::compaction` snapshots and purges only below the queue's
-/// release cursor (`max_in_snapshot_log_to_keep` unbounded keeps openraft's
-/// automatic purge from ever reaching a live body).
+/// openraft never snapshots or purges on its own: message bodies and stream
+/// records live in the log, so [`group::ReplicatedGroup::compact`] snapshots
+/// and purges only below what the state still points into
+/// (`max_in_snapshot_log_to_keep` unbounded keeps openraft's automatic purge
+/// from ever reaching a live body).
 pub fn group_config() -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "sluice-queue".into(),

@@ -3,28 +3,20 @@
 //! the openraft group, produces batches and reads records back from the log
 //! by the log index `PartitionState::locate` returns.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::type_config::async_runtime::WatchReceiver;
-use openraft::{BasicNode, ServerState};
-use sluice_storage::raft::SegmentLogStore;
-use sluice_storage::{LogConfig, Record, SegmentLog};
-use sluice_stream::{Command, GroupCommand, GroupCoordinator, TimedCommand};
+use sluice_storage::{Record, SegmentLog};
+use sluice_stream::{Command, GroupCommand, GroupCoordinator, PartitionState, TimedCommand};
 use tokio_util::sync::CancellationToken;
 
 use super::codec;
-use super::state_machine::{PartitionOutcome, PartitionStateMachine, PartitionView};
+use super::state_machine::{PartitionMachine, PartitionOutcome, PartitionView};
 use super::timer::{self, Retention};
 use crate::queue::GroupError;
 use crate::queue::group::now_ms;
-use crate::raft::{PartitionRaft, StreamConfig, group_config, network_for, raft_node_id};
-
-/// How long opening a group waits for it to elect a leader.
-const LEADER_WAIT: Duration = Duration::from_secs(10);
+use crate::raft::StreamConfig;
+use crate::raft::group::ReplicatedGroup;
 
 /// What the topology says about a partition hosted here.
 #[derive(Debug, Clone)]
@@ -50,9 +42,8 @@ pub struct StoredRecord {
 
 pub struct PartitionGroup {
     pub spec: PartitionSpec,
-    raft: PartitionRaft<PartitionStateMachine>,
+    group: ReplicatedGroup<StreamConfig, PartitionMachine>,
     view: PartitionView,
-    log: SegmentLog,
     /// The current retention settings (the stream's spec may change).
     retention: Mutex<Retention>,
     stop: CancellationToken,
@@ -65,42 +56,20 @@ impl PartitionGroup {
         dir: &Path,
         node_id: &str,
         spec: PartitionSpec,
+        segment_bytes: u64,
     ) -> anyhow::Result<Arc<PartitionGroup>> {
-        let config = LogConfig {
-            segment_bytes: 64 * 1024 * 1024,
-            ..LogConfig::default()
+        let initial = PartitionMachine {
+            partition: PartitionState::new(),
+            coordinator: (spec.partition == 0).then(|| GroupCoordinator::new(spec.partitions)),
         };
-        let store = SegmentLogStore::<StreamConfig>::open(dir.join("log"), config).await?;
-        let log = store.log().clone();
-        let coordinator = (spec.partition == 0).then(|| GroupCoordinator::new(spec.partitions));
-        let machine = PartitionStateMachine::open(&dir.join("snapshots"), coordinator)?;
-        let view = machine.view();
-        let node = raft_node_id(node_id);
-        let raft = PartitionRaft::new(
-            node,
-            group_config()?,
-            network_for(&spec.replicas),
-            store,
-            machine,
-        )
-        .await?;
-        if !raft.is_initialized().await? {
-            let members: BTreeMap<u64, BasicNode> = spec
-                .replicas
-                .iter()
-                .map(|r| (raft_node_id(r), BasicNode::default()))
-                .collect();
-            raft.initialize(members).await?;
-        }
-        raft.wait(Some(LEADER_WAIT))
-            .state(ServerState::Leader, "partition group leader")
-            .await?;
+        let group =
+            ReplicatedGroup::start(dir, node_id, &spec.replicas, segment_bytes, initial).await?;
+        let view = PartitionView::new(group.view().clone());
         let group = Arc::new(PartitionGroup {
             retention: Mutex::new(spec.retention),
             spec,
-            raft,
+            group,
             view,
-            log,
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
@@ -118,7 +87,7 @@ impl PartitionGroup {
     }
 
     pub(super) fn log(&self) -> &SegmentLog {
-        &self.log
+        self.group.log()
     }
 
     pub fn view(&self) -> &PartitionView {
@@ -126,8 +95,7 @@ impl PartitionGroup {
     }
 
     pub fn is_leader(&self) -> bool {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        metrics.current_leader == Some(metrics.id)
+        self.group.is_leader()
     }
 
     /// Proposes `command` with the produced `records`, stamped with this
@@ -158,13 +126,27 @@ impl PartitionGroup {
         &self,
         entry: sluice_storage::raft::Records,
     ) -> Result<PartitionOutcome, GroupError> {
-        match self.raft.client_write(entry).await {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(GroupError::NotLeader(forward.leader_id))
-            }
-            Err(other) => Err(GroupError::Unavailable(other.to_string())),
-        }
+        self.group.write(entry).await
+    }
+
+    /// Snapshots the partition and purges the log below its first live
+    /// batch (the whole applied log when retention removed every batch):
+    /// this is what frees the segments retention released.
+    pub async fn compact(&self) -> Result<Option<u64>, GroupError> {
+        self.group
+            .compact(|m| {
+                let partition = &m.partition;
+                partition
+                    .release_index()
+                    .unwrap_or(partition.applied_index() + 1)
+            })
+            .await
+    }
+
+    /// Entries applied since the newest snapshot.
+    pub fn unsnapshotted_entries(&self) -> u64 {
+        let view = self.group.view();
+        view.applied_index().saturating_sub(view.snapshot_index())
     }
 
     /// The first log index at or after which a batch's newest timestamp is
@@ -173,7 +155,7 @@ impl PartitionGroup {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<u64>, GroupError> {
-        let log = self.log.clone();
+        let log = self.group.log().clone();
         tokio::task::spawn_blocking(move || log.offset_for_timestamp(timestamp_ms))
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?
@@ -193,7 +175,7 @@ impl PartitionGroup {
         let Some((log_index, _)) = self.view.read(|p| p.locate(offset)) else {
             return Ok(Vec::new());
         };
-        let log = self.log.clone();
+        let log = self.group.log().clone();
         let batches = tokio::task::spawn_blocking(move || log.read(log_index, max_bytes))
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?
@@ -232,8 +214,91 @@ impl PartitionGroup {
     /// Stops the timer and the Raft group (the log is closed once dropped).
     pub async fn close(&self) {
         self.stop.cancel();
-        if let Err(err) = self.raft.shutdown().await {
+        if let Err(err) = self.group.shutdown().await {
             tracing::warn!(group = %self.spec.group_id, error = %err, "partition shutdown failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn spec() -> PartitionSpec {
+        PartitionSpec {
+            group_id: "s1-p0".into(),
+            tenant_id: 1,
+            stream: "events".into(),
+            partition: 0,
+            partitions: 1,
+            replicas: vec!["n1".into()],
+            retention: Retention::default(),
+        }
+    }
+
+    async fn produce(group: &PartitionGroup, batch: u32) {
+        let records = (0..10)
+            .map(|i| Record::from_value(format!("record {batch}-{i} {}", "x".repeat(200))))
+            .collect();
+        let command = Command::Produce {
+            record_count: 10,
+            producer: None,
+        };
+        let outcome = group.propose(command, records).await.expect("produce");
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compaction_deletes_the_segments_retention_released_and_restart_reads_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let group = PartitionGroup::open(dir.path(), "n1", spec(), 8 * 1024)
+            .await
+            .expect("open");
+        for batch in 0..100 {
+            produce(&group, batch).await;
+        }
+        let segments_before = group.log().segments().len();
+        assert!(
+            segments_before > 10,
+            "small segments roll ({segments_before})"
+        );
+        let retain = Command::Retain {
+            earliest_offset: 700,
+        };
+        assert!(
+            group
+                .propose(retain, Vec::new())
+                .await
+                .expect("retain")
+                .is_ok()
+        );
+
+        let purged_upto = group.compact().await.expect("compact").expect("purged");
+        let first_live = group.view().read(|p| p.log_index_for_offset(700));
+        assert_eq!(Some(purged_upto + 1), first_live);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while group.log().segments().len() * 2 > segments_before {
+            assert!(Instant::now() < deadline, "segments were not deleted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let first = group.read(700, 5, 1 << 20).await.expect("read");
+        assert_eq!(first.first().map(|r| r.offset), Some(700));
+        group.close().await;
+        drop(group);
+
+        // Restart: the state comes from the snapshot, records from what is left.
+        let group = PartitionGroup::open(dir.path(), "n1", spec(), 8 * 1024)
+            .await
+            .expect("reopen");
+        assert_eq!(group.view().read(|p| p.earliest_offset()), 700);
+        assert_eq!(group.view().read(|p| p.end_offset()), 1000);
+        let records = group.read(700, 1000, 1 << 20).await.expect("read");
+        assert_eq!(records.len(), 300);
+        assert!(records[0].record.value.starts_with(b"record 70-0 "));
+        produce(&group, 100).await;
+        assert_eq!(group.view().read(|p| p.end_offset()), 1010);
+        group.close().await;
     }
 }

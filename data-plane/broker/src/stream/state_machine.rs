@@ -1,30 +1,20 @@
-//! openraft's state machine for a stream partition group: decodes each
-//! committed entry ([`super::codec`]), applies its command to the
-//! `PartitionState` at the entry's index, and answers through the entry's
-//! responder.
-//!
-//! openraft's state machine worker is the only writer. Request handlers read
-//! through a [`PartitionView`] (locked briefly, never across an `.await`)
-//! and long-poll on its watch channel, bumped after every applied entry.
+//! A stream partition group's replicated state, behind the shared openraft
+//! adapter ([`crate::raft::state_machine`]): each committed entry is decoded
+//! ([`super::codec`]) and its command applied to the `PartitionState` at the
+//! entry's index. Request handlers read through a [`PartitionView`] and
+//! long-poll on its watch channel, bumped after every applied entry.
 //!
 //! Partition 0 also hosts the stream's consumer groups: its machine holds a
 //! `GroupCoordinator` that applies the group commands of its log.
 
-use std::io::{self, Cursor};
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use futures_util::{Stream, TryStreamExt};
-use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
-use sluice_storage::raft::{Records, SnapshotStore};
+use sluice_storage::raft::Records;
 use sluice_stream::{GroupApplied, GroupCoordinator, PartitionReply, PartitionState, StreamError};
 use tokio::sync::watch;
 
 use super::codec::{EntryCommand, decode_command};
 use crate::raft::StreamConfig;
+use crate::raft::state_machine::{Replicated, ReplicatedStateMachine, View};
 
 /// Why an entry produced no partition reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
@@ -86,207 +76,47 @@ pub fn apply_records(
     }
 }
 
-struct Machine {
-    partition: PartitionMachine,
-    last_applied: Option<LogIdOf<StreamConfig>>,
-    membership: StoredMembershipOf<StreamConfig>,
-}
+impl Replicated for PartitionMachine {
+    type Outcome = PartitionOutcome;
 
-struct Shared {
-    machine: Mutex<Machine>,
-    /// Bumped after every applied entry (long-polling fetches wait on it).
-    applied: watch::Sender<u64>,
-}
+    fn apply(&mut self, log_index: u64, records: &Records) -> PartitionOutcome {
+        apply_records(self, log_index, records)
+    }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Machine> {
-        self.machine.lock().unwrap_or_else(|e| e.into_inner())
+    /// Blank and membership entries take a log index but no offset.
+    fn apply_empty(&mut self, log_index: u64) -> PartitionOutcome {
+        self.partition
+            .skip(log_index)
+            .map_err(ApplyError::from)
+            .and(Err(ApplyError::NoCommand))
     }
 }
 
+/// openraft's state machine for a partition group.
+pub type PartitionStateMachine = ReplicatedStateMachine<StreamConfig, PartitionMachine>;
+
 /// Read-only access to a group's partition state.
 #[derive(Clone)]
-pub struct PartitionView {
-    shared: Arc<Shared>,
-}
+pub struct PartitionView(View<StreamConfig, PartitionMachine>);
 
 impl PartitionView {
+    pub fn new(view: View<StreamConfig, PartitionMachine>) -> Self {
+        PartitionView(view)
+    }
+
     /// Runs `read` on the current state (briefly locked).
     pub fn read<T>(&self, read: impl FnOnce(&PartitionState) -> T) -> T {
-        read(&self.shared.lock().partition.partition)
+        self.0.read(|m| read(&m.partition))
     }
 
     /// Runs `read` on the stream's group coordinator, if this partition hosts it.
     pub fn coordinator<T>(&self, read: impl FnOnce(&GroupCoordinator) -> T) -> Option<T> {
-        self.shared.lock().partition.coordinator.as_ref().map(read)
+        self.0.read(|m| m.coordinator.as_ref().map(read))
     }
 
     /// A receiver that changes whenever entries were applied.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.applied.subscribe()
-    }
-}
-
-/// The state machine openraft drives.
-#[derive(Clone)]
-pub struct PartitionStateMachine {
-    shared: Arc<Shared>,
-    snapshots: SnapshotStore,
-}
-
-impl PartitionStateMachine {
-    /// The partition as of its newest snapshot in `dir` (openraft then
-    /// applies the log after it), or an empty partition; `coordinator` is
-    /// the group coordinator partition 0 starts with.
-    pub fn open(dir: &Path, coordinator: Option<GroupCoordinator>) -> sluice_storage::Result<Self> {
-        let snapshots = SnapshotStore::open(dir)?;
-        let mut machine = Machine {
-            partition: PartitionMachine {
-                partition: PartitionState::new(),
-                coordinator,
-            },
-            last_applied: None,
-            membership: StoredMembershipOf::<StreamConfig>::default(),
-        };
-        if let Some((meta, data)) = snapshots.load_latest::<SnapshotMetaOf<StreamConfig>>()? {
-            machine.partition = serde_json::from_slice(&data)
-                .map_err(|e| sluice_storage::Error::Decode(format!("partition snapshot: {e}")))?;
-            machine.last_applied = meta.last_log_id;
-            machine.membership = meta.last_membership;
-        }
-        let (applied, _) = watch::channel(0);
-        Ok(PartitionStateMachine {
-            shared: Arc::new(Shared {
-                machine: Mutex::new(machine),
-                applied,
-            }),
-            snapshots,
-        })
-    }
-
-    pub fn view(&self) -> PartitionView {
-        PartitionView {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl RaftSnapshotBuilder<StreamConfig> for PartitionStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-
-    async fn build_snapshot(
-        &mut self,
-    ) -> Result<SnapshotOf<StreamConfig, Cursor<Vec<u8>>>, io::Error> {
-        let (meta, data) = {
-            let machine = self.shared.lock();
-            let meta = SnapshotMetaOf::<StreamConfig> {
-                last_log_id: machine.last_applied,
-                last_membership: machine.membership.clone(),
-            };
-            (
-                meta,
-                serde_json::to_vec(&machine.partition).map_err(io::Error::other)?,
-            )
-        };
-        self.snapshots.save(&meta, &data)?;
-        Ok(SnapshotOf::<StreamConfig, _> {
-            meta,
-            snapshot: Cursor::new(data),
-        })
-    }
-}
-
-impl RaftStateMachine<StreamConfig> for PartitionStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<
-        (
-            Option<LogIdOf<StreamConfig>>,
-            StoredMembershipOf<StreamConfig>,
-        ),
-        io::Error,
-    > {
-        let machine = self.shared.lock();
-        Ok((machine.last_applied, machine.membership.clone()))
-    }
-
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where
-        Strm: Stream<Item = Result<EntryResponder<StreamConfig>, io::Error>> + Unpin + OptionalSend,
-    {
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let outcome = {
-                let mut machine = self.shared.lock();
-                machine.last_applied = Some(entry.log_id);
-                let index = entry.log_id.index;
-                match &entry.payload {
-                    EntryPayload::Normal(records) => {
-                        apply_records(&mut machine.partition, index, records)
-                    }
-                    EntryPayload::Blank => machine
-                        .partition
-                        .partition
-                        .skip(index)
-                        .map_err(ApplyError::from)
-                        .and(Err(ApplyError::NoCommand)),
-                    EntryPayload::Membership(membership) => {
-                        machine.membership = StoredMembershipOf::<StreamConfig>::new(
-                            Some(entry.log_id),
-                            membership.clone(),
-                        );
-                        machine
-                            .partition
-                            .partition
-                            .skip(index)
-                            .map_err(ApplyError::from)
-                            .and(Err(ApplyError::NoCommand))
-                    }
-                }
-            };
-            self.shared.applied.send_modify(|n| *n += 1);
-            if let Some(responder) = responder {
-                responder.send(outcome);
-            }
-        }
-        Ok(())
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetaOf<StreamConfig>,
-        snapshot: Self::SnapshotData,
-    ) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
-        let partition: PartitionMachine =
-            serde_json::from_slice(&data).map_err(io::Error::other)?;
-        self.snapshots.save(meta, &data)?;
-        {
-            let mut machine = self.shared.lock();
-            machine.partition = partition;
-            machine.last_applied = meta.last_log_id;
-            machine.membership = meta.last_membership.clone();
-        }
-        self.shared.applied.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<StreamConfig, Self::SnapshotData>>, io::Error> {
-        Ok(self
-            .snapshots
-            .load_latest::<SnapshotMetaOf<StreamConfig>>()?
-            .map(|(meta, data)| SnapshotOf::<StreamConfig, _> {
-                meta,
-                snapshot: Cursor::new(data),
-            }))
+        self.0.subscribe()
     }
 }
 

@@ -9,9 +9,10 @@
 //! - on partition 0, proposes the group coordinator's `Tick` when a member's
 //!   session ran out, so it leaves without waiting for another group command.
 //!
-//! Log segments are not deleted here: `Retain` only moves the earliest
-//! offset (fetches below it answer 416). Dropping the log prefix must go
-//! through a snapshot + purge, as `queue/compaction.rs` does.
+//! `Retain` only moves the earliest offset (fetches below it answer 416);
+//! the segments it released are deleted by a compaction (snapshot, then a
+//! Raft purge below the first live batch) once a whole sealed segment is
+//! below it, or when many entries went unsnapshotted (restart replay time).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ use crate::queue::group::now_ms;
 
 /// How often the timer looks at the partition.
 const PERIOD: Duration = Duration::from_secs(2);
+/// Entries after which a snapshot is taken even if no segment can be freed.
+const SNAPSHOT_AFTER_ENTRIES: u64 = 65_536;
 /// How often idle producers are expired (every this many periods).
 const EXPIRE_EVERY: u32 = 300;
 /// Kafka's default `producer.id.expiration.ms`: a producer silent for a
@@ -84,7 +87,29 @@ async fn tick(group: &Arc<PartitionGroup>, round: u32) -> Result<(), GroupError>
             .await?;
         note_rejected(group, "expire producers", outcome);
     }
-    retain(group).await
+    retain(group).await?;
+    if compaction_due(group)
+        && let Some(upto) = group.compact().await?
+    {
+        tracing::debug!(group = %group.spec.group_id, purged_upto = upto, "stream log compacted");
+    }
+    Ok(())
+}
+
+/// Whether a compaction would free a whole sealed segment, or the log has
+/// gone long without a snapshot.
+fn compaction_due(group: &PartitionGroup) -> bool {
+    if group.unsnapshotted_entries() >= SNAPSHOT_AFTER_ENTRIES {
+        return true;
+    }
+    let keep_from = group
+        .view()
+        .read(|p| p.release_index().unwrap_or_else(|| p.applied_index() + 1));
+    group
+        .log()
+        .segments()
+        .first()
+        .is_some_and(|first| first.sealed && first.next_offset <= keep_from)
 }
 
 /// Whether some consumer-group member's session ran out (the coordinator's
