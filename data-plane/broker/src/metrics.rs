@@ -3,6 +3,9 @@
 //! never stale) and counters of published, delivered, redelivered, acked,
 //! nacked and dead-lettered messages per tenant and queue (rates are
 //! `rate()` over them); per tenant, the publishes refused by the rate quota.
+//! Streams: per partition hosted here the earliest / end offsets and log
+//! bytes (gauges at scrape time), produced and fetched records and bytes
+//! (counters, fetches per format), and per consumer group the lag.
 
 use std::sync::OnceLock;
 
@@ -67,6 +70,35 @@ pub fn rate_limited(tenant: &str) {
         .increment(1);
 }
 
+/// Counts records and bytes produced to one stream partition.
+pub fn stream_produced(tenant: &str, stream: &str, partition: u32, records: u64, bytes: u64) {
+    let labels = [
+        ("tenant", tenant.to_string()),
+        ("stream", stream.to_string()),
+        ("partition", partition.to_string()),
+    ];
+    metrics::counter!("sluice_stream_produced_records_total", &labels).increment(records);
+    metrics::counter!("sluice_stream_produced_bytes_total", &labels).increment(bytes);
+}
+
+/// Counts records and bytes a fetch answered, per format (`json` decodes
+/// records, `batches` sends stored bytes).
+pub fn stream_fetched(
+    (tenant, stream, partition): (&str, &str, u32),
+    format: &'static str,
+    records: u64,
+    bytes: u64,
+) {
+    let labels = [
+        ("tenant", tenant.to_string()),
+        ("stream", stream.to_string()),
+        ("partition", partition.to_string()),
+        ("format", format.to_string()),
+    ];
+    metrics::counter!("sluice_stream_fetched_records_total", &labels).increment(records);
+    metrics::counter!("sluice_stream_fetched_bytes_total", &labels).increment(bytes);
+}
+
 /// `GET /metrics`
 pub async fn render(State(state): State<BrokerState>) -> String {
     let handle = handle();
@@ -97,5 +129,58 @@ pub async fn render(State(state): State<BrokerState>) -> String {
         metrics::gauge!("sluice_queue_ready_bytes", &labels).set(stats.ready_bytes as f64);
         metrics::gauge!("sluice_queue_consumers", &labels).set(stats.consumers.len() as f64);
     }
+    render_streams(&state, &topology);
     handle.render()
+}
+
+/// Per stream partition hosted here: earliest and end offsets and log bytes;
+/// per consumer group coordinated here, the lag of each partition hosted
+/// here too (a partition on another broker is reported by none: its lag is
+/// in the group's describe).
+fn render_streams(state: &BrokerState, topology: &crate::topology::Topology) {
+    for ((tenant_id, name), stream) in topology.streams.iter() {
+        let tenant = topology
+            .tenants
+            .get(tenant_id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let mut bounds = std::collections::BTreeMap::new();
+        for partition in 0..stream.partitions.len() as u32 {
+            let Some(group) = state.partitions.get(*tenant_id, name, partition) else {
+                continue;
+            };
+            let (earliest, end) = group.view().read(|p| (p.earliest_offset(), p.end_offset()));
+            let log_bytes: u64 = group.log_bytes();
+            let labels = [
+                ("tenant", tenant.clone()),
+                ("stream", name.clone()),
+                ("partition", partition.to_string()),
+            ];
+            metrics::gauge!("sluice_stream_partition_earliest_offset", &labels)
+                .set(earliest as f64);
+            metrics::gauge!("sluice_stream_partition_end_offset", &labels).set(end as f64);
+            metrics::gauge!("sluice_stream_partition_log_bytes", &labels).set(log_bytes as f64);
+            bounds.insert(partition, sluice_stream::PartitionBounds { earliest, end });
+        }
+        let Some(coordinator) = state.partitions.get(*tenant_id, name, 0) else {
+            continue;
+        };
+        let lags = coordinator.view().coordinator(|c| {
+            c.groups()
+                .keys()
+                .filter_map(|g| c.lag(g, &bounds).ok().map(|lag| (g.clone(), lag)))
+                .collect::<Vec<_>>()
+        });
+        for (group, lag) in lags.unwrap_or_default() {
+            for (partition, lag) in lag {
+                let labels = [
+                    ("tenant", tenant.clone()),
+                    ("stream", name.clone()),
+                    ("group", group.clone()),
+                    ("partition", partition.to_string()),
+                ];
+                metrics::gauge!("sluice_stream_group_lag", &labels).set(lag as f64);
+            }
+        }
+    }
 }

@@ -35,6 +35,22 @@ pub struct SegmentSlice {
     pub next_offset: u64,
 }
 
+impl SegmentSlice {
+    /// The slice's bytes, read from the file with one positional read: whole
+    /// batches exactly as stored (nothing decoded, CRCs unchecked).
+    pub fn read_bytes(&self) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let len = usize::try_from(self.len)
+            .map_err(|_| std::io::Error::other(format!("{} bytes do not fit", self.len)))
+            .ctx(|| format!("slice of {}", self.path.display()))?;
+        let mut bytes = vec![0; len];
+        self.file
+            .read_exact_at(&mut bytes, self.position)
+            .ctx(|| format!("read {}", self.path.display()))?;
+        Ok(bytes)
+    }
+}
+
 struct Located {
     path: PathBuf,
     file: Arc<File>,

@@ -65,8 +65,8 @@ async fn slices_cover_whole_batches() {
     let mut seen = 0;
     while let Some(slice) = log.slice(offset, 300).unwrap() {
         assert_eq!(slice.first_offset, offset);
-        let mut buf = vec![0u8; slice.len as usize];
-        std::os::unix::fs::FileExt::read_exact_at(&*slice.file, &mut buf, slice.position).unwrap();
+        let buf = slice.read_bytes().unwrap();
+        assert_eq!(buf.len() as u64, slice.len);
         let mut at = 0;
         while at < buf.len() {
             let (b, n) = sluice_storage::format::decode_batch(&buf[at..]).unwrap();

@@ -31,7 +31,7 @@ pub use group::{
     AssignmentStrategy, ConsumerGroup, GroupApplied, GroupCoordinator, GroupReply, Member,
     MemberId, PartitionBounds, SeekTarget,
 };
-pub use partition::{PartitionReply, PartitionState, ProduceResult};
+pub use partition::{BatchSpan, PartitionReply, PartitionState, ProduceResult};
 pub use producer::{ProducerState, RECENT_BATCHES};
 
 /// A record's position in its partition: dense, starting at 0.

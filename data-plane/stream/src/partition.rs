@@ -41,6 +41,16 @@ pub struct PartitionState {
     producers: BTreeMap<ProducerId, ProducerState>,
 }
 
+/// One live produced batch: where its records are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    /// The offset of the batch's first record.
+    pub base_offset: Offset,
+    /// The log entry holding the batch.
+    pub log_index: LogIndex,
+    pub record_count: u32,
+}
+
 /// The offsets a produced batch got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProduceResult {
@@ -212,6 +222,24 @@ impl PartitionState {
         let (first, loc) = self.batches.range(..=offset).next_back()?;
         let slot = u32::try_from(offset - first).ok()?;
         (slot < loc.record_count).then_some((loc.log_index, slot))
+    }
+
+    /// The live batches from the one holding `offset` on, oldest first
+    /// (log indexes grow with offsets).
+    pub fn batches_from(&self, offset: Offset) -> impl Iterator<Item = BatchSpan> + '_ {
+        let start = self
+            .batches
+            .range(..=offset)
+            .next_back()
+            .map_or(offset, |(first, _)| *first);
+        self.batches
+            .range(start..)
+            .filter(move |(first, loc)| *first + u64::from(loc.record_count) > offset)
+            .map(|(first, loc)| BatchSpan {
+                base_offset: *first,
+                log_index: loc.log_index,
+                record_count: loc.record_count,
+            })
     }
 
     /// The log index of the entry that holds `offset`.

@@ -2,8 +2,8 @@
 //! locating records, retention, and idempotent producers.
 
 use sluice_stream::{
-    Command, PartitionReply, PartitionState, ProduceResult, ProducerBatch, RECENT_BATCHES,
-    StreamError, TimedCommand,
+    BatchSpan, Command, PartitionReply, PartitionState, ProduceResult, ProducerBatch,
+    RECENT_BATCHES, StreamError, TimedCommand,
 };
 
 fn produce(state: &mut PartitionState, index: u64, records: u32) -> ProduceResult {
@@ -61,6 +61,35 @@ fn offsets_are_dense_and_independent_of_log_indexes() {
     assert_eq!(p.locate(4), Some((5, 1)));
     assert_eq!(p.locate(5), None);
     assert_eq!(p.log_index_for_offset(4), Some(5));
+}
+
+#[test]
+fn batches_from_an_offset_start_with_the_batch_holding_it() {
+    let mut p = PartitionState::new();
+    produce(&mut p, 1, 3);
+    p.skip(2).unwrap();
+    produce(&mut p, 5, 2);
+    produce(&mut p, 6, 1);
+    let spans: Vec<BatchSpan> = p.batches_from(4).collect();
+    assert_eq!(
+        spans,
+        vec![
+            BatchSpan {
+                base_offset: 3,
+                log_index: 5,
+                record_count: 2
+            },
+            BatchSpan {
+                base_offset: 5,
+                log_index: 6,
+                record_count: 1
+            },
+        ]
+    );
+    assert_eq!(p.batches_from(0).count(), 3);
+    assert_eq!(p.batches_from(6).count(), 0, "nothing at the end offset");
+    retain(&mut p, 7, 4).unwrap();
+    assert_eq!(p.batches_from(0).next().map(|s| s.base_offset), Some(3));
 }
 
 #[test]

@@ -14,7 +14,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::dispatch::{Join, Membership};
 use super::messages::ReceivedMessage;
 use super::openapi::ProblemResponses;
+use super::query::QueryParams;
 use super::queues::{MAX_LEASE_MS, queue_group};
 use super::{BrokerState, CallerAuth};
 use crate::error::{BrokerError, BrokerResult};
@@ -62,7 +63,7 @@ pub async fn consume(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
-    Query(params): Query<ConsumeParams>,
+    QueryParams(params): QueryParams<ConsumeParams>,
 ) -> BrokerResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;

@@ -135,6 +135,14 @@ async fn proxy(
             response = response.header(name, value);
         }
     }
+    // Offsets and watermarks of a `format=batches` fetch.
+    for (name, value) in answer.headers() {
+        if name.as_str().starts_with("x-sluice-")
+            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            response = response.header(name.as_str(), value);
+        }
+    }
     response
         .body(Body::from_stream(answer.bytes_stream()))
         .map_err(|e| BrokerError::Internal(e.into()))

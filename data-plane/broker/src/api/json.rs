@@ -51,14 +51,20 @@ where
     }
 }
 
-/// The field an error is about: the path, plus the name of a missing field.
-fn field_name(path: &str, message: &str) -> String {
-    let missing = message
-        .strip_prefix("missing field `")
+/// The field an error is about: the path, plus the name of a missing or
+/// unknown field.
+pub(super) fn field_name(path: &str, message: &str) -> String {
+    let missing = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     match (path, missing) {
         (".", Some(name)) => name.to_string(),
         (".", None) => "body".to_string(),
+        // An unknown field's path already ends with its name.
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_string()
+        }
         (path, Some(name)) => format!("{path}.{name}"),
         (path, None) => path.to_string(),
     }

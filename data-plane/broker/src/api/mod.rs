@@ -19,8 +19,10 @@ pub mod json;
 pub mod messages;
 pub mod openapi;
 pub mod publish;
+pub mod query;
 pub mod queues;
 pub mod redrive;
+pub mod stream_fetch;
 pub mod stream_groups;
 pub mod streams;
 
@@ -110,7 +112,7 @@ pub fn router(state: BrokerState) -> Router {
         .route("/v1/streams/{stream}/records", post(streams::produce))
         .route(
             "/v1/streams/{stream}/partitions/{partition}/records",
-            get(streams::fetch),
+            get(stream_fetch::fetch),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}",

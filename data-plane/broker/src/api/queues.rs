@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use sluice_queue::{Command, ConsumerId, NackAction, NackOutcome, Receipt, Reply};
 use tokio::time::Instant;
@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::json::JsonBody;
 use super::messages::{PeekedMessage, ReceivedMessage};
 use super::openapi::ProblemResponses;
+use super::query::QueryParams;
 use super::{BrokerState, CallerAuth};
 use crate::auth::Caller;
 use crate::error::{BrokerError, BrokerResult, command_error};
@@ -412,7 +413,7 @@ pub async fn peek(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
-    Query(params): Query<PeekParams>,
+    QueryParams(params): QueryParams<PeekParams>,
 ) -> BrokerResult<Json<PeekResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;

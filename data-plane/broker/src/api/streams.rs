@@ -1,7 +1,6 @@
-//! Streams on the wire: `POST /v1/streams/{s}/records` produces a batch and
+//! Producing to a stream: `POST /v1/streams/{s}/records` produces a batch and
 //! answers after the durable commit of every partition it went to, with each
-//! record's partition and offset; `GET /v1/streams/{s}/partitions/{p}/records`
-//! fetches from an offset (or a timestamp), long-polling for new records.
+//! record's partition and offset (fetching is [`super::stream_fetch`]).
 //!
 //! Partitioning: an explicit `partition` is honoured; a keyed record goes
 //! to `(murmur2(key) & 0x7fffffff) % partitions` (Kafka's partitioner,
@@ -14,10 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use base64::Engine;
 use futures_util::future::join_all;
@@ -36,11 +34,6 @@ use crate::queue::group::now_ms;
 use crate::stream::hash::partition_for_key;
 use crate::stream::{ApplyError, EntryReply, PartitionGroup};
 use crate::topology::FeedStream;
-
-/// Longest long-poll of a fetch.
-const MAX_WAIT_MS: u64 = 20_000;
-const MAX_RECORDS: usize = 1000;
-const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
 /// Round-robin cursor for keyless batches.
 static STICKY: AtomicU32 = AtomicU32::new(0);
@@ -323,6 +316,11 @@ pub async fn produce(
     for (p, record) in records {
         slots[position[&p]].push(record);
     }
+    // Value bytes per partition, for the metrics of the partitions hosted here.
+    let slot_bytes: Vec<u64> = slots
+        .iter()
+        .map(|batch| batch.iter().map(|r| r.value.len() as u64).sum())
+        .collect();
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -354,9 +352,14 @@ pub async fn produce(
         total
     ];
     let mut duplicate = false;
-    for ((p, indexes), result) in by_partition.iter().zip(results) {
+    for (((p, indexes), result), bytes) in by_partition.iter().zip(results).zip(slot_bytes) {
         let (offsets, was_duplicate) = result?;
         duplicate |= was_duplicate;
+        // A remote partition's broker counts what it stored.
+        if !was_duplicate && matches!(targets[p], Target::Local(_)) {
+            let count = indexes.len() as u64;
+            crate::metrics::stream_produced(&caller.tenant, &name, *p, count, bytes);
+        }
         for (i, offset) in indexes.iter().zip(offsets) {
             answer[*i] = ProducedRecord {
                 partition: *p,
@@ -364,77 +367,10 @@ pub async fn produce(
             };
         }
     }
-    crate::metrics::published(&caller.tenant, &name, total as u64, bytes);
     Ok(Json(ProduceResponse {
         records: answer,
         duplicate,
     }))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct FetchParams {
-    /// `earliest`, `latest` or an offset (default `earliest`, unless `timestamp` is given).
-    #[serde(default)]
-    offset: Option<String>,
-    /// Start at the first record whose timestamp is at or after this (ms since the epoch).
-    #[serde(default)]
-    timestamp: Option<i64>,
-    /// 1 to 1000 (default 100).
-    #[serde(default)]
-    max_records: Option<usize>,
-    /// About this many value bytes at most (at least one record is returned).
-    #[serde(default)]
-    max_bytes: Option<usize>,
-    /// Wait up to this long (0 to 20000 ms) for records when there are none yet.
-    #[serde(default)]
-    wait_ms: Option<u64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct FetchedRecord {
-    offset: u64,
-    key: Option<String>,
-    value: String,
-    value_encoding: BodyEncoding,
-    headers: BTreeMap<String, String>,
-    timestamp: i64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct FetchResponse {
-    records: Vec<FetchedRecord>,
-    /// The offset to fetch from next.
-    next_offset: u64,
-    /// The next offset to be written: everything below it is committed.
-    high_watermark: u64,
-    earliest_offset: u64,
-}
-
-fn text_or_base64(bytes: Vec<u8>) -> (String, BodyEncoding) {
-    match String::from_utf8(bytes) {
-        Ok(text) => (text, BodyEncoding::Utf8),
-        Err(err) => (
-            base64::engine::general_purpose::STANDARD.encode(err.into_bytes()),
-            BodyEncoding::Base64,
-        ),
-    }
-}
-
-fn wire(offset: u64, record: Record) -> FetchedRecord {
-    let (value, value_encoding) = text_or_base64(record.value);
-    FetchedRecord {
-        offset,
-        key: record.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
-        value,
-        value_encoding,
-        headers: record
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-            .collect(),
-        timestamp: record.timestamp,
-    }
 }
 
 /// The first offset whose batch sits at or after `log_index` (offsets map
@@ -451,125 +387,4 @@ pub(crate) fn offset_at_or_after(group: &PartitionGroup, log_index: u64) -> u64 
         }
         low
     })
-}
-
-/// Fetch records of one partition from an offset (or a timestamp). Reading
-/// never deletes; with `wait_ms`, waits for records to be produced.
-#[utoipa::path(get, path = "/v1/streams/{stream}/partitions/{partition}/records", tag = "streams",
-    params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("partition" = u32, Path, description = "Partition number, from 0"),
-        FetchParams),
-    responses(
-        (status = 200, body = FetchResponse),
-        (status = 416, description = "Offset below the earliest offset or beyond the high watermark (`earliest_offset`, `high_watermark`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        ProblemResponses),
-    security(("bearer" = [])))]
-pub async fn fetch(
-    State(state): State<BrokerState>,
-    CallerAuth(caller): CallerAuth,
-    Path((name, partition)): Path<(String, String)>,
-    Query(params): Query<FetchParams>,
-) -> BrokerResult<Json<FetchResponse>> {
-    caller.require("consume")?;
-    let stream = stream_of(&state, &caller, &name)?;
-    let partitions = stream.partitions.len() as u32;
-    let partition = partition
-        .parse::<u32>()
-        .ok()
-        .filter(|p| *p < partitions)
-        .ok_or_else(|| BrokerError::NotFound {
-            kind: "partition",
-            name: format!("{name}/{partition}"),
-        })?;
-    let max_records = params.max_records.unwrap_or(100);
-    if !(1..=MAX_RECORDS).contains(&max_records) {
-        return Err(BrokerError::validation(
-            "max_records",
-            "range",
-            "max_records must be 1 to 1000",
-        ));
-    }
-    let wait_ms = params.wait_ms.unwrap_or(0);
-    if wait_ms > MAX_WAIT_MS {
-        return Err(BrokerError::validation(
-            "wait_ms",
-            "range",
-            "wait_ms must be 0 to 20000",
-        ));
-    }
-    let max_bytes = params.max_bytes.unwrap_or(DEFAULT_MAX_BYTES).max(1);
-    let group = partition_group(&state, &caller, &name, partition)?;
-    let bounds = |g: &PartitionGroup| g.view().read(|p| (p.earliest_offset(), p.high_watermark()));
-    let (earliest, end) = bounds(&group);
-    let mut since_timestamp = None;
-    let offset = match (params.offset.as_deref(), params.timestamp) {
-        (Some(_), Some(_)) => {
-            return Err(BrokerError::validation(
-                "timestamp",
-                "exclusive",
-                "give `offset` or `timestamp`, not both",
-            ));
-        }
-        (None, Some(ts)) => {
-            since_timestamp = Some(ts);
-            match group.log_index_for_timestamp(ts).await? {
-                Some(index) => offset_at_or_after(&group, index),
-                None => end,
-            }
-        }
-        (None | Some("earliest"), None) => earliest,
-        (Some("latest"), None) => end,
-        (Some(n), None) => n.parse::<u64>().map_err(|_| {
-            BrokerError::validation(
-                "offset",
-                "offset",
-                "offset must be `earliest`, `latest` or a non-negative integer",
-            )
-        })?,
-    };
-    if offset < earliest || offset > end {
-        return Err(BrokerError::OffsetOutOfRange {
-            detail: format!(
-                "offset {offset} is outside the partition's records [{earliest}, {end}]"
-            ),
-            earliest_offset: earliest,
-            high_watermark: end,
-        });
-    }
-
-    let mut applied = group.view().subscribe();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut start = offset;
-    loop {
-        let stored = group.read(start, max_records, max_bytes).await?;
-        let mut records = Vec::with_capacity(stored.len());
-        let mut next_offset = start;
-        for s in stored {
-            next_offset = s.offset + 1;
-            if since_timestamp.is_some_and(|ts| records.is_empty() && s.record.timestamp < ts) {
-                continue;
-            }
-            records.push(wire(s.offset, s.record));
-        }
-        let (earliest, end) = bounds(&group);
-        if !records.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(FetchResponse {
-                records,
-                next_offset,
-                high_watermark: end,
-                earliest_offset: earliest,
-            }));
-        }
-        start = next_offset;
-        if end > start {
-            continue; // skipped records older than the timestamp: read on
-        }
-        tokio::select! {
-            changed = applied.changed() => if changed.is_err() {
-                return Err(BrokerError::Unavailable("the partition closed".into()));
-            },
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
 }

@@ -33,6 +33,23 @@ pub struct PartitionSpec {
     pub retention: Retention,
 }
 
+/// Bytes before each batch of a raw fetch: the offset of the batch's first
+/// record (u64), its record count (u32) and the batch's length (u32), all
+/// little-endian like the storage format.
+pub const RAW_FRAME_HEADER_LEN: usize = 16;
+
+/// Whole batches read straight from the segment file, each behind a frame
+/// header, for a raw fetch.
+#[derive(Debug, Default)]
+pub struct RawBatches {
+    /// Frame header, batch bytes, frame header, batch bytes, ...: the batch
+    /// bytes are slices of one read of the file, never decoded.
+    pub chunks: Vec<bytes::Bytes>,
+    /// The offset after the last record of the last batch.
+    pub next_offset: u64,
+    pub records: u64,
+}
+
 /// A record read back, with its offset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
@@ -143,6 +160,11 @@ impl PartitionGroup {
             .await
     }
 
+    /// Bytes in the partition's segment files.
+    pub fn log_bytes(&self) -> u64 {
+        self.group.log().segments().iter().map(|s| s.len).sum()
+    }
+
     /// Entries applied since the newest snapshot.
     pub fn unsnapshotted_entries(&self) -> u64 {
         let view = self.group.view();
@@ -211,6 +233,45 @@ impl PartitionGroup {
         Ok(out)
     }
 
+    /// The produced batches from the one holding `offset` on, about
+    /// `max_bytes` of them (at least one when any exists), as stored: one
+    /// positional read of a segment file range, cut at batch boundaries.
+    /// Entries without records (group commands, retention, membership) in
+    /// that range are left out. Nothing is decoded or re-encoded; the
+    /// client checks each batch's CRC and decodes it (record 0 is the
+    /// partition command, records 1.. the produced records).
+    pub async fn read_raw(&self, offset: u64, max_bytes: usize) -> Result<RawBatches, GroupError> {
+        let Some((log_index, _)) = self.view.read(|p| p.locate(offset)) else {
+            return Ok(RawBatches {
+                next_offset: offset,
+                ..RawBatches::default()
+            });
+        };
+        let log = self.group.log().clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let slice = log.slice(log_index, max_bytes as u64)?;
+            slice
+                .map(|slice| {
+                    Ok::<_, sluice_storage::Error>((slice.read_bytes()?, slice.next_offset))
+                })
+                .transpose()
+        })
+        .await
+        .map_err(|e| GroupError::Storage(e.to_string()))?
+        .map_err(|e| GroupError::Storage(e.to_string()))?;
+        let Some((bytes, slice_end)) = read else {
+            return Err(GroupError::Storage(format!(
+                "log entry {log_index} is gone"
+            )));
+        };
+        let spans: Vec<sluice_stream::BatchSpan> = self.view.read(|p| {
+            p.batches_from(offset)
+                .take_while(|span| span.log_index < slice_end)
+                .collect()
+        });
+        frame_batches(bytes::Bytes::from(bytes), &spans, offset)
+    }
+
     /// Stops the timer and the Raft group (the log is closed once dropped).
     pub async fn close(&self) {
         self.stop.cancel();
@@ -218,6 +279,47 @@ impl PartitionGroup {
             tracing::warn!(group = %self.spec.group_id, error = %err, "partition shutdown failed");
         }
     }
+}
+
+/// Cuts `bytes` (whole stored batches) at batch boundaries and puts a
+/// frame header before each batch that holds one of `spans`.
+fn frame_batches(
+    bytes: bytes::Bytes,
+    spans: &[sluice_stream::BatchSpan],
+    offset: u64,
+) -> Result<RawBatches, GroupError> {
+    let mut out = RawBatches {
+        next_offset: offset,
+        ..RawBatches::default()
+    };
+    let mut spans = spans.iter().peekable();
+    let mut at = 0;
+    while at < bytes.len() {
+        let prefix = bytes
+            .get(at..at + 12)
+            .ok_or_else(|| GroupError::Storage(format!("torn batch prefix at byte {at}")))?;
+        let (index, len) = prefix.split_at(8);
+        let index = u64::from_le_bytes(index.try_into().unwrap_or_default());
+        let len = u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
+        if len < 12 || at + len > bytes.len() {
+            return Err(GroupError::Storage(format!(
+                "batch at byte {at} claims {len} bytes"
+            )));
+        }
+        while spans.next_if(|span| span.log_index < index).is_some() {}
+        if let Some(span) = spans.next_if(|span| span.log_index == index) {
+            let mut header = Vec::with_capacity(RAW_FRAME_HEADER_LEN);
+            header.extend_from_slice(&span.base_offset.to_le_bytes());
+            header.extend_from_slice(&span.record_count.to_le_bytes());
+            header.extend_from_slice(&(len as u32).to_le_bytes());
+            out.chunks.push(header.into());
+            out.chunks.push(bytes.slice(at..at + len));
+            out.next_offset = span.base_offset + u64::from(span.record_count);
+            out.records += u64::from(span.record_count);
+        }
+        at += len;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -299,6 +401,56 @@ mod tests {
         assert!(records[0].record.value.starts_with(b"record 70-0 "));
         produce(&group, 100).await;
         assert_eq!(group.view().read(|p| p.end_offset()), 1010);
+        group.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_reads_are_the_stored_batch_bytes_without_the_entries_holding_no_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let group = PartitionGroup::open(dir.path(), "n1", spec(), 1 << 20)
+            .await
+            .expect("open");
+        for batch in 0..3 {
+            produce(&group, batch).await;
+        }
+        // A group command (partition 0 coordinates groups) between batches.
+        let leave = GroupCommand::Leave {
+            group: "g".into(),
+            member_id: "nobody".into(),
+        };
+        let left = group.propose_group(leave).await.expect("group command");
+        assert!(left.is_ok(), "the entry applies (the group refuses it): {left:?}");
+        for batch in 3..5 {
+            produce(&group, batch).await;
+        }
+
+        let raw = group.read_raw(25, 1 << 20).await.expect("raw read");
+        assert_eq!(
+            raw.chunks.len(),
+            2 * 3,
+            "batches 2, 3 and 4 (offset 25 is in batch 2)"
+        );
+        assert_eq!(raw.next_offset, 50);
+        assert_eq!(raw.records, 30);
+        let segment = std::fs::read(&group.log().segments()[0].path).expect("segment file");
+        for (frame, (header, batch)) in raw.chunks.chunks(2).map(|c| (&c[0], &c[1])).enumerate() {
+            let base = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+            let count = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+            let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+            assert_eq!(base, 20 + 10 * frame as u64);
+            assert_eq!((count, len as usize), (10, batch.len()));
+            // The very bytes of the segment file, checked and decoded by the client.
+            assert!(segment.windows(batch.len()).any(|w| w == &batch[..]));
+            let (decoded, _) = sluice_storage::format::decode_batch(batch).expect("valid batch");
+            let values: Vec<String> = decoded.records[1..]
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+                .collect();
+            assert!(values[0].starts_with(&format!("record {}-0 ", 2 + frame)));
+        }
+        let none = group.read_raw(50, 1 << 20).await.expect("at the end");
+        assert!(none.chunks.is_empty());
+        assert_eq!(none.next_offset, 50);
         group.close().await;
     }
 }
