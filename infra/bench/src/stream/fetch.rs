@@ -126,7 +126,13 @@ pub struct Cursor {
     pub next: u64,
     pub high_watermark: u64,
     pub done: bool,
+    /// Failed fetches in a row; at [`MAX_FAILURES`] the partition is given up.
+    failures: u32,
 }
+
+/// Consecutive failed fetches after which a partition is given up (the
+/// errors are in the report; its missing records fail the verification).
+const MAX_FAILURES: u32 = 20;
 
 /// What the fetch side did.
 pub struct Fetch {
@@ -201,11 +207,23 @@ async fn fetch_loop(
             let page = match outcome {
                 Ok(page) => page,
                 Err(error) => {
-                    run.error(format!("partition {}: {error:#}", cursor.partition));
+                    // The first of a streak is reported (the report keeps a few errors).
+                    if cursor.failures == 0 {
+                        run.error(format!("partition {}: {error:#}", cursor.partition));
+                    }
+                    cursor.failures += 1;
+                    if cursor.failures >= MAX_FAILURES {
+                        run.error(format!(
+                            "partition {}: given up after {MAX_FAILURES} failed fetches",
+                            cursor.partition
+                        ));
+                        cursor.done = true;
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
+            cursor.failures = 0;
             out.request_latencies
                 .record_micros(answered.duration_since(sent).as_micros() as u64);
             let now_micros = run.micros(answered);
@@ -272,6 +290,7 @@ pub async fn run(run: Arc<Run>) -> anyhow::Result<Fetch> {
                 next: 0,
                 high_watermark: 0,
                 done: false,
+                failures: 0,
             })
             .collect();
         tasks.push(tokio::spawn(fetch_loop(
