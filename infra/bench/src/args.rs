@@ -1,9 +1,9 @@
-//! Command-line flags. Every run is bounded by a message count and a
-//! wall-clock limit, so the tool always stops by itself.
+//! Command-line flags. Every run is bounded by a message (record) count and
+//! a wall-clock limit, so the tool always stops by itself.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Mode {
     /// Publish with confirms while consumers receive (long-poll) and ack.
     Queue(QueueArgs),
+    /// Produce records with acks to a partitioned stream, then fetch every
+    /// partition back and verify each record came back once; compares with
+    /// the storage engine's raw append rate measured in the same run.
+    Stream(StreamArgs),
 }
 
 /// Where the load goes.
@@ -84,4 +88,91 @@ pub struct QueueArgs {
     /// which is also where `--spawn` puts the broker's data).
     #[arg(long, value_name = "DIR")]
     pub fsync_dir: Option<PathBuf>,
+}
+
+/// How fetched records travel. Only JSON exists today; a binary format can
+/// be added here and in `stream::fetch::fetch_page` without touching the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FetchFormat {
+    /// `GET /v1/streams/{s}/partitions/{p}/records` answering JSON.
+    Json,
+}
+
+impl FetchFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            FetchFormat::Json => "json",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Records to produce (and fetch back) in total.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub records: u64,
+    /// Value size in bytes (at least 48: a run tag, the record's id and its
+    /// send time are embedded at the start of the value).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(48..=16 * 1024 * 1024))]
+    pub size: u64,
+    /// Partitions of the benchmark stream.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub partitions: u64,
+    /// Concurrent producers (one HTTP client each).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub producers: u64,
+    /// Records per produce request.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch: u64,
+    /// Produce requests each producer keeps in flight (awaiting their ack).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub window: u64,
+    /// Concurrent fetchers, each reading its share of the partitions
+    /// (default: one per partition; at most the partition count).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub fetchers: Option<u64>,
+    /// Distinct record keys, `k0`..: keyed records are spread over the
+    /// partitions by the broker's murmur2 partitioner (a request's batch is
+    /// split per partition). 0: keyless, each request sticks to one partition.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
+    /// Records per fetch request (the broker takes 1..=1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub fetch_max_records: u64,
+    /// Value bytes per fetch request, roughly (at least one record is returned).
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub fetch_max_bytes: u64,
+    /// Wire format of fetched records.
+    #[arg(long, value_enum, default_value_t = FetchFormat::Json)]
+    pub fetch_format: FetchFormat,
+    /// Fetch while producing (long-polling) and report the end-to-end
+    /// latency, produce send → fetched; without it the partitions are read
+    /// after the last ack.
+    #[arg(long)]
+    pub follow: bool,
+    /// Long-poll wait of each fetch with `--follow`, in milliseconds (at most 20000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=20_000))]
+    pub wait_ms: u64,
+    /// Stream name; a fresh `bench-<random>` when not given.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Stop producing after this many seconds, and stop fetching this many
+    /// seconds after the producers finished (then report what was done,
+    /// `"complete": false`).
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// Seconds spent on each HTTP/disk baseline (`/healthz` round trips, raw
+    /// fdatasync'd writes); 0 skips them.
+    #[arg(long, default_value_t = 3)]
+    pub baseline_secs: u64,
+    /// The storage-engine baseline appends `--records` records and goes on
+    /// until this many seconds have passed (within `--timeout-secs`); 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    pub engine_secs: u64,
+    /// Directory for the disk baselines, raw fdatasync and storage engine
+    /// (default: the spawned deployment's temp dir, else the system temp dir).
+    #[arg(long, alias = "fsync-dir", value_name = "DIR")]
+    pub baseline_dir: Option<PathBuf>,
 }

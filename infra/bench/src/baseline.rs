@@ -1,18 +1,42 @@
-//! Same-run baselines the queue figures are divided by: the broker's
-//! `/healthz` round-trip rate at the publishers' concurrency (what the HTTP
-//! stack alone does on this machine right now) and the disk's rate of
-//! `pwrite` + `fdatasync` of one publish batch's payload (the floor a
-//! durable confirm pays when nothing is group-committed).
+//! Same-run baselines the queue and stream figures are divided by: the
+//! broker's `/healthz` round-trip rate at the publishers' concurrency (what
+//! the HTTP stack alone does on this machine right now) and the disk's rate
+//! of `pwrite` + `fdatasync` of one publish batch's payload (the floor a
+//! durable confirm pays when nothing is group-committed). The stream mode's
+//! storage-engine baseline is in `engine.rs`.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::report::{Latencies, round3};
+
+/// Both baselines, `{"healthz": .., "fsync": ..}`: `concurrency` `/healthz`
+/// loops over `clients` clients, then fdatasync'd writes of `chunk` bytes in `dir`.
+pub async fn http_and_disk(
+    broker_url: &str,
+    clients: usize,
+    concurrency: usize,
+    dir: PathBuf,
+    chunk: usize,
+    run_for: Duration,
+) -> anyhow::Result<Map<String, Value>> {
+    let mut baseline = Map::new();
+    let healthz = healthz(broker_url, clients, concurrency, run_for)
+        .await
+        .context("the /healthz baseline")?;
+    baseline.insert("healthz".into(), healthz);
+    let fsync = tokio::task::spawn_blocking(move || fsync(&dir, chunk, run_for))
+        .await
+        .context("the fsync baseline panicked")?
+        .context("the fsync baseline")?;
+    baseline.insert("fsync".into(), fsync);
+    Ok(baseline)
+}
 
 /// `concurrency` loops of `GET {broker}/healthz` spread over `clients` HTTP clients for `run_for`.
 pub async fn healthz(

@@ -4,23 +4,24 @@
 
 mod args;
 mod baseline;
+mod engine;
 mod http;
 mod queue;
 mod report;
+mod stream;
 mod target;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::{Cli, Mode, QueueArgs};
-use crate::report::ratio;
-use crate::target::Target;
+use crate::report::{number, ratio, take};
+use crate::target::{Resource, Target};
 
 /// The printed line; a struct so the headline fields come first.
 #[derive(Serialize)]
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.mode {
             Mode::Queue(args) => queue_mode(Arc::new(args)).await,
+            Mode::Stream(args) => stream::mode(Arc::new(args)).await,
         }
     });
     match outcome {
@@ -79,46 +81,27 @@ fn main() -> ExitCode {
 /// the report; `Ok(false)` when the run did not complete.
 async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
     eprintln!("sluice-bench: preparing the target");
-    let target = Target::prepare(&args.target, args.queue.as_deref()).await?;
-    let baseline_for = Duration::from_secs(args.baseline_secs);
+    let target = Target::prepare(&args.target, Resource::Queue, args.queue.as_deref()).await?;
     let mut baseline = serde_json::Map::new();
     if args.baseline_secs > 0 {
         eprintln!("sluice-bench: baselines ({} s each)", args.baseline_secs);
-        let concurrency = (args.publishers * args.window) as usize;
-        let healthz = baseline::healthz(
+        baseline = baseline::http_and_disk(
             &target.broker_url,
             args.publishers as usize,
-            concurrency,
-            baseline_for,
+            (args.publishers * args.window) as usize,
+            target.baseline_dir(args.fsync_dir.as_deref()),
+            (args.batch * args.size) as usize,
+            Duration::from_secs(args.baseline_secs),
         )
-        .await
-        .context("the /healthz baseline")?;
-        baseline.insert("healthz".into(), healthz);
-        let dir = match (&args.fsync_dir, &target.spawned) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(spawned)) => spawned.dir().to_path_buf(),
-            (None, None) => std::env::temp_dir(),
-        };
-        let chunk = (args.batch * args.size) as usize;
-        let fsync = tokio::task::spawn_blocking(move || baseline::fsync(&dir, chunk, baseline_for))
-            .await
-            .context("the fsync baseline panicked")?
-            .context("the fsync baseline")?;
-        baseline.insert("fsync".into(), fsync);
+        .await?;
     }
     eprintln!(
         "sluice-bench: {} messages of {} B on queue {}",
-        args.messages, args.size, target.queue
+        args.messages, args.size, target.name
     );
     let mut run = queue::run(&target, args.clone()).await?;
     target.cleanup().await;
 
-    let number = |value: &Value, path: &[&str]| -> f64 {
-        path.iter()
-            .try_fold(value, |v, key| v.get(*key))
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0)
-    };
     let baseline = Value::Object(baseline);
     let healthz_rps = number(&baseline, &["healthz", "requests_per_s"]);
     let fsyncs = number(&baseline, &["fsync", "fsyncs_per_s"]);
@@ -134,16 +117,11 @@ async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
         ),
     });
     let complete = run["complete"].as_bool().unwrap_or(false);
-    let mut take = |key: &str| {
-        run.as_object_mut()
-            .and_then(|o| o.remove(key))
-            .unwrap_or(Value::Null)
-    };
     let report = QueueReport {
         mode: "queue",
         target: target.kind,
         tenant: target.tenant.clone(),
-        queue: target.queue.clone(),
+        queue: target.name.clone(),
         complete,
         messages: args.messages,
         size: args.size,
@@ -153,11 +131,11 @@ async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
         consumers: args.consumers,
         max_messages: args.max_messages,
         rate: args.rate,
-        msgs_per_s: take("msgs_per_s"),
-        mb_per_s: take("mb_per_s"),
-        publish_msgs_per_s: take("publish_msgs_per_s"),
-        e2e_latency_ms: take("e2e_latency_ms"),
-        publish_latency_ms: take("publish_latency_ms"),
+        msgs_per_s: take(&mut run, "msgs_per_s"),
+        mb_per_s: take(&mut run, "mb_per_s"),
+        publish_msgs_per_s: take(&mut run, "publish_msgs_per_s"),
+        e2e_latency_ms: take(&mut run, "e2e_latency_ms"),
+        publish_latency_ms: take(&mut run, "publish_latency_ms"),
         ratios,
         baseline,
         run,

@@ -323,7 +323,7 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
         last_ack: Mutex::new(None),
         errors: Mutex::new(Vec::new()),
     });
-    let base = format!("{}/v1/queues/{}", target.broker_url, target.queue);
+    let base = format!("{}/v1/queues/{}", target.broker_url, target.name);
     let (stop, stopped) = watch::channel(false);
 
     let mut consumers = Vec::new();

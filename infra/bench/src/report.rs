@@ -45,6 +45,31 @@ impl Latencies {
     }
 }
 
+/// The number at `path` in `value` (0 when absent), for ratios.
+pub fn number(value: &Value, path: &[&str]) -> f64 {
+    path.iter()
+        .try_fold(value, |v, key| v.get(*key))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+}
+
+/// `count / secs`, rounded; 0 when no time passed.
+pub fn per_s(count: f64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        round3(count / secs)
+    } else {
+        0.0
+    }
+}
+
+/// Moves `key` out of a JSON object (null when absent).
+pub fn take(value: &mut Value, key: &str) -> Value {
+    value
+        .as_object_mut()
+        .and_then(|o| o.remove(key))
+        .unwrap_or(Value::Null)
+}
+
 /// Rounds to three decimals so the JSON line stays readable.
 pub fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0

@@ -1,7 +1,8 @@
 //! The deployment under load: either a private one started here (`--spawn`:
 //! Postgres in a temp dir, the `sluice-control` and `sluice-broker` binaries
 //! next to this executable) or `make dev`'s (`--dev-json`). Either way a
-//! fresh tenant, a publish+consume key and the benchmark queue are created.
+//! fresh tenant, a publish+consume key and the benchmark queue or stream
+//! are created.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,6 +48,23 @@ impl Spawned {
     }
 }
 
+/// What a run loads: a queue, or a stream with this many partitions.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource {
+    Queue,
+    Stream { partitions: u64 },
+}
+
+impl Resource {
+    /// The control plane's collection: `/v1/{collection}/{name}`.
+    fn collection(self) -> &'static str {
+        match self {
+            Resource::Queue => "queues",
+            Resource::Stream { .. } => "streams",
+        }
+    }
+}
+
 /// Ready-to-use endpoints and credentials for one run.
 pub struct Target {
     pub kind: &'static str,
@@ -56,7 +74,9 @@ pub struct Target {
     /// A key with the `publish` and `consume` scopes.
     pub key: String,
     pub tenant: String,
-    pub queue: String,
+    /// The queue's or stream's name.
+    pub name: String,
+    pub resource: Resource,
     pub spawned: Option<Spawned>,
 }
 
@@ -145,8 +165,13 @@ fn spawn_deployment(operator_key: &str) -> anyhow::Result<(Spawned, String, Stri
 }
 
 impl Target {
-    /// Prepares the target named by `args`: deployment, tenant, key and queue.
-    pub async fn prepare(args: &TargetArgs, queue: Option<&str>) -> anyhow::Result<Target> {
+    /// Prepares the target named by `args`: deployment, tenant, key and the
+    /// queue or stream (`name`, default `bench-<random>`).
+    pub async fn prepare(
+        args: &TargetArgs,
+        resource: Resource,
+        name: Option<&str>,
+    ) -> anyhow::Result<Target> {
         let (kind, spawned, control_url, broker_url, operator_key) = match &args.dev_json {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| {
@@ -225,20 +250,30 @@ impl Target {
             .context("the key answer has no key")?
             .to_string();
         wait_key_known(&client, &broker_url, &key).await?;
-        let queue = match queue {
+        let name = match name {
             Some(name) => name.to_string(),
             None => format!("bench-{}", random_suffix(6)),
         };
+        let (spec, accepted) = match resource {
+            Resource::Queue => (json!({}), &[StatusCode::CREATED, StatusCode::OK][..]),
+            // 202: declared, not yet applied by every broker; the stream mode
+            // waits for its partitions itself.
+            Resource::Stream { partitions } => (
+                json!({ "partitions": partitions }),
+                &[StatusCode::CREATED, StatusCode::OK, StatusCode::ACCEPTED][..],
+            ),
+        };
+        let collection = resource.collection();
         let (status, body) = call(
             &client,
             Method::PUT,
-            &format!("{control_url}/v1/queues/{queue}"),
+            &format!("{control_url}/v1/{collection}/{name}"),
             Some(&admin_key),
-            Some(&json!({})),
+            Some(&spec),
         )
         .await?;
-        if status != StatusCode::CREATED && status != StatusCode::OK {
-            bail!("declaring queue {queue}: {status} {body}");
+        if !accepted.contains(&status) {
+            bail!("declaring {collection}/{name}: {status} {body}");
         }
         Ok(Target {
             kind,
@@ -247,12 +282,13 @@ impl Target {
             admin_key,
             key,
             tenant,
-            queue,
+            name,
+            resource,
             spawned,
         })
     }
 
-    /// Best-effort removal of the queue after a run against `make dev`
+    /// Best-effort removal of the queue or stream after a run against `make dev`
     /// (a spawned deployment is thrown away whole). The tenant stays.
     pub async fn cleanup(&self) {
         if self.spawned.is_none() {
@@ -260,11 +296,28 @@ impl Target {
             let _ = call(
                 &client,
                 Method::DELETE,
-                &format!("{}/v1/queues/{}", self.control_url, self.queue),
+                &format!(
+                    "{}/v1/{}/{}",
+                    self.control_url,
+                    self.resource.collection(),
+                    self.name
+                ),
                 Some(&self.admin_key),
                 None,
             )
             .await;
+        }
+    }
+}
+
+impl Target {
+    /// Where the disk baselines write: `explicit`, else the spawned
+    /// deployment's directory (the broker's disk), else the system temp dir.
+    pub fn baseline_dir(&self, explicit: Option<&Path>) -> PathBuf {
+        match (explicit, &self.spawned) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Some(spawned)) => spawned.dir().to_path_buf(),
+            (None, None) => std::env::temp_dir(),
         }
     }
 }
