@@ -90,18 +90,21 @@ pub struct QueueArgs {
     pub fsync_dir: Option<PathBuf>,
 }
 
-/// How fetched records travel. Only JSON exists today; a binary format can
-/// be added here and in `stream::fetch::fetch_page` without touching the rest.
+/// How fetched records travel (`format=` of the fetch); `stream::fetch::
+/// fetch_page` is the one place that reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FetchFormat {
-    /// `GET /v1/streams/{s}/partitions/{p}/records` answering JSON.
+    /// Decoded records in JSON.
     Json,
+    /// Stored batches straight from the segment files, decoded here.
+    Batches,
 }
 
 impl FetchFormat {
     pub fn name(self) -> &'static str {
         match self {
             FetchFormat::Json => "json",
+            FetchFormat::Batches => "batches",
         }
     }
 }

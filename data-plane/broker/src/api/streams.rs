@@ -5,14 +5,13 @@
 //! Partitioning: an explicit `partition` is honoured; a keyed record goes
 //! to `(murmur2(key) & 0x7fffffff) % partitions` (Kafka's partitioner,
 //! [`crate::stream::hash`]); keyless records of one request stick to one
-//! partition, chosen round-robin across requests. A `producer` makes the
+//! partition, chosen at random per request. A `producer` makes the
 //! batch idempotent; its records must then all go to one partition (Kafka's
 //! sequences are per partition). Values are bytes: a fetch answers `utf8`
 //! when the value is valid UTF-8, else `base64`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -34,9 +33,6 @@ use crate::queue::group::now_ms;
 use crate::stream::hash::partition_for_key;
 use crate::stream::{ApplyError, EntryReply, PartitionGroup};
 use crate::topology::FeedStream;
-
-/// Round-robin cursor for keyless batches.
-static STICKY: AtomicU32 = AtomicU32::new(0);
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +130,12 @@ fn record_limit(state: &BrokerState, caller: &Caller, stream: &FeedStream) -> u6
     }
 }
 
+/// What a record weighs for quotas and metrics: key, headers and value.
+fn record_bytes(record: &Record) -> u64 {
+    let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    (record.key.as_ref().map_or(0, Vec::len) + headers + record.value.len()) as u64
+}
+
 /// Validates the batch and turns it into storage records, each with its partition.
 fn prepare(
     request: &ProduceRequest,
@@ -147,7 +149,9 @@ fn prepare(
             "a produce needs at least one record",
         ));
     }
-    let sticky = STICKY.fetch_add(1, Ordering::Relaxed) % partitions.max(1);
+    // A random partition per request: keyless batches spread evenly, and no
+    // counter shared by every stream couples their choices.
+    let sticky = rand::random_range(0..partitions.max(1));
     let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
     let mut out = Vec::with_capacity(request.records.len());
     for (i, r) in request.records.iter().enumerate() {
@@ -175,7 +179,12 @@ fn prepare(
                     )
                 })?,
         };
-        let size = value.len() as u64 + r.key.as_ref().map_or(0, |k| k.len() as u64);
+        let headers: u64 = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        let size = value.len() as u64 + r.key.as_ref().map_or(0, |k| k.len() as u64) + headers;
         if size > limit {
             return Err(BrokerError::TooLarge {
                 field: format!("records[{i}].value"),
@@ -303,7 +312,7 @@ pub async fn produce(
         .map(|p| target(&state, &caller, &name, *p).map(|t| (*p, t)))
         .collect::<BrokerResult<HashMap<u32, Target>>>()?;
     let total = records.len();
-    let bytes: u64 = records.iter().map(|(_, r)| r.value.len() as u64).sum();
+    let bytes: u64 = records.iter().map(|(_, r)| record_bytes(r)).sum();
     if !forward::already_charged(&state, &headers) {
         charge(&state, &caller, "records", total as u64, bytes)?;
     }
@@ -319,7 +328,7 @@ pub async fn produce(
     // Value bytes per partition, for the metrics of the partitions hosted here.
     let slot_bytes: Vec<u64> = slots
         .iter()
-        .map(|batch| batch.iter().map(|r| r.value.len() as u64).sum())
+        .map(|batch| batch.iter().map(record_bytes).sum())
         .collect();
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -387,4 +396,42 @@ pub(crate) fn offset_at_or_after(group: &PartitionGroup, log_index: u64) -> u64 
         }
         low
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(records: serde_json::Value) -> ProduceRequest {
+        serde_json::from_value(serde_json::json!({ "records": records })).expect("request")
+    }
+
+    #[test]
+    fn the_size_limit_counts_key_headers_and_value() {
+        let fits =
+            request(serde_json::json!([{"key": "k", "value": "vvvv", "headers": {"h": "x"}}]));
+        assert!(prepare(&fits, 1, 7).is_ok());
+        let over =
+            request(serde_json::json!([{"key": "k", "value": "vvvv", "headers": {"h": "xx"}}]));
+        let Err(BrokerError::TooLarge { field, .. }) = prepare(&over, 1, 7) else {
+            panic!("8 bytes accepted under a 7-byte limit");
+        };
+        assert_eq!(field, "records[0].value");
+        let prepared = prepare(&fits, 1, 7).expect("fits");
+        assert_eq!(record_bytes(&prepared[0].1), 7);
+    }
+
+    #[test]
+    fn keyless_records_of_one_request_share_a_partition_and_requests_spread() {
+        let keyless = request(serde_json::json!([{"value": "a"}, {"value": "b"}, {"value": "c"}]));
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let prepared = prepare(&keyless, 4, 100).expect("prepared");
+            let partitions: std::collections::BTreeSet<u32> =
+                prepared.iter().map(|(p, _)| *p).collect();
+            assert_eq!(partitions.len(), 1, "sticky within a request");
+            seen.extend(partitions);
+        }
+        assert_eq!(seen.len(), 4, "200 requests reach every partition");
+    }
 }

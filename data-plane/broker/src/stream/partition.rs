@@ -419,7 +419,10 @@ mod tests {
             member_id: "nobody".into(),
         };
         let left = group.propose_group(leave).await.expect("group command");
-        assert!(left.is_ok(), "the entry applies (the group refuses it): {left:?}");
+        assert!(
+            left.is_ok(),
+            "the entry applies (the group refuses it): {left:?}"
+        );
         for batch in 3..5 {
             produce(&group, batch).await;
         }

@@ -9,7 +9,8 @@
 //! that watermark covers every acked record).
 //!
 //! [`fetch_page`] is the one place that knows the wire format
-//! (`--fetch-format`); only JSON exists today.
+//! (`--fetch-format`): `json` (decoded records) or `batches` (the stored
+//! batches, framed; CRC-checked and decoded here, as a client library would).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,17 +74,19 @@ pub async fn fetch_page(
 ) -> anyhow::Result<Page> {
     match format {
         FetchFormat::Json => json_page(client, key, tag, request).await,
+        FetchFormat::Batches => batches_page(client, key, tag, request).await,
     }
 }
 
-async fn json_page(
+/// Sends a fetch in `format`; the answer's headers and body.
+async fn get(
     client: &reqwest::Client,
     key: &str,
-    tag: &str,
+    format: &str,
     request: &PageRequest<'_>,
-) -> anyhow::Result<Page> {
+) -> anyhow::Result<(reqwest::header::HeaderMap, bytes::Bytes)> {
     let url = format!(
-        "{}?offset={}&max_records={}&max_bytes={}&wait_ms={}",
+        "{}?offset={}&max_records={}&max_bytes={}&wait_ms={}&format={format}",
         request.url, request.offset, request.max_records, request.max_bytes, request.wait_ms
     );
     let response = client
@@ -98,7 +101,70 @@ async fn json_page(
         let text = response.text().await.unwrap_or_default();
         bail!("fetch: {status} {text}");
     }
+    let headers = response.headers().clone();
     let body = response.bytes().await.context("fetch answer")?;
+    Ok((headers, body))
+}
+
+/// Bytes before each batch of a `format=batches` answer.
+const FRAME_HEADER_LEN: usize = 16;
+
+async fn batches_page(
+    client: &reqwest::Client,
+    key: &str,
+    tag: &str,
+    request: &PageRequest<'_>,
+) -> anyhow::Result<Page> {
+    let (headers, body) = get(client, key, "batches", request).await?;
+    let header = |name: &str| -> anyhow::Result<u64> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("fetch answer without {name}"))
+    };
+    let start = header("x-sluice-start-offset")?;
+    let mut records = Vec::new();
+    let mut rest = &body[..];
+    while !rest.is_empty() {
+        let frame = rest.get(..FRAME_HEADER_LEN).context("torn frame header")?;
+        let base = u64::from_le_bytes(frame[..8].try_into()?);
+        let len = u32::from_le_bytes(frame[12..16].try_into()?) as usize;
+        let batch = rest
+            .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)
+            .context("torn batch")?;
+        let (batch, _) = sluice_storage::format::decode_batch(batch)
+            .map_err(|e| anyhow::anyhow!("bad batch at offset {base}: {e:?}"))?;
+        // Record 0 is the partition command; whole batches may start early.
+        for (i, record) in batch.records.iter().skip(1).enumerate() {
+            let offset = base + i as u64;
+            if offset < start {
+                continue;
+            }
+            let value = std::str::from_utf8(&record.value).ok();
+            records.push(PageRecord {
+                offset,
+                stamp: value.and_then(|v| payload::parse(tag, v)),
+                value_bytes: record.value.len() as u64,
+            });
+        }
+        rest = &rest[FRAME_HEADER_LEN + len..];
+    }
+    Ok(Page {
+        records,
+        next_offset: header("x-sluice-next-offset")?,
+        high_watermark: header("x-sluice-high-watermark")?,
+        wire_bytes: body.len() as u64,
+    })
+}
+
+async fn json_page(
+    client: &reqwest::Client,
+    key: &str,
+    tag: &str,
+    request: &PageRequest<'_>,
+) -> anyhow::Result<Page> {
+    let (_, body) = get(client, key, "json", request).await?;
     let page: JsonPage = serde_json::from_slice(&body).context("fetch answer")?;
     Ok(Page {
         records: page
