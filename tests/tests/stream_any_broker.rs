@@ -1,7 +1,9 @@
 //! Any broker serves any stream partition: with two brokers, a stream's
 //! partitions are spread over both; a produce through either broker writes
 //! each partition's records on the broker hosting it (idempotence
-//! included), and fetches are forwarded to the partition's broker.
+//! included), and fetches are forwarded to the partition's broker; a
+//! consumer group's describe (lag) and seek (to a timestamp) cover the
+//! partitions on the other broker too.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -88,5 +90,72 @@ async fn either_broker_produces_and_fetches_every_partition() -> anyhow::Result<
         assert_eq!(status, StatusCode::CONFLICT, "{gap}");
         assert_eq!(gap["expected_sequence"], 1, "{gap}");
     }
+
+    // Consumer groups see every partition, wherever it is hosted.
+    let before_seek = now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    for p in 0..4 {
+        via_n2
+            .post_ok(
+                &app,
+                "/v1/streams/clicks/records",
+                json!({"records": [{"value": "late", "partition": p}]}),
+            )
+            .await?;
+    }
+    let joined = via_n2
+        .post_ok(
+            &app,
+            "/v1/streams/clicks/groups/audit/join",
+            json!({"client_id": "auditor"}),
+        )
+        .await?;
+    let member = joined["member_id"].as_str().unwrap_or_default().to_string();
+    via_n2
+        .post_ok(
+            &app,
+            "/v1/streams/clicks/groups/audit/leave",
+            json!({"member_id": member}),
+        )
+        .await?;
+    for api in [&sluice.data, &via_n2] {
+        let sought = api
+            .post_ok(
+                &app,
+                "/v1/streams/clicks/groups/audit/seek",
+                json!({"to": "timestamp", "timestamp_ms": before_seek}),
+            )
+            .await?;
+        for p in 0..4 {
+            // n1, n2, the idempotent record, then "late" at offset 3.
+            assert_eq!(sought["offsets"][p.to_string()], 3, "{sought}");
+        }
+        let (status, described) = api
+            .call(
+                Method::GET,
+                "/v1/streams/clicks/groups/audit",
+                Some(&app),
+                None,
+            )
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{described}");
+        let partitions = described["partitions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(partitions.len(), 4, "{described}");
+        for lag in partitions {
+            assert_eq!(lag["high_watermark"], 4, "{lag}");
+            assert_eq!(lag["committed"], 3, "{lag}");
+            assert_eq!(lag["lag"], 1, "{lag}");
+        }
+    }
     Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -306,6 +306,62 @@ pub async fn streams(State(state): State<BrokerState>, request: Request, next: N
     }
 }
 
+/// A partition's bounds as its broker reports them.
+pub struct RemotePosition {
+    pub earliest: u64,
+    pub end: u64,
+    /// With a timestamp: the first offset at or after it (the end if none).
+    pub at_timestamp: Option<u64>,
+}
+
+/// Asks the broker at `url` where `partition` of `stream` is: a JSON fetch
+/// at `latest` (or at `timestamp_ms`) of at most one record.
+pub async fn partition_position(
+    state: &BrokerState,
+    url: &str,
+    stream: &str,
+    partition: u32,
+    authorization: &str,
+    timestamp_ms: Option<i64>,
+) -> Result<RemotePosition, BrokerError> {
+    let from = match timestamp_ms {
+        Some(ts) => format!("timestamp={ts}"),
+        None => "offset=latest".to_string(),
+    };
+    let unavailable = |what: String| {
+        BrokerError::Unavailable(format!(
+            "the broker hosting partition {partition} of `{stream}` {what}"
+        ))
+    };
+    let answer = state
+        .forwarder
+        .get(format!(
+            "{url}/v1/streams/{stream}/partitions/{partition}/records?{from}&max_records=1"
+        ))
+        .header(header::AUTHORIZATION, authorization)
+        .header(FORWARDED_BY, state.node_key.as_str())
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("did not answer: {e}")))?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(unavailable(format!("answered {status}: {body}")));
+    }
+    let (Some(earliest), Some(end)) = (
+        body["earliest_offset"].as_u64(),
+        body["high_watermark"].as_u64(),
+    ) else {
+        return Err(unavailable(format!("answered without bounds: {body}")));
+    };
+    let at_timestamp = timestamp_ms.map(|_| body["records"][0]["offset"].as_u64().unwrap_or(end));
+    Ok(RemotePosition {
+        earliest,
+        end,
+        at_timestamp,
+    })
+}
+
 /// Produces `records` (already validated and charged here) to `partition`
 /// of `stream` on the broker at `url`: their offsets and whether the batch
 /// was an idempotent retry. Values travel base64-encoded, byte for byte.

@@ -5,15 +5,20 @@
 //! `GroupCoordinator` applies them (`consume` scope; a forced seek of a
 //! group with members needs `admin`).
 //!
-//! Sessions expire when the coordinator applies any group command after
-//! the session ran out (there is no timer yet): a member's own heartbeat
-//! after its timeout finds it expelled.
+//! Sessions expire when the coordinator applies a group command after the
+//! session ran out: partition 0's timer proposes `Tick` then, so a silent
+//! member leaves and the others rebalance without waiting for traffic.
+//!
+//! Lag and seeks need every partition's bounds: partitions hosted on other
+//! brokers are asked there (a fetch at `latest`, or at a timestamp) with
+//! the caller's credential.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use sluice_stream::{
     AssignmentStrategy, GroupApplied, GroupCommand, GroupReply, MemberId, PartitionBounds,
@@ -23,7 +28,7 @@ use sluice_stream::{
 use super::json::JsonBody;
 use super::openapi::ProblemResponses;
 use super::streams::{offset_at_or_after, partition_group, stream_of};
-use super::{BrokerState, CallerAuth};
+use super::{BrokerState, CallerAuth, forward};
 use crate::auth::Caller;
 use crate::error::{BrokerError, BrokerResult};
 use crate::stream::{ApplyError, EntryReply, PartitionGroup};
@@ -46,6 +51,14 @@ fn check_group_name(group: &str) -> BrokerResult<()> {
             "a group name is 1 to 249 of A-Z a-z 0-9 . _ -",
         ))
     }
+}
+
+/// The caller's `Authorization` header, passed on to other brokers.
+fn authorization(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// Partition 0 of the stream, which coordinates its groups.
@@ -306,22 +319,72 @@ pub async fn commit(
 }
 
 /// Every partition's bounds (each partition must be hosted here).
-fn bounds(
+/// Where a partition's records are, for lag and seeks.
+struct PartitionPosition {
+    bounds: PartitionBounds,
+    /// With a timestamp: the first offset at or after it (the end offset if none).
+    at_timestamp: Option<u64>,
+}
+
+/// Every partition's bounds (and offset at `timestamp_ms`), read here for the
+/// partitions this broker hosts and asked of the hosting broker, with the
+/// caller's credential, for the others.
+async fn positions(
     state: &BrokerState,
     caller: &Caller,
     stream: &str,
     partitions: u32,
-) -> BrokerResult<BTreeMap<u32, (Arc<PartitionGroup>, PartitionBounds)>> {
-    (0..partitions)
-        .map(|p| {
-            let group = partition_group(state, caller, stream, p)?;
-            let b = group.view().read(|s| PartitionBounds {
-                earliest: s.earliest_offset(),
-                end: s.high_watermark(),
-            });
-            Ok((p, (group, b)))
-        })
+    authorization: &str,
+    timestamp_ms: Option<i64>,
+) -> BrokerResult<BTreeMap<u32, PartitionPosition>> {
+    let asks = (0..partitions).map(|p| async move {
+        if let Some(group) = state.partitions.get(caller.tenant_id, stream, p) {
+            return local_position(&group, timestamp_ms).await.map(|at| (p, at));
+        }
+        let url = forward::remote_stream_url(state, caller.tenant_id, stream, Some(p)).ok_or_else(
+            || {
+                BrokerError::Unavailable(format!(
+                    "partition {p} of stream `{stream}` has no broker yet"
+                ))
+            },
+        )?;
+        let remote =
+            forward::partition_position(state, &url, stream, p, authorization, timestamp_ms)
+                .await?;
+        let position = PartitionPosition {
+            bounds: PartitionBounds {
+                earliest: remote.earliest,
+                end: remote.end,
+            },
+            at_timestamp: remote.at_timestamp,
+        };
+        Ok((p, position))
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
         .collect()
+}
+
+async fn local_position(
+    group: &PartitionGroup,
+    timestamp_ms: Option<i64>,
+) -> BrokerResult<PartitionPosition> {
+    let bounds = group.view().read(|s| PartitionBounds {
+        earliest: s.earliest_offset(),
+        end: s.high_watermark(),
+    });
+    let at_timestamp = match timestamp_ms {
+        None => None,
+        Some(ts) => Some(match group.log_index_for_timestamp(ts).await? {
+            Some(index) => offset_at_or_after(group, index),
+            None => bounds.end,
+        }),
+    };
+    Ok(PartitionPosition {
+        bounds,
+        at_timestamp,
+    })
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -356,6 +419,7 @@ pub async fn seek(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<SeekRequest>,
 ) -> BrokerResult<Json<SeekResponse>> {
     let partition = coordinator(&state, &caller, &stream, &group)?;
@@ -363,7 +427,16 @@ pub async fn seek(
         caller.require("admin")?;
     }
     let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
-    let all = bounds(&state, &caller, &stream, partitions)?;
+    let timestamp_ms = request.timestamp_ms.filter(|_| request.to == "timestamp");
+    let all = positions(
+        &state,
+        &caller,
+        &stream,
+        partitions,
+        authorization(&headers),
+        timestamp_ms,
+    )
+    .await?;
     let target = match (request.to.as_str(), request.timestamp_ms) {
         ("earliest", _) => SeekTarget::Earliest,
         ("latest", _) => SeekTarget::Latest,
@@ -371,14 +444,10 @@ pub async fn seek(
             offsets: request.offsets,
         },
         ("timestamp", Some(timestamp_ms)) => {
-            let mut offsets = BTreeMap::new();
-            for (p, (group, b)) in &all {
-                let offset = match group.log_index_for_timestamp(timestamp_ms).await? {
-                    Some(index) => offset_at_or_after(group, index),
-                    None => b.end,
-                };
-                offsets.insert(*p, offset);
-            }
+            let offsets = all
+                .iter()
+                .map(|(p, at)| (*p, at.at_timestamp.unwrap_or(at.bounds.end)))
+                .collect();
             SeekTarget::Timestamp {
                 timestamp_ms,
                 offsets,
@@ -402,7 +471,7 @@ pub async fn seek(
     let command = GroupCommand::Seek {
         group,
         target,
-        bounds: all.into_iter().map(|(p, (_, b))| (p, b)).collect(),
+        bounds: all.into_iter().map(|(p, at)| (p, at.bounds)).collect(),
         force: request.force,
     };
     match apply(&partition, command).await? {
@@ -452,13 +521,17 @@ pub async fn describe(
     State(state): State<BrokerState>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> BrokerResult<Json<GroupDescription>> {
     let partition = coordinator(&state, &caller, &stream, &group)?;
     let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
-    let all: BTreeMap<u32, PartitionBounds> = bounds(&state, &caller, &stream, partitions)?
-        .into_iter()
-        .map(|(p, (_, b))| (p, b))
-        .collect();
+    let authorization = authorization(&headers);
+    let all: BTreeMap<u32, PartitionBounds> =
+        positions(&state, &caller, &stream, partitions, authorization, None)
+            .await?
+            .into_iter()
+            .map(|(p, at)| (p, at.bounds))
+            .collect();
     let described = partition.view().coordinator(|c| {
         let g = c
             .group(&group)
