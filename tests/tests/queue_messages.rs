@@ -63,6 +63,29 @@ async fn declare_publish_receive_ack_lease_and_nack() -> anyhow::Result<()> {
     assert_eq!(messages[1]["body"], "AAEC");
     assert_eq!(messages[1]["body_encoding"], "base64");
     let receipts: Vec<Value> = messages.iter().map(|m| m["receipt"].clone()).collect();
+    // Receipts are sealed: a guessed or altered one is refused, all or nothing.
+    let sealed = receipts[0].as_str().unwrap_or_default();
+    let (plain, _) = sealed.split_once('.').unwrap_or_default();
+    assert!(
+        !plain.is_empty(),
+        "a receipt is <seq>-<delivery>.<mac>: {sealed}"
+    );
+    let guessed = plain.replace("-1", "-2");
+    for forged in [
+        plain.to_string(),
+        format!("{guessed}.{}", &sealed[plain.len() + 1..]),
+    ] {
+        let (status, problem) = data
+            .call(
+                Method::POST,
+                "/v1/queues/jobs/ack",
+                Some(&app),
+                Some(json!({"receipts": [receipts[1], forged]})),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["field"], "receipts[1]", "{problem}");
+    }
     let (status, acked) = data
         .call(
             Method::POST,

@@ -111,6 +111,7 @@ pub async fn run(
         dead_letters_retry,
         shutdown.clone(),
     )));
+    let receipts = api::receipts::ReceiptSeal::new(&config.node_key);
     let state = BrokerState {
         topology,
         jwks: Arc::new(auth::Jwks::new(client)),
@@ -122,7 +123,8 @@ pub async fn run(
         node_key: Arc::new(config.node_key.clone()),
         forwarder: api::forward::client(),
         node_key_sha256: Arc::new(sha2::Sha256::digest(config.node_key.as_bytes()).to_vec()),
-        dispatchers: Arc::default(),
+        dispatchers: Arc::new(api::dispatch::Dispatchers::new(receipts.clone())),
+        receipts,
     };
     let serve_shutdown = shutdown.clone();
     axum::serve(listener, api::router(state))

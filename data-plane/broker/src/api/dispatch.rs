@@ -20,6 +20,7 @@ use sluice_queue::{Command, ConsumerId, Reply, Stats};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::ReceivedMessage;
+use super::receipts::ReceiptSeal;
 use crate::groups::Groups;
 use crate::queue::QueueGroup;
 
@@ -45,9 +46,9 @@ enum Request {
 }
 
 /// The dispatch tasks of the queues that have push consumers, by group id.
-#[derive(Default)]
 pub struct Dispatchers {
     tasks: Mutex<HashMap<String, mpsc::UnboundedSender<Request>>>,
+    receipts: ReceiptSeal,
 }
 
 /// Tells the dispatcher that a consumer left when dropped (the consumer's
@@ -64,6 +65,13 @@ impl Drop for Membership {
 }
 
 impl Dispatchers {
+    pub fn new(receipts: ReceiptSeal) -> Self {
+        Dispatchers {
+            tasks: Mutex::default(),
+            receipts,
+        }
+    }
+
     /// Adds a consumer to `group`'s dispatch, starting its task if needed.
     /// Returns the consumer id and the membership that ends it when dropped.
     pub async fn join(
@@ -84,6 +92,7 @@ impl Dispatchers {
                         group: group.clone(),
                         consumers: Vec::new(),
                         next: 0,
+                        receipts: self.receipts.clone(),
                     };
                     tokio::spawn(dispatcher.run(inbox, self.clone()));
                     requests
@@ -135,6 +144,7 @@ struct Dispatcher {
     consumers: Vec<PushConsumer>,
     /// Where the next round-robin walk starts.
     next: usize,
+    receipts: ReceiptSeal,
 }
 
 /// What a dispatch round looks at: when none of it changed, another round
@@ -320,7 +330,10 @@ impl Dispatcher {
                     return true;
                 }
             };
-            let message = ReceivedMessage::new(delivery, &body);
+            let receipt = self
+                .receipts
+                .seal(&self.group.spec.group_id, delivery.receipt);
+            let message = ReceivedMessage::new(receipt, delivery, &body);
             if let Err(err) = self.consumers[index].deliveries.try_send(message) {
                 // Closed: the consumer is gone and ConsumerDown gives the
                 // message back. Full (its leases ran out while it did not

@@ -192,10 +192,11 @@ pub struct ReceivedMessage {
 }
 
 impl ReceivedMessage {
-    pub fn new(delivery: Delivery, body: &MessageBody) -> Self {
+    /// `receipt` is the delivery's receipt, sealed (`super::receipts`).
+    pub fn new(receipt: String, delivery: Delivery, body: &MessageBody) -> Self {
         let (text, encoding) = encode_body(body);
         ReceivedMessage {
-            receipt: delivery.receipt.to_string(),
+            receipt,
             body: text,
             body_encoding: encoding,
             content_type: body.content_type.clone(),

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod publish;
 pub mod query;
 pub mod queues;
+pub mod receipts;
 pub mod redrive;
 pub mod stream_fetch;
 pub mod stream_groups;
@@ -62,6 +63,8 @@ pub struct BrokerState {
     pub node_key_sha256: Arc<Vec<u8>>,
     /// The push dispatch task of every queue with push consumers.
     pub dispatchers: Arc<dispatch::Dispatchers>,
+    /// Seals the receipts handed to consumers and opens those coming back.
+    pub receipts: receipts::ReceiptSeal,
 }
 
 /// The authenticated caller of a data request.

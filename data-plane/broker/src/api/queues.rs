@@ -51,10 +51,14 @@ fn reply(outcome: crate::queue::CommandOutcome) -> BrokerResult<Reply> {
     outcome.result.map_err(command_error)
 }
 
-fn parse_receipt(field: &str, receipt: &str) -> BrokerResult<Receipt> {
-    receipt.parse().map_err(|_| {
-        BrokerError::validation(field, "receipt", format!("{receipt:?} is not a receipt"))
-    })
+/// The receipt a client sent back, if this queue issued it.
+fn parse_receipt(
+    state: &BrokerState,
+    group: &QueueGroup,
+    field: &str,
+    receipt: &str,
+) -> BrokerResult<Receipt> {
+    state.receipts.open(&group.spec.group_id, field, receipt)
 }
 
 fn check_lease(lease_ms: Option<u64>) -> BrokerResult<()> {
@@ -144,7 +148,10 @@ pub async fn receive(
                 let messages = deliveries
                     .into_iter()
                     .zip(bodies.iter())
-                    .map(|(delivery, body)| ReceivedMessage::new(delivery, body))
+                    .map(|(delivery, body)| {
+                        let receipt = state.receipts.seal(&group.spec.group_id, delivery.receipt);
+                        ReceivedMessage::new(receipt, delivery, body)
+                    })
                     .collect();
                 return Ok(Json(ReceiveResponse { messages }));
             }
@@ -215,7 +222,7 @@ pub async fn ack(
         .receipts
         .iter()
         .enumerate()
-        .map(|(i, r)| parse_receipt(&format!("receipts[{i}]"), r))
+        .map(|(i, r)| parse_receipt(&state, &group, &format!("receipts[{i}]"), r))
         .collect::<BrokerResult<Vec<Receipt>>>()?;
     let Reply::Acked { results } =
         reply(group.propose(Command::Ack { receipts }, Vec::new()).await?)?
@@ -297,7 +304,7 @@ pub async fn nack(
 ) -> BrokerResult<Json<NackResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
-    let receipt = parse_receipt("receipt", &request.receipt)?;
+    let receipt = parse_receipt(&state, &group, "receipt", &request.receipt)?;
     let action = match (request.action, request.delay_ms) {
         (NackKind::RequeueAfter, Some(delay_ms)) => NackAction::RequeueAfter { delay_ms },
         (NackKind::RequeueAfter, None) => {
@@ -367,7 +374,7 @@ pub async fn extend(
 ) -> BrokerResult<Json<ExtendResponse>> {
     caller.require("consume")?;
     let group = queue_group(&state, &caller, &name)?;
-    let receipt = parse_receipt("receipt", &request.receipt)?;
+    let receipt = parse_receipt(&state, &group, "receipt", &request.receipt)?;
     if request.lease_ms > MAX_LEASE_MS {
         return Err(BrokerError::validation(
             "lease_ms",
