@@ -4,10 +4,12 @@
 //!
 //! A consumer gets a message only while its unacked count (the state
 //! machine's, so acks through `POST /ack` count at once) is below its
-//! prefetch. The task hands out one message at a time, walking the
-//! consumers round-robin from where it last delivered, which gives
-//! RabbitMQ's fair dispatch: with prefetch 1 a consumer that acks quickly
-//! comes round again sooner and does more of the work. A consumer that
+//! prefetch. Each round, every consumer with room leases its share of the
+//! ready messages (one `Receive` each, proposed together: one group commit
+//! per round, not per message), the walk starting one consumer further each
+//! round — round-robin, and RabbitMQ's fair dispatch: with prefetch 1 a
+//! consumer that acks quickly has room again sooner and does more of the
+//! work. A consumer that
 //! leaves (its connection dropped) is proposed `ConsumerDown`, so what it
 //! held goes back to the queue, redelivered.
 
@@ -138,6 +140,9 @@ struct PushConsumer {
     deliveries: mpsc::Sender<ReceivedMessage>,
 }
 
+/// Most messages one consumer leases in one round.
+const MAX_ROUND_MESSAGES: u64 = 100;
+
 struct Dispatcher {
     groups: Groups,
     group: Arc<QueueGroup>,
@@ -173,7 +178,7 @@ impl Dispatcher {
                 continue;
             }
             changes.borrow_and_update();
-            if self.deliver_one().await {
+            if self.deliver_round().await {
                 continue;
             }
             // Nothing to hand out: wait for a change that could matter
@@ -282,32 +287,50 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers one message to the next consumer (round-robin) with room in
-    /// its prefetch window; false when none could take one.
-    async fn deliver_one(&mut self) -> bool {
-        let count = self.consumers.len();
+    /// One dispatch round: every consumer with room in its prefetch window
+    /// leases its share of the ready messages (ready ÷ consumers with room,
+    /// rounded up, at most its room), all proposed at once so the round
+    /// costs one group commit; then each gets its messages. The walk starts
+    /// one consumer further each round, so the rounded-up shares rotate.
+    /// False when nobody could take anything.
+    async fn deliver_round(&mut self) -> bool {
+        if let Some(closed) = self.consumers.iter().find(|c| c.deliveries.is_closed()) {
+            let id = closed.id.clone();
+            self.leave(&id).await;
+            return true;
+        }
         let stats = self.group.view().read(|q| q.stats());
         if stats.ready == 0 {
             return false;
         }
-        for step in 0..count {
-            let index = (self.next + step) % count;
+        let count = self.consumers.len();
+        let with_room: Vec<(usize, u64)> = (0..count)
+            .map(|step| (self.next + step) % count)
+            .filter_map(|index| {
+                let consumer = &self.consumers[index];
+                let unacked = stats.consumers.get(&consumer.id).copied().unwrap_or(0);
+                let room = consumer.prefetch.saturating_sub(unacked);
+                (room > 0).then_some((index, room))
+            })
+            .collect();
+        if with_room.is_empty() {
+            return false;
+        }
+        self.next = (self.next + 1) % count;
+        let share = stats.ready.div_ceil(with_room.len() as u64);
+        let receives = with_room.iter().map(|&(index, room)| {
             let consumer = &self.consumers[index];
-            if consumer.deliveries.is_closed() {
-                let id = consumer.id.clone();
-                self.leave(&id).await;
-                return true;
-            }
-            let unacked = stats.consumers.get(&consumer.id).copied().unwrap_or(0);
-            if unacked >= consumer.prefetch {
-                continue;
-            }
             let command = Command::Receive {
                 consumer: consumer.id.clone(),
-                max_messages: 1,
+                max_messages: u32::try_from(room.min(share).min(MAX_ROUND_MESSAGES)).unwrap_or(1),
                 lease_ms: consumer.lease_ms,
             };
-            let deliveries = match self.group.propose(command, Vec::new()).await {
+            let group = &self.group;
+            async move { (index, group.propose(command, Vec::new()).await) }
+        });
+        let mut delivered = false;
+        for (index, outcome) in futures_util::future::join_all(receives).await {
+            let deliveries = match outcome {
                 Ok(outcome) => match outcome.result {
                     Ok(Reply::Received { deliveries }) => deliveries,
                     // Not the single active consumer, and the like.
@@ -315,24 +338,33 @@ impl Dispatcher {
                 },
                 Err(err) => {
                     tracing::warn!(queue = %self.group.spec.queue, error = %err, "push receive failed");
-                    return false;
+                    continue;
                 }
             };
-            let Some(delivery) = deliveries.into_iter().next() else {
-                // Ready messages, none for this consumer (message groups).
-                continue;
-            };
-            self.next = (index + 1) % count;
-            let body = match self.group.read_bodies(vec![delivery.body_ref]).await {
-                Ok(mut bodies) if !bodies.is_empty() => bodies.remove(0),
-                other => {
-                    tracing::warn!(queue = %self.group.spec.queue, ?other, "reading a pushed body failed; its lease will run out");
-                    return true;
-                }
-            };
-            let receipt = self
-                .receipts
-                .seal(&self.group.spec.group_id, delivery.receipt);
+            // Ready messages none of which were for this consumer (message
+            // groups) leave `deliveries` empty.
+            delivered |= !deliveries.is_empty();
+            self.hand_over(index, deliveries).await;
+        }
+        delivered
+    }
+
+    /// Reads the bodies of `deliveries` and sends them to consumer `index`.
+    async fn hand_over(&self, index: usize, deliveries: Vec<sluice_queue::Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let refs = deliveries.iter().map(|d| d.body_ref).collect();
+        let bodies = match self.group.read_bodies(refs).await {
+            Ok(bodies) if bodies.len() == deliveries.len() => bodies,
+            other => {
+                tracing::warn!(queue = %self.group.spec.queue, ?other, "reading pushed bodies failed; their leases will run out");
+                return;
+            }
+        };
+        let group_id = &self.group.spec.group_id;
+        for (delivery, body) in deliveries.into_iter().zip(bodies) {
+            let receipt = self.receipts.seal(group_id, delivery.receipt);
             let message = ReceivedMessage::new(receipt, delivery, &body);
             if let Err(err) = self.consumers[index].deliveries.try_send(message) {
                 // Closed: the consumer is gone and ConsumerDown gives the
@@ -340,8 +372,6 @@ impl Dispatcher {
                 // read): the lease of this one runs out too.
                 tracing::debug!(queue = %self.group.spec.queue, error = %err, "push delivery not taken");
             }
-            return true;
         }
-        false
     }
 }
