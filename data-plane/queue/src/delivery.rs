@@ -9,7 +9,8 @@ use crate::output::{DeadLetter, Delivery, NackOutcome, Reply};
 use crate::state::QueueState;
 
 impl QueueState {
-    /// Lease up to `max` deliverable messages, lowest seq first. Pull
+    /// Lease up to `max` deliverable messages, highest priority first, then
+    /// lowest seq (FIFO within a priority; a group keeps its own order). Pull
     /// requests from several consumers therefore share the queue round-robin,
     /// and the broker's prefetch windows (from `Stats::consumers`) give fair
     /// dispatch for push consumers.
@@ -38,7 +39,7 @@ impl QueueState {
             .saturating_add(lease_ms.unwrap_or(self.settings.lease_ms));
         let mut deliveries = Vec::new();
         while deliveries.len() < max as usize {
-            let Some(&seq) = self.idx.deliverable.first() else {
+            let Some(seq) = self.idx.deliverable.first().map(|key| key.seq()) else {
                 break;
             };
             let Some(msg) = self.messages.get(&seq) else {

@@ -8,18 +8,22 @@
 //! while no message of the group holds the turn (unacked, or waiting out a
 //! retry delay). Each change costs O(log n).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use crate::index::{Deliverable, DeliveryKey};
 use crate::message::Seq;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct GroupState {
-    ready: BTreeSet<Seq>,
+    /// Ready messages of the group → their priority. The head is the lowest
+    /// seq whatever its priority: a group's order is its publish order; the
+    /// head's priority places it among the queue's deliverable messages.
+    ready: BTreeMap<Seq, u8>,
     /// Messages holding the turn; at most one while groups stay switched on
     /// (more only right after switching them on at runtime).
     turns: u32,
     /// The ready message this group put into the deliverable set.
-    offered: Option<Seq>,
+    offered: Option<DeliveryKey>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,8 +32,8 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    pub fn add_ready(&mut self, key: &str, seq: Seq) {
-        self.entry(key).ready.insert(seq);
+    pub fn add_ready(&mut self, key: &str, seq: Seq, priority: u8) {
+        self.entry(key).ready.insert(seq, priority);
     }
 
     pub fn remove_ready(&mut self, key: &str, seq: Seq) {
@@ -50,12 +54,15 @@ impl Groups {
 
     /// Re-offer the group's head after any change to it, and forget the
     /// group once it is empty so that one-off keys do not accumulate.
-    pub fn refresh(&mut self, key: &str, deliverable: &mut BTreeSet<Seq>) {
+    pub fn refresh(&mut self, key: &str, deliverable: &mut Deliverable) {
         let Some(group) = self.groups.get_mut(key) else {
             return;
         };
         let wanted = if group.turns == 0 {
-            group.ready.first().copied()
+            group
+                .ready
+                .first_key_value()
+                .map(|(seq, priority)| DeliveryKey::new(*priority, *seq))
         } else {
             None
         };

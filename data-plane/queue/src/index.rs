@@ -5,10 +5,33 @@
 //! rebuilds them — so every change goes through `add` and `remove`, which
 //! keep them in step with the message's `Location`.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::groups::Groups;
 use crate::message::{BodyRef, ConsumerId, Location, Message, Seq};
+
+/// Where a message sits among the deliverable ones: higher priority first,
+/// then lower seq (FIFO within a priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct DeliveryKey(Reverse<u8>, Seq);
+
+impl DeliveryKey {
+    pub fn new(priority: u8, seq: Seq) -> Self {
+        DeliveryKey(Reverse(priority), seq)
+    }
+
+    pub fn of(msg: &Message) -> Self {
+        DeliveryKey::new(msg.meta.priority.unwrap_or(0), msg.seq)
+    }
+
+    pub fn seq(&self) -> Seq {
+        self.1
+    }
+}
+
+/// The messages a consumer may take now, in delivery order.
+pub(crate) type Deliverable = BTreeSet<DeliveryKey>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Indexes {
@@ -16,8 +39,9 @@ pub(crate) struct Indexes {
     pub ready: BTreeSet<Seq>,
     pub ready_bytes: u64,
     /// Ready messages a consumer may take now: ungrouped ones and the head of
-    /// every group whose turn is free. Receive takes the lowest seq.
-    pub deliverable: BTreeSet<Seq>,
+    /// every group whose turn is free. Receive takes the highest priority,
+    /// then the lowest seq.
+    pub deliverable: Deliverable,
     pub groups: Groups,
     /// Delayed messages by due time.
     pub delayed: BTreeSet<(u64, Seq)>,
@@ -50,9 +74,12 @@ impl Indexes {
                     self.expiring.insert((at, seq));
                 }
                 match group {
-                    Some(key) => self.groups.add_ready(key, seq),
+                    Some(key) => {
+                        let priority = msg.meta.priority.unwrap_or(0);
+                        self.groups.add_ready(key, seq, priority);
+                    }
                     None => {
-                        self.deliverable.insert(seq);
+                        self.deliverable.insert(DeliveryKey::of(msg));
                     }
                 }
             }
@@ -98,7 +125,7 @@ impl Indexes {
                 match group {
                     Some(key) => self.groups.remove_ready(key, seq),
                     None => {
-                        self.deliverable.remove(&seq);
+                        self.deliverable.remove(&DeliveryKey::of(msg));
                     }
                 }
             }

@@ -119,7 +119,8 @@ pub struct PublishMessage {
     /// Per-message TTL; the shorter of this and the queue's applies.
     #[serde(default)]
     pub expiration_ms: Option<u64>,
-    /// Accepted and carried, not used for ordering.
+    /// Delivery priority (none = 0): higher first, FIFO within a priority;
+    /// a message group keeps its own order.
     #[serde(default)]
     pub priority: Option<u8>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -160,7 +161,7 @@ pub struct MessageView {
 /// Where a live message is. Exactly one of these at any time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
-    /// Waiting in the ready queue, deliverable in seq order.
+    /// Waiting in the ready queue, deliverable by priority, then seq.
     Ready,
     /// Not deliverable before `due_ms` (publish delay or retry backoff).
     Delayed { due_ms: u64 },

@@ -147,7 +147,7 @@ impl QueueState {
         }
     }
 
-    /// The first `max` ready messages in delivery (seq) order, untouched.
+    /// The first `max` ready messages in publish (seq) order, untouched.
     /// Also the read-only half of redrive: what `Redrive` would take.
     pub fn peek(&self, max: usize) -> Vec<MessageView> {
         self.idx

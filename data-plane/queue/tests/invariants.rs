@@ -17,6 +17,7 @@ struct Publish {
     id: Option<u8>,
     delay_ms: Option<u64>,
     expiration_ms: Option<u64>,
+    priority: Option<u8>,
     size: u64,
 }
 
@@ -58,14 +59,18 @@ fn publish() -> impl Strategy<Value = Publish> {
         proptest::option::weighted(0.2, 0..3_000u64),
         proptest::option::weighted(0.1, 0..4_000u64),
         1..50u64,
+        proptest::option::weighted(0.3, 0..3u8),
     )
-        .prop_map(|(group, id, delay_ms, expiration_ms, size)| Publish {
-            group,
-            id,
-            delay_ms,
-            expiration_ms,
-            size,
-        })
+        .prop_map(
+            |(group, id, delay_ms, expiration_ms, size, priority)| Publish {
+                group,
+                id,
+                delay_ms,
+                expiration_ms,
+                size,
+                priority,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -185,7 +190,7 @@ fn command(op: &Op, seen: &Observed, state: &QueueState, log_index: u64) -> Comm
                     group: p.group.map(|g| format!("g{g}")),
                     delay_ms: p.delay_ms,
                     expiration_ms: p.expiration_ms,
-                    priority: None,
+                    priority: p.priority,
                     deaths: Vec::new(),
                     republished: false,
                 })
@@ -326,8 +331,16 @@ fn check_step(
             let Command::Receive { max_messages, .. } = command else {
                 unreachable!()
             };
+            // Delivery order: higher priority first, then seq.
+            let order = |seq: Seq| {
+                let priority = state.message(seq).and_then(|m| m.meta.priority);
+                (std::cmp::Reverse(priority.unwrap_or(0)), seq)
+            };
             for pair in deliveries.windows(2) {
-                assert!(pair[0].seq < pair[1].seq, "deliveries out of seq order");
+                assert!(
+                    order(pair[0].seq) < order(pair[1].seq),
+                    "deliveries out of priority / seq order"
+                );
             }
             for d in deliveries {
                 let not_before = seen.not_before.get(&d.seq).copied().unwrap_or(0);
@@ -342,11 +355,12 @@ fn check_step(
                     d.seq
                 );
             }
-            let last = deliveries.last().map_or(0, |d| d.seq);
+            let last = deliveries.last().map(|d| order(d.seq));
             for m in state.messages() {
                 if deliverable(state, m.seq) {
                     assert!(
-                        deliveries.len() == *max_messages as usize && m.seq > last,
+                        deliveries.len() == *max_messages as usize
+                            && last.is_none_or(|last| order(m.seq) > last),
                         "message {} was deliverable but skipped",
                         m.seq
                     );

@@ -35,6 +35,10 @@ pub struct OutgoingMessage {
     pub expiration_ms: Option<u64>,
     #[serde(default)]
     pub content_type: Option<String>,
+    /// 0 to 255 (default 0): higher priorities are delivered first, FIFO
+    /// within a priority; a message group keeps its own order.
+    #[serde(default)]
+    pub priority: Option<u8>,
 }
 
 /// A validated message: its metadata for the state machine and its body.
@@ -97,7 +101,7 @@ pub fn prepare(
                     group: message.group,
                     delay_ms: message.delay_ms.filter(|d| *d > 0),
                     expiration_ms: message.expiration_ms,
-                    priority: None,
+                    priority: message.priority,
                     deaths: Vec::new(),
                     republished: false,
                 },
@@ -185,6 +189,7 @@ pub struct ReceivedMessage {
     pub headers: BTreeMap<String, String>,
     pub routing_key: String,
     pub group: Option<String>,
+    pub priority: Option<u8>,
     pub redelivered: bool,
     pub delivery_count: u32,
     pub lease_deadline_ms: u64,
@@ -204,6 +209,7 @@ impl ReceivedMessage {
             headers: delivery.meta.headers,
             routing_key: delivery.meta.routing_key,
             group: delivery.meta.group,
+            priority: delivery.meta.priority,
             redelivered: delivery.redelivered,
             delivery_count: delivery.delivery_count,
             lease_deadline_ms: delivery.lease_deadline_ms,
@@ -222,6 +228,7 @@ pub struct PeekedMessage {
     pub headers: BTreeMap<String, String>,
     pub routing_key: String,
     pub group: Option<String>,
+    pub priority: Option<u8>,
     pub delivery_count: u32,
     pub published_at_ms: u64,
 }
@@ -237,6 +244,7 @@ impl PeekedMessage {
             headers: view.meta.headers,
             routing_key: view.meta.routing_key,
             group: view.meta.group,
+            priority: view.meta.priority,
             delivery_count: view.delivery_count,
             published_at_ms: view.meta.published_at_ms,
         }
@@ -258,6 +266,7 @@ mod tests {
             delay_ms: None,
             expiration_ms: None,
             content_type: None,
+            priority: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod dead_letter;
 mod groups;
+mod priority;
 mod publish;
 mod snapshot;
 mod support;
