@@ -35,6 +35,13 @@ impl TopologyHandle {
         self.receiver.clone()
     }
 
+    /// A topology that never changes, without a control plane (tests).
+    #[cfg(test)]
+    pub(crate) fn fixed(topology: Topology) -> TopologyHandle {
+        let (_, receiver) = watch::channel(Arc::new(topology));
+        TopologyHandle { receiver }
+    }
+
     /// Waits until the topology reaches `version` (tests and readiness).
     pub async fn wait_for_version(&self, version: i64) {
         let mut receiver = self.receiver.clone();
