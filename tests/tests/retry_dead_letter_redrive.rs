@@ -3,11 +3,13 @@
 //! times comes back after growing delays, lands in the dead-letter queue
 //! with the reason and its original queue in its headers, and a redrive
 //! puts it back where it came from, where it is consumed successfully.
+//! A redrive left unsettled (its target refused the message) goes to that
+//! same target after the broker is killed and restarted.
 
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice_e2e::{Deployment, PushConsumer, eventually};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,5 +183,72 @@ async fn retries_back_off_then_dead_letter_and_redrive_back() -> anyhow::Result<
         let moved = sluice.receive(&app, "parking", 1, 0).await?;
         assert_eq!(moved[0]["body"], body);
     }
+    Ok(())
+}
+
+/// A redrive whose target refused the message leaves it in the outbox; a
+/// broker killed and restarted then republishes it to that same target (not
+/// to the queue it was dead-lettered from) once the target has room.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsettled_redrive_reaches_its_target_after_a_broker_restart() -> anyhow::Result<()> {
+    let mut sluice = Deployment::start().await?;
+    let admin = sluice.admin.clone();
+    for (queue, spec) in [
+        ("orders", json!({})),
+        ("orders-dlq", json!({})),
+        (
+            "parking",
+            json!({"max_length": 1, "overflow": "reject-publish"}),
+        ),
+    ] {
+        sluice
+            .declare(&admin, &format!("/v1/queues/{queue}"), spec)
+            .await?;
+    }
+    let app = sluice.key(&admin, &["publish", "consume"]).await?;
+    sluice
+        .publish_to_queue(&app, "parking", vec![json!({"body": "in the way"})])
+        .await?;
+    sluice
+        .publish_to_queue(
+            &app,
+            "orders-dlq",
+            vec![json!({"body": "order 7", "headers": {"x-death-queue": "orders"}})],
+        )
+        .await?;
+
+    // `parking` is full: the redrive fails and the message stays in the outbox.
+    let (status, answer) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/orders-dlq/redrive",
+            Some(&app),
+            Some(json!({"max_messages": 1, "to_queue": "parking"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["failed"], 1, "{answer}");
+    let dlq = sluice.stats(&app, "orders-dlq").await?;
+    assert_eq!(dlq["outbox"].as_u64(), Some(1), "{dlq}");
+
+    // Make room, then kill the broker and start it again.
+    let blocker = sluice.receive(&app, "parking", 1, 0).await?;
+    sluice.ack(&app, "parking", &blocker[0]).await?;
+    sluice.kill_and_restart_broker()?;
+
+    let settled = eventually(Duration::from_secs(10), || async {
+        matches!(
+            sluice.stats(&app, "orders-dlq").await,
+            Ok(stats) if stats["outbox"].as_u64() == Some(0)
+        )
+    })
+    .await;
+    assert!(settled, "the unsettled redrive was not republished");
+    let moved = sluice.receive(&app, "parking", 10, 0).await?;
+    let bodies: Vec<&Value> = moved.iter().map(|m| &m["body"]).collect();
+    assert_eq!(bodies, vec!["order 7"], "it went to the redrive's target");
+    let orders = sluice.stats(&app, "orders").await?;
+    assert_eq!(orders["ready"].as_u64(), Some(0), "not to its origin");
     Ok(())
 }

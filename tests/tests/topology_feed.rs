@@ -112,7 +112,8 @@ async fn brokers_register_follow_the_feed_and_gate_declares() -> anyhow::Result<
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     // The node is live but has not applied anything: a declare answers 202 after the wait.
-    let (status, _) = api
+    // The answer counts the live brokers (this one), which divide publish rate quotas.
+    let (status, ack) = api
         .call(
             Method::POST,
             "/internal/v1/nodes/n1/heartbeat",
@@ -121,6 +122,7 @@ async fn brokers_register_follow_the_feed_and_gate_declares() -> anyhow::Result<
         )
         .await?;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(ack["live_nodes"], 1, "{ack}");
     let (status, pending) = api
         .call(
             Method::PUT,

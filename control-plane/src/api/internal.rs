@@ -100,6 +100,9 @@ pub struct Heartbeat {
 pub struct HeartbeatAck {
     /// The current topology version.
     pub version: i64,
+    /// How many brokers are live (heartbeat within the last 15 s), this one
+    /// included: brokers divide tenants' publish rate quotas by it.
+    pub live_nodes: i64,
 }
 
 /// Heartbeat with the applied topology version; a node that stops is no longer live after 15 s.
@@ -117,8 +120,11 @@ pub async fn heartbeat(
     db::nodes::heartbeat(&state.pool, &id, beat.applied_version)
         .await?
         .ok_or_else(|| ApiError::not_found("node", id))?;
+    // Counted after this node's heartbeat is recorded, so it counts itself.
+    let live_nodes = db::nodes::live_count(&state.pool).await?;
     Ok(Json(HeartbeatAck {
         version: state.versions.current(),
+        live_nodes,
     }))
 }
 

@@ -60,6 +60,17 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Node>, sqlx::Error> {
         .await
 }
 
+/// How many nodes are live (the same window placement uses).
+pub async fn live_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM nodes WHERE last_heartbeat_at > now() - make_interval(secs => $1)",
+    )
+    .bind(LIVE_NODE_WINDOW_SECONDS)
+    .fetch_one(pool)
+    .await?;
+    Ok(count)
+}
+
 /// The live nodes' convergence: (how many are live, the lowest version any
 /// of them has applied — `None` when no node is live).
 pub async fn convergence(pool: &PgPool) -> Result<(i64, Option<i64>), sqlx::Error> {

@@ -9,12 +9,17 @@
 //! Redrive (`POST /v1/queues/{q}/redrive`) uses the same outbox: the API
 //! republishes what `Command::Redrive` took out through [`Republisher`] and
 //! settles it; redriven entries a crash left unsettled come back here when
-//! the group reopens and go to their origin ([`RedriveTarget::Origin`]).
+//! the group reopens and go to the target the redrive asked for, which the
+//! outbox keeps with each entry. A target deleted meanwhile (or an exchange
+//! that now routes the message nowhere) sends it to its origin instead,
+//! rather than pinning it in the outbox for good.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_queue::{BodyRef, Command, DeadLetter, PublishMessage, PublishResult, Redriven, Reply};
+use sluice_queue::{
+    BodyRef, Command, DeadLetter, PublishMessage, PublishResult, RedriveTarget, Redriven, Reply,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,18 +35,6 @@ pub struct DeadLetterForwarder {
     pub groups: Groups,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
-}
-
-/// Where a redrive sends the messages it takes out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedriveTarget {
-    /// The queue each message was dead-lettered from (its `x-death-queue`
-    /// header); a message without one goes back to the end of its queue.
-    Origin,
-    /// Through this exchange, with each message's routing key and headers.
-    Exchange(String),
-    /// Straight into this queue.
-    Queue(String),
 }
 
 /// Republishes messages taken out of a queue (dead letters, redrives) into
@@ -84,10 +77,8 @@ impl DeadLetterForwarder {
             let mut failed_redrives = Vec::new();
             let republisher = self.republisher();
             for redriven in note.redriven {
-                match republisher
-                    .redrive(&source, &redriven, &RedriveTarget::Origin)
-                    .await
-                {
+                let target = republisher.retry_target(&source, &redriven);
+                match republisher.redrive(&source, &redriven, &target).await {
                     Ok(_) => settled.push(redriven.outbox_id),
                     Err(err) => {
                         tracing::warn!(group = %note.group_id, error = %err, "redrive failed; retrying");
@@ -209,6 +200,38 @@ impl Republisher {
         Ok((!route.unroutable).then_some(route.queues))
     }
 
+    /// The target an unsettled redrive goes to now: the one it was taken out
+    /// for, unless that queue or exchange was deleted since or the exchange
+    /// routes the message nowhere any more — retrying could not help then,
+    /// and its origin is where such entries went before targets were kept.
+    pub fn retry_target(&self, source: &QueueGroup, redriven: &Redriven) -> RedriveTarget {
+        let tenant_id = source.spec.tenant_id;
+        let meta = &redriven.message.meta;
+        let deliverable = match &redriven.target {
+            RedriveTarget::Origin => true,
+            RedriveTarget::Queue { name } => self
+                .topology
+                .current()
+                .queues
+                .contains_key(&(tenant_id, name.clone())),
+            RedriveTarget::Exchange { name } => matches!(
+                self.route(tenant_id, name, &meta.routing_key, &meta.headers),
+                Ok(Some(_))
+            ),
+        };
+        if deliverable {
+            redriven.target.clone()
+        } else {
+            tracing::warn!(
+                queue = %source.spec.queue,
+                outbox_id = redriven.outbox_id,
+                target = ?redriven.target,
+                "redrive target gone or unroutable; sending the message to its origin"
+            );
+            RedriveTarget::Origin
+        }
+    }
+
     /// Stores `message` with `body` in the tenant's `queue` (hosted here).
     pub async fn store(
         &self,
@@ -247,8 +270,8 @@ impl Republisher {
         let tenant_id = source.spec.tenant_id;
         let meta = &redriven.message.meta;
         let queues: Vec<String> = match target {
-            RedriveTarget::Queue(queue) => vec![queue.clone()],
-            RedriveTarget::Exchange(exchange) => self
+            RedriveTarget::Queue { name: queue } => vec![queue.clone()],
+            RedriveTarget::Exchange { name: exchange } => self
                 .route(tenant_id, exchange, &meta.routing_key, &meta.headers)?
                 .ok_or_else(|| anyhow::anyhow!("unroutable through exchange `{exchange}`"))?
                 .iter()
@@ -304,4 +327,181 @@ fn later(retry: &mpsc::UnboundedSender<DeadLetterNote>, note: DeadLetterNote) {
         tokio::time::sleep(RETRY).await;
         let _ = retry.send(note);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::time::Instant;
+
+    use sluice_queue::{ConsumerId, QueueSettings};
+
+    use super::*;
+    use crate::queue::GroupSpec;
+    use crate::topology::{FeedQueue, Placement, Topology};
+
+    const TENANT: i64 = 1;
+
+    fn spec(group_id: &str, queue: &str) -> GroupSpec {
+        GroupSpec {
+            group_id: group_id.into(),
+            tenant_id: TENANT,
+            tenant: "acme".into(),
+            queue: queue.into(),
+            settings: QueueSettings::default(),
+            replicas: vec!["n1".into()],
+        }
+    }
+
+    async fn open(
+        root: &Path,
+        spec: GroupSpec,
+        notes: &mpsc::UnboundedSender<DeadLetterNote>,
+    ) -> Arc<QueueGroup> {
+        QueueGroup::open(&root.join(&spec.group_id), "n1", spec, notes.clone())
+            .await
+            .expect("open group")
+    }
+
+    /// Publishes `text` as a dead letter of the queue `jobs`.
+    async fn publish_dead_letter(group: &QueueGroup, text: &str) {
+        let message = PublishMessage {
+            message_id: Some(text.into()),
+            body_ref: BodyRef {
+                log_index: 0,
+                slot: 1,
+            },
+            size: text.len() as u64,
+            routing_key: String::new(),
+            headers: BTreeMap::from([("x-death-queue".to_string(), "jobs".to_string())]),
+            group: None,
+            delay_ms: None,
+            expiration_ms: None,
+            priority: None,
+            deaths: Vec::new(),
+            republished: true,
+        };
+        let body = MessageBody {
+            bytes: text.as_bytes().to_vec(),
+            encoding: Default::default(),
+            content_type: None,
+        };
+        let command = Command::Publish {
+            messages: vec![message],
+        };
+        let outcome = group.propose(command, vec![body]).await.expect("publish");
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    }
+
+    async fn redrive(group: &QueueGroup, target: RedriveTarget) {
+        let command = Command::Redrive {
+            max_messages: 1,
+            target,
+        };
+        let outcome = group.propose(command, Vec::new()).await.expect("redrive");
+        let Ok(Reply::Redriven { messages }) = outcome.result else {
+            panic!("redrive answered {:?}", outcome.result);
+        };
+        assert_eq!(messages.len(), 1);
+    }
+
+    /// The bodies of every ready message of `group`.
+    async fn drain(group: &QueueGroup) -> Vec<String> {
+        let receive = Command::Receive {
+            consumer: ConsumerId("test".into()),
+            max_messages: 100,
+            lease_ms: Some(60_000),
+        };
+        let outcome = group.propose(receive, Vec::new()).await.expect("receive");
+        let Ok(Reply::Received { deliveries }) = outcome.result else {
+            panic!("receive answered {:?}", outcome.result);
+        };
+        let refs = deliveries.iter().map(|d| d.body_ref).collect();
+        let bodies = group.read_bodies(refs).await.expect("bodies");
+        bodies
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b.bytes).into_owned())
+            .collect()
+    }
+
+    fn topology(queues: &[(&str, &str)]) -> Topology {
+        let mut topology = Topology {
+            version: 1,
+            ..Topology::default()
+        };
+        for (group_id, name) in queues {
+            let queue = FeedQueue {
+                tenant_id: TENANT,
+                name: name.to_string(),
+                spec: serde_json::json!({}),
+                placement: Placement {
+                    group_id: group_id.to_string(),
+                    replicas: vec!["n1".into()],
+                },
+            };
+            topology.queues.insert((TENANT, name.to_string()), queue);
+        }
+        topology
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unsettled_redrive_goes_to_its_stored_target_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (notes, mut received) = mpsc::unbounded_channel();
+        let dlq = open(dir.path(), spec("q1", "jobs-dlq"), &notes).await;
+        let jobs = open(dir.path(), spec("q2", "jobs"), &notes).await;
+        let parked = open(dir.path(), spec("q3", "parked"), &notes).await;
+        publish_dead_letter(&dlq, "to parked").await;
+        publish_dead_letter(&dlq, "to a deleted queue").await;
+        let to_parked = RedriveTarget::Queue {
+            name: "parked".into(),
+        };
+        let to_deleted = RedriveTarget::Queue {
+            name: "deleted".into(),
+        };
+        redrive(&dlq, to_parked.clone()).await;
+        redrive(&dlq, to_deleted.clone()).await;
+        // The broker stops before republishing or settling either.
+        dlq.close().await;
+        drop(dlq);
+
+        let dlq = open(dir.path(), spec("q1", "jobs-dlq"), &notes).await;
+        let note = tokio::time::timeout(Duration::from_secs(10), received.recv())
+            .await
+            .expect("the reopened group hands over its outbox")
+            .expect("a note");
+        let targets: Vec<&RedriveTarget> = note.redriven.iter().map(|r| &r.target).collect();
+        assert_eq!(targets, vec![&to_parked, &to_deleted]);
+
+        let forwarder = DeadLetterForwarder {
+            groups: Groups::fixed(&[dlq.clone(), jobs.clone(), parked.clone()]),
+            topology: TopologyHandle::fixed(topology(&[
+                ("q1", "jobs-dlq"),
+                ("q2", "jobs"),
+                ("q3", "parked"),
+            ])),
+            routers: Arc::default(),
+        };
+        let shutdown = CancellationToken::new();
+        notes.send(note).expect("forwarder channel");
+        let task = tokio::spawn(forwarder.run(received, notes.clone(), shutdown.clone()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while dlq.view().read(|q| q.stats().outbox) > 0 {
+            assert!(Instant::now() < deadline, "the redrives were not settled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        task.await.expect("forwarder");
+
+        assert_eq!(drain(&parked).await, vec!["to parked"]);
+        assert_eq!(
+            drain(&jobs).await,
+            vec!["to a deleted queue"],
+            "a target deleted meanwhile falls back to the origin"
+        );
+        for group in [dlq, jobs, parked] {
+            group.close().await;
+        }
+    }
 }

@@ -65,6 +65,21 @@ impl Groups {
     pub fn by_id(&self, group_id: &str) -> Option<Arc<QueueGroup>> {
         self.receiver.borrow().by_id.get(group_id).cloned()
     }
+
+    /// A fixed set of groups, without a manager (tests of what uses them).
+    #[cfg(test)]
+    pub(crate) fn fixed(groups: &[Arc<QueueGroup>]) -> Groups {
+        let mut table = GroupTable::default();
+        for group in groups {
+            let key = (group.spec.tenant_id, group.spec.queue.clone());
+            table.queues.insert(key, group.clone());
+            table
+                .by_id
+                .insert(group.spec.group_id.clone(), group.clone());
+        }
+        let (_, receiver) = watch::channel(Arc::new(table));
+        Groups { receiver }
+    }
 }
 
 pub struct GroupManager {

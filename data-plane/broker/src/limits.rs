@@ -3,20 +3,39 @@
 //! admitted whole or refused whole (429 with `Retry-After`), so nothing is
 //! half-applied and nothing is dropped silently.
 //!
-//! The buckets are per broker: with N brokers a tenant could reach N times
-//! its rate. Sharing the budget (the control plane splitting it by the
-//! brokers' share of traffic) is for when there are several brokers.
+//! A tenant's quota holds for the whole cluster, and every broker takes
+//! publishes: each broker's buckets refill at `rate / live brokers` (and hold
+//! that share as burst), so N brokers together admit the tenant's rate, not
+//! N times it. The live count is the control plane's (brokers whose
+//! heartbeat is within its liveness window), learnt with every heartbeat.
+//! A share never drops below a small floor, so a tenant with a tiny quota
+//! split many ways still gets something through each broker (at worst the
+//! cluster admits `brokers × floor`). A publish forwarded from another
+//! broker was charged there and is not charged again (`api/forward.rs`).
+//!
+//! The split is even, not by traffic: a tenant whose clients all talk to one
+//! broker gets that broker's share only. A batch bigger than the share but
+//! within the tenant's one-second quota is still admitted when the bucket is
+//! full, leaving it in debt that the refill repays before the next batch, so
+//! the average stays at the share and a batch that fits the quota is never
+//! refused forever.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The smallest per-broker share of a messages/s quota.
+pub const MIN_MESSAGES_PER_SECOND: f64 = 1.0;
+/// The smallest per-broker share of a bytes/s quota.
+pub const MIN_BYTES_PER_SECOND: f64 = 1024.0;
 
 /// Why a batch was refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
     /// Over the rate now; the same batch fits after `retry_after`.
     Later { retry_after: Duration },
-    /// The batch alone is bigger than one second of quota: it can never fit.
+    /// The batch alone is bigger than one second of the tenant's quota: it
+    /// can never fit.
     TooLarge {
         what: &'static str,
         needed: u64,
@@ -24,20 +43,35 @@ pub enum Refusal {
     },
 }
 
+/// This broker's share of a tenant-wide `per_second` rate when `brokers`
+/// brokers are live: never below `floor`, never above the rate itself.
+pub fn share(per_second: f64, brokers: u64, floor: f64) -> f64 {
+    (per_second / brokers.max(1) as f64).max(floor.min(per_second))
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
+    /// May be negative: a large batch admitted on a full bucket is owed.
     tokens: f64,
     rate: f64,
 }
 
 impl Bucket {
+    fn full(rate: f64) -> Bucket {
+        Bucket { tokens: rate, rate }
+    }
+
     fn refill(&mut self, rate: f64, elapsed: Duration) {
-        // A changed quota takes effect at once; the burst is one second's worth.
+        // A changed quota or broker count takes effect at once; the burst is
+        // one second's worth of the share.
         self.rate = rate;
         self.tokens = (self.tokens + rate * elapsed.as_secs_f64()).min(rate);
     }
 
+    /// How long until `needed` may be taken. A batch larger than the bucket
+    /// needs only a full bucket (it then leaves a debt).
     fn wait_for(&self, needed: f64) -> Duration {
+        let needed = needed.min(self.rate);
         if self.tokens >= needed {
             Duration::ZERO
         } else {
@@ -53,6 +87,13 @@ struct TenantBuckets {
     at: Instant,
 }
 
+/// A tenant's publish quota as the feed states it (for the whole cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateQuota {
+    pub messages_per_second: i64,
+    pub bytes_per_second: i64,
+}
+
 #[derive(Default)]
 pub struct PublishLimits {
     // A std mutex: the critical section is a few arithmetic operations and never awaits.
@@ -60,20 +101,21 @@ pub struct PublishLimits {
 }
 
 impl PublishLimits {
-    /// Takes `messages` and `bytes` from the tenant's buckets, or refuses the whole batch.
+    /// Takes `messages` and `bytes` from the tenant's buckets on this broker,
+    /// one of `live_brokers` sharing `quota`, or refuses the whole batch.
     pub fn admit(
         &self,
         tenant_id: i64,
-        messages_per_s: i64,
-        bytes_per_s: i64,
+        quota: RateQuota,
+        live_brokers: u64,
         messages: u64,
         bytes: u64,
     ) -> Result<(), Refusal> {
         self.admit_at(
             Instant::now(),
             tenant_id,
-            messages_per_s,
-            bytes_per_s,
+            quota,
+            live_brokers,
             messages,
             bytes,
         )
@@ -83,40 +125,36 @@ impl PublishLimits {
         &self,
         now: Instant,
         tenant_id: i64,
-        messages_per_s: i64,
-        bytes_per_s: i64,
+        quota: RateQuota,
+        live_brokers: u64,
         messages: u64,
         bytes: u64,
     ) -> Result<(), Refusal> {
-        let message_rate = messages_per_s.max(1) as f64;
-        let byte_rate = bytes_per_s.max(1) as f64;
-        if messages as f64 > message_rate {
+        let message_quota = quota.messages_per_second.max(1) as f64;
+        let byte_quota = quota.bytes_per_second.max(1) as f64;
+        if messages as f64 > message_quota {
             return Err(Refusal::TooLarge {
                 what: "messages",
                 needed: messages,
-                per_second: message_rate as u64,
+                per_second: message_quota as u64,
             });
         }
-        if bytes as f64 > byte_rate {
+        if bytes as f64 > byte_quota {
             return Err(Refusal::TooLarge {
                 what: "bytes",
                 needed: bytes,
-                per_second: byte_rate as u64,
+                per_second: byte_quota as u64,
             });
         }
+        let message_rate = share(message_quota, live_brokers, MIN_MESSAGES_PER_SECOND);
+        let byte_rate = share(byte_quota, live_brokers, MIN_BYTES_PER_SECOND);
         let Ok(mut tenants) = self.tenants.lock() else {
             // A panic elsewhere poisoned the map; admitting is safer than refusing everyone.
             return Ok(());
         };
         let entry = tenants.entry(tenant_id).or_insert(TenantBuckets {
-            messages: Bucket {
-                tokens: message_rate,
-                rate: message_rate,
-            },
-            bytes: Bucket {
-                tokens: byte_rate,
-                rate: byte_rate,
-            },
+            messages: Bucket::full(message_rate),
+            bytes: Bucket::full(byte_rate),
             at: now,
         });
         let elapsed = now.saturating_duration_since(entry.at);
@@ -140,15 +178,38 @@ impl PublishLimits {
 mod tests {
     use super::*;
 
+    fn quota(messages_per_second: i64, bytes_per_second: i64) -> RateQuota {
+        RateQuota {
+            messages_per_second,
+            bytes_per_second,
+        }
+    }
+
+    impl PublishLimits {
+        /// `admit_at` on the only live broker.
+        fn alone(
+            &self,
+            now: Instant,
+            tenant_id: i64,
+            messages_per_s: i64,
+            bytes_per_s: i64,
+            messages: u64,
+            bytes: u64,
+        ) -> Result<(), Refusal> {
+            let quota = quota(messages_per_s, bytes_per_s);
+            self.admit_at(now, tenant_id, quota, 1, messages, bytes)
+        }
+    }
+
     #[test]
     fn burst_then_refill() {
         let limits = PublishLimits::default();
         let start = Instant::now();
         assert!(
-            limits.admit_at(start, 1, 10, 1_000_000, 10, 10).is_ok(),
+            limits.alone(start, 1, 10, 1_000_000, 10, 10).is_ok(),
             "one second of burst"
         );
-        let refused = limits.admit_at(start, 1, 10, 1_000_000, 1, 1);
+        let refused = limits.alone(start, 1, 10, 1_000_000, 1, 1);
         let Err(Refusal::Later { retry_after }) = refused else {
             panic!("expected a refusal, got {refused:?}");
         };
@@ -157,7 +218,7 @@ mod tests {
         );
         assert!(
             limits
-                .admit_at(start + Duration::from_millis(100), 1, 10, 1_000_000, 1, 1)
+                .alone(start + Duration::from_millis(100), 1, 10, 1_000_000, 1, 1)
                 .is_ok()
         );
     }
@@ -166,18 +227,18 @@ mod tests {
     fn tenants_do_not_share_buckets_and_bytes_count() {
         let limits = PublishLimits::default();
         let now = Instant::now();
-        assert!(limits.admit_at(now, 1, 1000, 100, 1, 100).is_ok());
+        assert!(limits.alone(now, 1, 1000, 100, 1, 100).is_ok());
         assert!(matches!(
-            limits.admit_at(now, 1, 1000, 100, 1, 1),
+            limits.alone(now, 1, 1000, 100, 1, 1),
             Err(Refusal::Later { .. })
         ));
-        assert!(limits.admit_at(now, 2, 1000, 100, 1, 100).is_ok());
+        assert!(limits.alone(now, 2, 1000, 100, 1, 100).is_ok());
     }
 
     #[test]
     fn a_batch_beyond_one_second_of_quota_never_fits() {
         let limits = PublishLimits::default();
-        let refused = limits.admit_at(Instant::now(), 1, 10, 1000, 11, 1);
+        let refused = limits.alone(Instant::now(), 1, 10, 1000, 11, 1);
         assert_eq!(
             refused,
             Err(Refusal::TooLarge {
@@ -192,11 +253,121 @@ mod tests {
     fn a_refused_batch_takes_nothing() {
         let limits = PublishLimits::default();
         let now = Instant::now();
-        assert!(limits.admit_at(now, 1, 10, 1000, 6, 1).is_ok());
-        assert!(limits.admit_at(now, 1, 10, 1000, 6, 1).is_err());
+        assert!(limits.alone(now, 1, 10, 1000, 6, 1).is_ok());
+        assert!(limits.alone(now, 1, 10, 1000, 6, 1).is_err());
         assert!(
-            limits.admit_at(now, 1, 10, 1000, 4, 1).is_ok(),
+            limits.alone(now, 1, 10, 1000, 4, 1).is_ok(),
             "the refused 6 were not taken"
         );
+    }
+
+    #[test]
+    fn the_share_is_the_rate_over_live_brokers_with_a_floor() {
+        assert_eq!(share(300.0, 3, 1.0), 100.0);
+        assert_eq!(share(300.0, 1, 1.0), 300.0);
+        assert_eq!(share(300.0, 0, 1.0), 300.0, "no count known: one broker");
+        assert_eq!(share(10.0, 100, 1.0), 1.0, "never below the floor");
+        assert_eq!(share(0.5, 3, 1.0), 0.5, "nor above the rate itself");
+        assert_eq!(share(4096.0, 8, MIN_BYTES_PER_SECOND), MIN_BYTES_PER_SECOND);
+    }
+
+    #[test]
+    fn each_of_three_brokers_admits_a_third_of_the_rate() {
+        let limits = PublishLimits::default();
+        let start = Instant::now();
+        let q = quota(30, 1_000_000);
+        assert!(
+            limits.admit_at(start, 1, q, 3, 10, 10).is_ok(),
+            "a third of the burst"
+        );
+        let refused = limits.admit_at(start, 1, q, 3, 1, 1);
+        let Err(Refusal::Later { retry_after }) = refused else {
+            panic!("expected a refusal, got {refused:?}");
+        };
+        assert!(
+            retry_after > Duration::from_millis(90) && retry_after <= Duration::from_millis(100),
+            "refills at 10 messages/s: {retry_after:?}"
+        );
+        let later = start + Duration::from_millis(100);
+        assert!(limits.admit_at(later, 1, q, 3, 1, 1).is_ok());
+    }
+
+    #[test]
+    fn bytes_are_shared_the_same_way() {
+        let limits = PublishLimits::default();
+        let now = Instant::now();
+        let q = quota(1_000, 30_000);
+        assert!(limits.admit_at(now, 1, q, 3, 1, 10_000).is_ok());
+        assert!(matches!(
+            limits.admit_at(now, 1, q, 3, 1, 1),
+            Err(Refusal::Later { .. })
+        ));
+    }
+
+    #[test]
+    fn brokers_together_admit_the_tenant_rate_not_a_multiple_of_it() {
+        // Three brokers, each offered 100 messages/s for 10 s, tenant quota 30/s.
+        let brokers: Vec<PublishLimits> = (0..3).map(|_| PublishLimits::default()).collect();
+        let start = Instant::now();
+        let q = quota(30, 1_000_000);
+        let mut admitted = 0;
+        for tick in 0..1_000u64 {
+            let now = start + Duration::from_millis(10 * tick);
+            for broker in &brokers {
+                if broker.admit_at(now, 1, q, 3, 1, 1).is_ok() {
+                    admitted += 1;
+                }
+            }
+        }
+        // 10 s at 30/s plus the three brokers' bursts (10 each).
+        assert!(
+            (290..=331).contains(&admitted),
+            "admitted {admitted} messages"
+        );
+    }
+
+    #[test]
+    fn a_batch_over_the_share_but_within_the_quota_fits_a_full_bucket_and_is_repaid() {
+        let limits = PublishLimits::default();
+        let start = Instant::now();
+        let q = quota(30, 1_000_000);
+        assert!(
+            limits.admit_at(start, 1, q, 3, 25, 25).is_ok(),
+            "a batch the tenant may send is not refused forever"
+        );
+        // 25 taken from a bucket of 10: 15 owed, repaid at 10/s before the
+        // next message (1.6 s).
+        let owed = start + Duration::from_secs(1);
+        let refused = limits.admit_at(owed, 1, q, 3, 1, 1);
+        let Err(Refusal::Later { retry_after }) = refused else {
+            panic!("expected a refusal, got {refused:?}");
+        };
+        assert!(
+            retry_after > Duration::from_millis(590) && retry_after <= Duration::from_millis(600),
+            "{retry_after:?}"
+        );
+        let repaid = start + Duration::from_millis(1_600);
+        assert!(limits.admit_at(repaid, 1, q, 3, 1, 1).is_ok());
+        assert_eq!(
+            limits.admit_at(start, 2, q, 3, 31, 1),
+            Err(Refusal::TooLarge {
+                what: "messages",
+                needed: 31,
+                per_second: 30
+            }),
+            "too large is judged against the whole quota"
+        );
+    }
+
+    #[test]
+    fn a_new_broker_count_takes_effect_at_once() {
+        let limits = PublishLimits::default();
+        let start = Instant::now();
+        let q = quota(30, 1_000_000);
+        assert!(limits.admit_at(start, 1, q, 1, 30, 1).is_ok());
+        // A second later two more brokers are live: the bucket holds a third.
+        let later = start + Duration::from_secs(1);
+        assert!(limits.admit_at(later, 1, q, 3, 10, 1).is_ok());
+        assert!(limits.admit_at(later, 1, q, 3, 1, 1).is_err());
     }
 }

@@ -55,10 +55,42 @@ pub enum Command {
     /// Replace the settings.
     UpdateSettings { settings: QueueSettings },
     /// Take up to `max_messages` ready messages out for the broker to
-    /// republish (dead-letter queue redrive); they wait in the outbox.
-    Redrive { max_messages: u32 },
+    /// republish to `target` (dead-letter queue redrive); they wait in the
+    /// outbox with their target, so a broker that restarts before settling
+    /// them still sends them where the redrive asked. Entries written before
+    /// the target was recorded decode as [`RedriveTarget::Origin`], which is
+    /// where such entries always went.
+    Redrive {
+        max_messages: u32,
+        #[serde(default, skip_serializing_if = "RedriveTarget::is_origin")]
+        target: RedriveTarget,
+    },
     /// The broker republished these outbox entries; forget them.
     Settle { outbox_ids: Vec<u64> },
+}
+
+/// Where a redrive sends the messages it takes out. The state machine only
+/// keeps it (in the command, the outbox and the reply); the broker resolves
+/// it when it republishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "to")]
+pub enum RedriveTarget {
+    /// The queue each message was dead-lettered from (its `x-death-queue`
+    /// header); a message without one goes back to the end of its queue.
+    #[default]
+    Origin,
+    /// Through this exchange, with each message's routing key and headers.
+    Exchange { name: String },
+    /// Straight into this queue.
+    Queue { name: String },
+}
+
+impl RedriveTarget {
+    /// The default target, left out of serialized commands and outbox
+    /// entries so they read exactly as before targets were recorded.
+    pub fn is_origin(&self) -> bool {
+        matches!(self, Self::Origin)
+    }
 }
 
 /// What to do with a nacked delivery.

@@ -8,8 +8,9 @@
 //! it with `Settle` — so a leader crash between apply and publish loses
 //! nothing. Redrive uses the same outbox.
 
+use crate::command::RedriveTarget;
 use crate::message::{BodyRef, DeadLetterReason, DeathRecord, Message, MessageMeta, Seq};
-use crate::output::{DeadLetter, DeadLetterTarget, OutboxEntry, Redriven, Reply};
+use crate::output::{DeadLetter, DeadLetterTarget, OutboxEntry, RedriveEntry, Redriven, Reply};
 use crate::state::QueueState;
 
 /// The parts of a message a dead letter is made of.
@@ -88,10 +89,12 @@ impl QueueState {
     }
 
     /// Take up to `max` ready messages, oldest first, into the outbox for the
-    /// broker to republish (typically from a dead-letter queue back to where
-    /// they came from). Groups and single-active-consumer do not apply: this
-    /// is an operator moving messages, not a consumer.
-    pub(crate) fn redrive(&mut self, max: u32) -> Reply {
+    /// broker to republish to `target` (typically from a dead-letter queue
+    /// back to where they came from). The target stays with each entry: a
+    /// broker that reopens the queue with entries unsettled sends them to it.
+    /// Groups and single-active-consumer do not apply: this is an operator
+    /// moving messages, not a consumer.
+    pub(crate) fn redrive(&mut self, max: u32, target: RedriveTarget) -> Reply {
         let seqs: Vec<Seq> = self.idx.ready.iter().take(max as usize).copied().collect();
         let mut messages = Vec::with_capacity(seqs.len());
         for seq in seqs {
@@ -99,10 +102,15 @@ impl QueueState {
             let id = self.next_outbox_id();
             let view = msg.view();
             self.idx.add_body_ref(view.body_ref);
-            self.outbox.insert(id, OutboxEntry::Redrive(view.clone()));
+            let entry = RedriveEntry {
+                message: view.clone(),
+                target: target.clone(),
+            };
+            self.outbox.insert(id, OutboxEntry::Redrive(entry));
             messages.push(Redriven {
                 outbox_id: id,
                 message: view,
+                target: target.clone(),
             });
         }
         Reply::Redriven { messages }

@@ -27,7 +27,7 @@ mod snapshot;
 mod state;
 mod timers;
 
-pub use command::{Command, NackAction, TimedCommand};
+pub use command::{Command, NackAction, RedriveTarget, TimedCommand};
 pub use error::QueueError;
 pub use message::{
     BodyRef, ConsumerId, DeadLetterReason, DeathRecord, Location, MalformedReceipt, Message,
@@ -35,7 +35,7 @@ pub use message::{
 };
 pub use output::{
     Applied, DeadLetter, DeadLetterTarget, Delivery, NackOutcome, OutboxEntry, PublishResult,
-    Redriven, RejectReason, Reply, Stats,
+    RedriveEntry, Redriven, RejectReason, Reply, Stats,
 };
 pub use settings::{Overflow, QueueSettings, RetryBackoff};
 pub use state::QueueState;

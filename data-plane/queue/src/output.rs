@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::RedriveTarget;
 use crate::error::QueueError;
 use crate::message::{
     BodyRef, ConsumerId, DeadLetterReason, MessageMeta, MessageView, Receipt, Seq,
@@ -144,6 +145,24 @@ pub struct DeadLetter {
 pub struct Redriven {
     pub outbox_id: u64,
     pub message: MessageView,
+    /// Where the redrive asked for it to go.
+    #[serde(default)]
+    pub target: RedriveTarget,
+}
+
+/// A redriven message as the outbox keeps it.
+///
+/// The message's fields sit flat beside the outbox entry's `kind` tag, as
+/// they did when the entry was a bare `MessageView`; `target` was added
+/// beside them and defaults to the origin, so snapshots written before it
+/// existed restore unchanged (those entries were always sent to their
+/// origin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedriveEntry {
+    #[serde(flatten)]
+    pub message: MessageView,
+    #[serde(default, skip_serializing_if = "RedriveTarget::is_origin")]
+    pub target: RedriveTarget,
 }
 
 /// Something the broker must republish, kept until it settles it: a new
@@ -152,14 +171,15 @@ pub struct Redriven {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum OutboxEntry {
     DeadLetter(DeadLetter),
-    Redrive(MessageView),
+    Redrive(RedriveEntry),
 }
 
 impl OutboxEntry {
-    pub(crate) fn body_ref(&self) -> BodyRef {
+    /// The body this entry pins in the log until it is settled.
+    pub fn body_ref(&self) -> BodyRef {
         match self {
             Self::DeadLetter(dead_letter) => dead_letter.body_ref,
-            Self::Redrive(message) => message.body_ref,
+            Self::Redrive(entry) => entry.message.body_ref,
         }
     }
 }

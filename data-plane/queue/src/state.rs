@@ -95,7 +95,10 @@ impl QueueState {
             Command::Tick => Ok(Reply::Ticked),
             Command::Purge => Ok(self.purge()),
             Command::UpdateSettings { settings } => Ok(self.update_settings(settings, &mut dead)),
-            Command::Redrive { max_messages } => Ok(self.redrive(max_messages)),
+            Command::Redrive {
+                max_messages,
+                target,
+            } => Ok(self.redrive(max_messages, target)),
             Command::Settle { outbox_ids } => Ok(self.settle(&outbox_ids)),
         };
         Applied {

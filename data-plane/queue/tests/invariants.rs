@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use sluice_queue::{
     Applied, BodyRef, Command, ConsumerId, Location, NackAction, NackOutcome, Overflow,
-    PublishMessage, PublishResult, QueueSettings, QueueState, Receipt, Reply, RetryBackoff, Seq,
-    TimedCommand,
+    PublishMessage, PublishResult, QueueSettings, QueueState, Receipt, RedriveTarget, Reply,
+    RetryBackoff, Seq, TimedCommand,
 };
 
 #[derive(Debug, Clone)]
@@ -43,7 +43,8 @@ enum Op {
     ConsumerDown(u8),
     Tick,
     Purge,
-    Redrive(u32),
+    /// Up to this many, to one of three targets (origin, a queue, an exchange).
+    Redrive(u32, u8),
     Settle(usize),
     Limits {
         delivery_limit: Option<u32>,
@@ -86,7 +87,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8).prop_map(Op::ConsumerDown),
         2 => Just(Op::Tick),
         1 => Just(Op::Purge),
-        1 => (0..3u32).prop_map(Op::Redrive),
+        1 => (0..3u32, 0..3u8).prop_map(|(max, target)| Op::Redrive(max, target)),
         1 => any::<usize>().prop_map(Op::Settle),
         1 => (
             proptest::option::of(1..4u32),
@@ -238,7 +239,14 @@ fn command(op: &Op, seen: &Observed, state: &QueueState, log_index: u64) -> Comm
         },
         Op::Tick => Command::Tick,
         Op::Purge => Command::Purge,
-        Op::Redrive(max) => Command::Redrive { max_messages: *max },
+        Op::Redrive(max, target) => Command::Redrive {
+            max_messages: *max,
+            target: match target {
+                0 => RedriveTarget::Origin,
+                1 => RedriveTarget::Queue { name: "q".into() },
+                _ => RedriveTarget::Exchange { name: "x".into() },
+            },
+        },
         Op::Settle(i) => Command::Settle {
             outbox_ids: pick(&seen.outbox_ids, *i).into_iter().collect(),
         },
@@ -410,7 +418,7 @@ fn check_step(
         .map(|m| m.body_ref.log_index)
         .chain(state.outbox().map(|(_, e)| match e {
             sluice_queue::OutboxEntry::DeadLetter(d) => d.body_ref.log_index,
-            sluice_queue::OutboxEntry::Redrive(m) => m.body_ref.log_index,
+            sluice_queue::OutboxEntry::Redrive(r) => r.message.body_ref.log_index,
         }))
         .min();
     let cursor = state.release_cursor();

@@ -6,6 +6,10 @@
 //! hosts the stream's group coordinator (partition 0) also carries
 //! [`GroupCommand`]s — the Raft glue wraps both in its own entry type and
 //! hands each to its state machine.
+//!
+//! Maps keyed by partition number are written as `[partition, value]` pairs
+//! (see `partition_map`): inside these tagged enums serde could not read
+//! them back from JSON objects.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +89,7 @@ pub enum GroupCommand {
         group: GroupId,
         member_id: MemberId,
         generation: u64,
+        #[serde(with = "crate::partition_map")]
         offsets: BTreeMap<PartitionId, Offset>,
     },
     /// Move a whole group's committed offsets. `bounds` are every
@@ -94,6 +99,7 @@ pub enum GroupCommand {
     Seek {
         group: GroupId,
         target: SeekTarget,
+        #[serde(with = "crate::partition_map")]
         bounds: BTreeMap<PartitionId, PartitionBounds>,
         #[serde(default)]
         force: bool,

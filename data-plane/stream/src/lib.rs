@@ -23,6 +23,7 @@ mod command;
 mod error;
 mod group;
 mod partition;
+mod partition_map;
 mod producer;
 
 pub use command::{Command, GroupCommand, ProducerBatch, TimedCommand};

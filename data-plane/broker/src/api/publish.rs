@@ -22,7 +22,7 @@ use super::queues::queue_group;
 use super::{BrokerState, CallerAuth};
 use crate::auth::Caller;
 use crate::error::{BrokerError, BrokerResult, command_error};
-use crate::limits::Refusal;
+use crate::limits::{RateQuota, Refusal};
 use crate::queue::QueueGroup;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -66,19 +66,22 @@ pub(crate) fn charge(
         return Err(BrokerError::Unauthorized("unknown tenant".into()));
     };
     let quotas = &tenant.quotas;
-    match state.limits.admit(
-        caller.tenant_id,
-        quotas.publish_messages_per_second,
-        quotas.publish_bytes_per_second,
-        count,
-        bytes,
-    ) {
+    let quota = RateQuota {
+        messages_per_second: quotas.publish_messages_per_second,
+        bytes_per_second: quotas.publish_bytes_per_second,
+    };
+    // The quota is the tenant's across the cluster: this broker admits its share.
+    let brokers = state.topology.live_brokers();
+    match state
+        .limits
+        .admit(caller.tenant_id, quota, brokers, count, bytes)
+    {
         Ok(()) => Ok(()),
         Err(Refusal::Later { retry_after }) => {
             crate::metrics::rate_limited(&caller.tenant);
             Err(BrokerError::RateLimited {
                 detail: format!(
-                    "tenant `{}` is over its publish rate ({} messages/s, {} bytes/s); nothing was stored",
+                    "tenant `{}` is over its publish rate ({} messages/s, {} bytes/s, shared by {brokers} live broker(s)); nothing was stored",
                     caller.tenant,
                     quotas.publish_messages_per_second,
                     quotas.publish_bytes_per_second

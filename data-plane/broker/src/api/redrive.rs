@@ -5,23 +5,24 @@
 //! `x-death-queue` header; a message without one goes to the back of this
 //! queue). Needs the `manage` or the `consume` scope.
 //!
-//! The messages wait in the queue's outbox (`Command::Redrive`) until they
-//! are stored in their target, then are settled (`Command::Settle`): a crash
-//! in between republishes them to their origin when the queue reopens
-//! (at-least-once). One that fails now (its target refused it) stays in
-//! the outbox and is retried the same way.
+//! The messages wait in the queue's outbox (`Command::Redrive`, which
+//! records the target with them) until they are stored in their target, then
+//! are settled (`Command::Settle`): a crash in between republishes them to
+//! the same target when the queue reopens (at-least-once; to their origin if
+//! that target was deleted meanwhile). One that fails now (its target
+//! refused it) stays in the outbox and is retried the same way.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use sluice_queue::{Command, Reply};
+use sluice_queue::{Command, RedriveTarget, Reply};
 use sluice_routing::RouteError;
 
 use super::json::JsonBody;
 use super::openapi::ProblemResponses;
 use super::queues::queue_group;
 use super::{BrokerState, CallerAuth};
-use crate::dead_letter::{RedriveTarget, Republisher};
+use crate::dead_letter::Republisher;
 use crate::error::{BrokerError, BrokerResult, command_error};
 
 /// Most messages one redrive moves.
@@ -110,7 +111,7 @@ pub async fn redrive(
                     name: exchange,
                 });
             }
-            RedriveTarget::Exchange(exchange)
+            RedriveTarget::Exchange { name: exchange }
         }
         (None, Some(queue)) => {
             // Checked like any queue the caller names: 404 if not theirs.
@@ -122,12 +123,13 @@ pub async fn redrive(
                 ),
                 other => other,
             })?;
-            RedriveTarget::Queue(queue)
+            RedriveTarget::Queue { name: queue }
         }
         (None, None) => RedriveTarget::Origin,
     };
     let command = Command::Redrive {
         max_messages: request.max_messages,
+        target,
     };
     let outcome = source.propose(command, Vec::new()).await?;
     let Reply::Redriven { messages } = outcome.result.map_err(command_error)? else {
@@ -139,7 +141,10 @@ pub async fn redrive(
     let mut results = Vec::new();
     for redriven in &messages {
         let message_id = redriven.message.meta.message_id.clone();
-        match republisher.redrive(&source, redriven, &target).await {
+        match republisher
+            .redrive(&source, redriven, &redriven.target)
+            .await
+        {
             Ok(queues) => {
                 settled.push(redriven.outbox_id);
                 results.push(RedrivenMessage {

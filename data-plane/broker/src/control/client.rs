@@ -26,9 +26,15 @@ pub struct ControlClient {
     node_key: String,
 }
 
-#[derive(Deserialize)]
-struct HeartbeatAck {
-    version: i64,
+/// The control plane's answer to a heartbeat.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeartbeatAck {
+    /// The current topology version.
+    pub version: i64,
+    /// How many brokers are live, this one included; absent from a control
+    /// plane that predates the count.
+    #[serde(default)]
+    pub live_nodes: Option<u64>,
 }
 
 impl ControlClient {
@@ -60,12 +66,13 @@ impl ControlClient {
         check(response).await.map(|_| ())
     }
 
-    /// Reports the applied version; returns the control plane's current one.
+    /// Reports the applied version; answers the control plane's current one
+    /// and how many brokers are live.
     pub async fn heartbeat(
         &self,
         node_id: &str,
         applied_version: i64,
-    ) -> Result<i64, ControlError> {
+    ) -> Result<HeartbeatAck, ControlError> {
         let response = self
             .http
             .post(format!(
@@ -79,8 +86,7 @@ impl ControlClient {
         if response.status() == StatusCode::NOT_FOUND {
             return Err(ControlError::UnknownNode);
         }
-        let ack: HeartbeatAck = check(response).await?.json().await?;
-        Ok(ack.version)
+        Ok(check(response).await?.json().await?)
     }
 
     /// Long-polls for a topology newer than `since`; `None` when none came within `wait`.
@@ -122,4 +128,18 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, Control
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     Err(ControlError::Status { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_answer_without_the_live_count_still_reads() {
+        let ack: HeartbeatAck = serde_json::from_str(r#"{"version": 4}"#).expect("old answer");
+        assert_eq!((ack.version, ack.live_nodes), (4, None));
+        let ack: HeartbeatAck =
+            serde_json::from_str(r#"{"version": 4, "live_nodes": 3}"#).expect("answer");
+        assert_eq!(ack.live_nodes, Some(3));
+    }
 }

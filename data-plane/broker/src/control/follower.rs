@@ -3,6 +3,8 @@
 //! heartbeats the version applied — which the group manager reports once its
 //! groups have converged to that version, not when the snapshot arrives — so
 //! the control plane answers a declare only when the queue can take messages.
+//! Each heartbeat's answer also says how many brokers are live, which the
+//! publish rate quotas are divided by (`limits.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +16,31 @@ use tokio_util::sync::CancellationToken;
 use super::client::{ControlClient, ControlError};
 use crate::topology::Topology;
 
-/// Read access to the latest topology, for request handlers.
+/// Read access to the latest topology (and the live broker count), for
+/// request handlers.
 #[derive(Clone)]
 pub struct TopologyHandle {
     receiver: watch::Receiver<Arc<Topology>>,
+    /// Live brokers as the last heartbeat answer counted them (`None` before
+    /// one came, or from a control plane that does not count them).
+    live_brokers: watch::Receiver<Option<u64>>,
 }
 
 impl TopologyHandle {
     pub fn current(&self) -> Arc<Topology> {
         self.receiver.borrow().clone()
+    }
+
+    /// How many brokers share the tenants' publish rate quotas, at least 1:
+    /// the live count from the last heartbeat answer. Until one came (or if
+    /// the control plane does not send it) every broker the feed lists,
+    /// which may count stopped ones but never lets a tenant exceed its rate.
+    /// A broker cut off from the control plane keeps the last count.
+    pub fn live_brokers(&self) -> u64 {
+        let counted = *self.live_brokers.borrow();
+        counted
+            .unwrap_or_else(|| self.receiver.borrow().nodes.len() as u64)
+            .max(1)
     }
 
     /// Whether a first snapshot has arrived (the broker is not ready before).
@@ -33,6 +51,17 @@ impl TopologyHandle {
     /// A receiver that changes with every new snapshot (the group manager's input).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Topology>> {
         self.receiver.clone()
+    }
+
+    /// A topology that never changes, without a control plane (tests).
+    #[cfg(test)]
+    pub(crate) fn fixed(topology: Topology) -> TopologyHandle {
+        let (_, receiver) = watch::channel(Arc::new(topology));
+        let (_, live_brokers) = watch::channel(None);
+        TopologyHandle {
+            receiver,
+            live_brokers,
+        }
     }
 
     /// Waits until the topology reaches `version` (tests and readiness).
@@ -73,8 +102,20 @@ impl Follower {
             sender,
             shutdown.clone(),
         ));
-        let beats = tokio::spawn(send_heartbeats(client, node, heartbeat, applied, shutdown));
-        (TopologyHandle { receiver }, vec![feed, beats])
+        let (live_sender, live_brokers) = watch::channel(None);
+        let beats = tokio::spawn(send_heartbeats(
+            client,
+            node,
+            heartbeat,
+            applied,
+            live_sender,
+            shutdown,
+        ));
+        let handle = TopologyHandle {
+            receiver,
+            live_brokers,
+        };
+        (handle, vec![feed, beats])
     }
 }
 
@@ -137,6 +178,7 @@ async fn send_heartbeats(
     node: NodeIdentity,
     every: Duration,
     mut applied: watch::Receiver<i64>,
+    live_brokers: watch::Sender<Option<u64>>,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(every);
@@ -149,7 +191,15 @@ async fn send_heartbeats(
         }
         let version = *applied.borrow_and_update();
         match client.heartbeat(&node.node_id, version).await {
-            Ok(_) => {}
+            Ok(ack) => {
+                if let Some(live) = ack.live_nodes {
+                    live_brokers.send_if_modified(|known| {
+                        let changed = *known != Some(live);
+                        *known = Some(live);
+                        changed
+                    });
+                }
+            }
             Err(ControlError::UnknownNode) => {
                 if let Err(err) = client
                     .register(&node.node_id, &node.data_url, &node.zone)
@@ -170,5 +220,40 @@ async fn sleep_or_shutdown(backoff: &mut Duration, shutdown: &CancellationToken)
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
         _ = shutdown.cancelled() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn live_brokers_come_from_heartbeats_else_from_the_feed() {
+        let (topology, receiver) = watch::channel(Arc::new(Topology::default()));
+        let (counted, live_brokers) = watch::channel(None);
+        let handle = TopologyHandle {
+            receiver,
+            live_brokers,
+        };
+        assert_eq!(handle.live_brokers(), 1, "nothing known: this broker alone");
+        let nodes: HashMap<String, String> = ["n1", "n2", "n3"]
+            .into_iter()
+            .map(|n| (n.to_string(), format!("http://{n}")))
+            .collect();
+        topology.send_replace(Arc::new(Topology {
+            nodes,
+            ..Topology::default()
+        }));
+        assert_eq!(
+            handle.live_brokers(),
+            3,
+            "before a heartbeat answer: every broker the feed lists"
+        );
+        counted.send_replace(Some(2));
+        assert_eq!(handle.live_brokers(), 2, "the control plane's live count");
+        counted.send_replace(Some(0));
+        assert_eq!(handle.live_brokers(), 1, "never below one");
     }
 }

@@ -97,9 +97,10 @@ impl QueueGroup {
             for (outbox_id, entry) in q.outbox() {
                 match entry {
                     OutboxEntry::DeadLetter(dead_letter) => unsettled.push(dead_letter.clone()),
-                    OutboxEntry::Redrive(message) => redriven.push(Redriven {
+                    OutboxEntry::Redrive(entry) => redriven.push(Redriven {
                         outbox_id,
-                        message: message.clone(),
+                        message: entry.message.clone(),
+                        target: entry.target.clone(),
                     }),
                 }
             }

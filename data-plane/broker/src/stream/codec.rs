@@ -10,14 +10,17 @@
 //! (`TimedCommand<GroupCommand>`, no records after it): both command enums
 //! are tagged by `type` with distinct names, so record 0 decodes as
 //! whichever it is ([`EntryCommand`]). `Commit` and `Seek` carry maps keyed
-//! by partition number, which serde cannot read back from JSON inside an
-//! internally tagged enum (object keys are strings there), so they travel as
-//! [`MapCommand`]s with `[partition, value]` pairs instead.
+//! by partition number, which `sluice_stream` writes as `[partition, value]`
+//! pairs so they read back from inside its tagged enums.
+//!
+//! Before it did, this codec wrote those two commands in a shape of its own
+//! (`commit_offsets` / `seek_offsets` with pairs, `LegacyMapCommand`).
+//! Nothing writes that shape any more, but logs written then still hold it,
+//! so it is still decoded.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sluice_storage::Record;
 use sluice_storage::raft::Records;
-use std::collections::BTreeMap;
 
 use sluice_stream::{Command, GroupCommand, MemberId, PartitionBounds, SeekTarget, TimedCommand};
 
@@ -36,21 +39,23 @@ pub enum EntryCommand {
     Group(TimedCommand<GroupCommand>),
 }
 
-/// Record 0 as written: the three command shapes have distinct `type`s.
-#[derive(Serialize, Deserialize)]
+/// Record 0 as it may be found in a log: the command shapes have distinct
+/// `type`s.
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum Wire {
     Partition(TimedCommand<Command>),
     Group(TimedCommand<GroupCommand>),
-    Maps(TimedCommand<MapCommand>),
+    Legacy(TimedCommand<LegacyMapCommand>),
 }
 
 type Pairs<V> = Vec<(u32, V)>;
 
-/// The group commands that carry maps keyed by partition, with pairs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Commit` and `Seek` as this codec wrote them before `sluice_stream` could
+/// read its own partition maps back: decode only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
-pub enum MapCommand {
+enum LegacyMapCommand {
     CommitOffsets {
         group: String,
         member_id: MemberId,
@@ -68,56 +73,11 @@ pub enum MapCommand {
     },
 }
 
-fn pairs<V: Clone>(map: &BTreeMap<u32, V>) -> Pairs<V> {
-    map.iter().map(|(k, v)| (*k, v.clone())).collect()
-}
-
-fn to_wire(command: &TimedCommand<GroupCommand>) -> Wire {
-    let now_ms = command.now_ms;
-    let maps = match &command.command {
-        GroupCommand::Commit {
-            group,
-            member_id,
-            generation,
-            offsets,
-        } => MapCommand::CommitOffsets {
-            group: group.clone(),
-            member_id: member_id.clone(),
-            generation: *generation,
-            offsets: pairs(offsets),
-        },
-        GroupCommand::Seek {
-            group,
-            target,
-            bounds,
-            force,
-        } => {
-            let (to, timestamp_ms, offsets) = match target {
-                SeekTarget::Earliest => ("earliest", None, Vec::new()),
-                SeekTarget::Latest => ("latest", None, Vec::new()),
-                SeekTarget::Offsets { offsets } => ("offsets", None, pairs(offsets)),
-                SeekTarget::Timestamp {
-                    timestamp_ms,
-                    offsets,
-                } => ("timestamp", Some(*timestamp_ms), pairs(offsets)),
-            };
-            MapCommand::SeekOffsets {
-                group: group.clone(),
-                to: to.to_string(),
-                timestamp_ms,
-                offsets,
-                bounds: pairs(bounds),
-                force: *force,
-            }
-        }
-        _ => return Wire::Group(command.clone()),
-    };
-    Wire::Maps(TimedCommand::new(now_ms, maps))
-}
-
-fn from_maps(command: TimedCommand<MapCommand>) -> Result<TimedCommand<GroupCommand>, CodecError> {
+fn from_legacy(
+    command: TimedCommand<LegacyMapCommand>,
+) -> Result<TimedCommand<GroupCommand>, CodecError> {
     let group = match command.command {
-        MapCommand::CommitOffsets {
+        LegacyMapCommand::CommitOffsets {
             group,
             member_id,
             generation,
@@ -128,7 +88,7 @@ fn from_maps(command: TimedCommand<MapCommand>) -> Result<TimedCommand<GroupComm
             generation,
             offsets: offsets.into_iter().collect(),
         },
-        MapCommand::SeekOffsets {
+        LegacyMapCommand::SeekOffsets {
             group,
             to,
             timestamp_ms,
@@ -136,7 +96,7 @@ fn from_maps(command: TimedCommand<MapCommand>) -> Result<TimedCommand<GroupComm
             bounds,
             force,
         } => {
-            let offsets: BTreeMap<u32, u64> = offsets.into_iter().collect();
+            let offsets = offsets.into_iter().collect();
             let target = match (to.as_str(), timestamp_ms) {
                 ("earliest", _) => SeekTarget::Earliest,
                 ("latest", _) => SeekTarget::Latest,
@@ -168,11 +128,7 @@ pub fn encode_entry(
 
 /// The entry for a consumer-group command (partition 0's log only).
 pub fn encode_group_entry(command: &TimedCommand<GroupCommand>) -> Result<Records, CodecError> {
-    encode(
-        command.now_ms,
-        serde_json::to_vec(&to_wire(command))?,
-        Vec::new(),
-    )
+    encode(command.now_ms, serde_json::to_vec(command)?, Vec::new())
 }
 
 fn encode(now_ms: u64, command: Vec<u8>, records: Vec<Record>) -> Result<Records, CodecError> {
@@ -200,7 +156,7 @@ pub fn decode_command(records: &Records) -> Result<EntryCommand, CodecError> {
     let command = match wire {
         Wire::Partition(command) => EntryCommand::Partition(command),
         Wire::Group(command) => EntryCommand::Group(command),
-        Wire::Maps(command) => EntryCommand::Group(from_maps(command)?),
+        Wire::Legacy(command) => EntryCommand::Group(from_legacy(command)?),
     };
     if let EntryCommand::Partition(TimedCommand {
         command: Command::Produce { record_count, .. },
@@ -227,6 +183,8 @@ pub fn produced(mut records: Vec<Record>) -> Vec<Record> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use sluice_stream::ProducerBatch;
 
     use super::*;
@@ -349,5 +307,90 @@ mod tests {
             decode_command(&tick).unwrap(),
             EntryCommand::Group(_)
         ));
+    }
+
+    #[test]
+    fn group_commands_are_written_in_the_stream_crates_own_form() {
+        let commit = TimedCommand::new(
+            3,
+            GroupCommand::Commit {
+                group: "g".into(),
+                member_id: "c-1".into(),
+                generation: 2,
+                offsets: BTreeMap::from([(2, 5), (0, 1)]),
+            },
+        );
+        let entry = encode_group_entry(&commit).unwrap();
+        let written: TimedCommand<GroupCommand> =
+            serde_json::from_slice(&entry.0[0].value).expect("plain GroupCommand JSON");
+        assert_eq!(written, commit);
+    }
+
+    #[test]
+    fn entries_written_in_the_old_pairs_shape_still_decode() {
+        // Record 0 exactly as this codec wrote `Commit` and `Seek` before
+        // sluice-stream wrote its partition maps as pairs itself.
+        let bounds = BTreeMap::from([(
+            1,
+            PartitionBounds {
+                earliest: 0,
+                end: 9,
+            },
+        )]);
+        let seek = |target, bounds, force| GroupCommand::Seek {
+            group: "g".into(),
+            target,
+            bounds,
+            force,
+        };
+        let cases = [
+            (
+                r#"{"now_ms":3,"command":{"type":"commit_offsets","group":"g","member_id":"c-1","generation":2,"offsets":[[0,1],[2,5]]}}"#,
+                GroupCommand::Commit {
+                    group: "g".into(),
+                    member_id: "c-1".into(),
+                    generation: 2,
+                    offsets: BTreeMap::from([(2, 5), (0, 1)]),
+                },
+            ),
+            (
+                r#"{"now_ms":3,"command":{"type":"seek_offsets","group":"g","to":"timestamp","timestamp_ms":77,"offsets":[[1,4]],"bounds":[[1,{"earliest":0,"end":9}]],"force":true}}"#,
+                seek(
+                    SeekTarget::Timestamp {
+                        timestamp_ms: 77,
+                        offsets: BTreeMap::from([(1, 4)]),
+                    },
+                    bounds.clone(),
+                    true,
+                ),
+            ),
+            (
+                r#"{"now_ms":3,"command":{"type":"seek_offsets","group":"g","to":"offsets","timestamp_ms":null,"offsets":[[1,4]],"bounds":[[1,{"earliest":0,"end":9}]],"force":false}}"#,
+                seek(
+                    SeekTarget::Offsets {
+                        offsets: BTreeMap::from([(1, 4)]),
+                    },
+                    bounds.clone(),
+                    false,
+                ),
+            ),
+            (
+                r#"{"now_ms":3,"command":{"type":"seek_offsets","group":"g","to":"earliest","timestamp_ms":null,"offsets":[],"bounds":[[1,{"earliest":0,"end":9}]],"force":false}}"#,
+                seek(SeekTarget::Earliest, bounds, false),
+            ),
+            (
+                r#"{"now_ms":3,"command":{"type":"seek_offsets","group":"g","to":"latest","timestamp_ms":null,"offsets":[],"bounds":[],"force":false}}"#,
+                seek(SeekTarget::Latest, BTreeMap::new(), false),
+            ),
+        ];
+        for (old, expected) in cases {
+            let entry = Records(vec![Record::from_value(old)]);
+            assert_eq!(
+                decode_command(&entry).unwrap_or_else(|e| panic!("{old}: {e}")),
+                EntryCommand::Group(TimedCommand::new(3, expected)),
+            );
+        }
+        let unknown = r#"{"now_ms":3,"command":{"type":"seek_offsets","group":"g","to":"sideways","timestamp_ms":null,"offsets":[],"bounds":[],"force":false}}"#;
+        assert!(decode_command(&Records(vec![Record::from_value(unknown)])).is_err());
     }
 }

@@ -2,8 +2,9 @@
 //! nack to dead-letter, the outbox that pins bodies until settled, redrive.
 
 use sluice_queue::{
-    Command, DeadLetterReason, DeadLetterTarget, DeathRecord, NackAction, NackOutcome, OutboxEntry,
-    Reply,
+    BodyRef, Command, DeadLetterReason, DeadLetterTarget, DeathRecord, MessageMeta, MessageView,
+    NackAction, NackOutcome, OutboxEntry, QueueState, RedriveEntry, RedriveTarget, Reply,
+    TimedCommand,
 };
 
 use crate::support::{Harness, msg};
@@ -206,7 +207,10 @@ fn redrive_takes_ready_messages_out_for_republishing() {
         .map(|m| m.meta.routing_key)
         .collect();
     assert_eq!(preview, vec!["d2", "d3"]);
-    let Ok(Reply::Redriven { messages }) = q.run(Command::Redrive { max_messages: 5 }) else {
+    let Ok(Reply::Redriven { messages }) = q.run(Command::Redrive {
+        max_messages: 5,
+        target: RedriveTarget::Origin,
+    }) else {
         panic!("redrive");
     };
     let keys: Vec<&str> = messages
@@ -220,4 +224,133 @@ fn redrive_takes_ready_messages_out_for_republishing() {
     q.run(Command::Settle { outbox_ids: ids }).unwrap();
     assert_eq!(q.state.stats().outbox, 0);
     assert_eq!(q.ack(&[held[0].receipt]), vec![Ok(held[0].seq)]);
+}
+
+/// The target of every unsettled redrive entry, by outbox id.
+fn redrive_targets(state: &QueueState) -> Vec<(u64, RedriveTarget)> {
+    state
+        .outbox()
+        .filter_map(|(id, entry)| match entry {
+            OutboxEntry::Redrive(entry) => Some((id, entry.target.clone())),
+            OutboxEntry::DeadLetter(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn redrive_keeps_its_target_with_each_outbox_entry() {
+    let mut q = Harness::new("{}");
+    q.publish_keys(&["d1", "d2"]);
+    let parked = RedriveTarget::Queue {
+        name: "parked".into(),
+    };
+    let Ok(Reply::Redriven { messages }) = q.run(Command::Redrive {
+        max_messages: 1,
+        target: parked.clone(),
+    }) else {
+        panic!("redrive");
+    };
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].target, parked, "the reply names the target");
+    let exchange = RedriveTarget::Exchange {
+        name: "retry".into(),
+    };
+    let Ok(Reply::Redriven { messages: second }) = q.run(Command::Redrive {
+        max_messages: 1,
+        target: exchange.clone(),
+    }) else {
+        panic!("redrive");
+    };
+    // Unsettled, each entry keeps its own target: a broker reopening the
+    // queue reads them from here.
+    assert_eq!(
+        redrive_targets(&q.state),
+        vec![
+            (messages[0].outbox_id, parked.clone()),
+            (second[0].outbox_id, exchange.clone())
+        ]
+    );
+
+    // Through a snapshot (a restart after compaction) they stay.
+    let bytes = serde_json::to_vec(&q.state).unwrap();
+    let restored: QueueState = serde_json::from_slice(&bytes).unwrap();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored, q.state);
+    assert_eq!(redrive_targets(&restored), redrive_targets(&q.state));
+
+    // Through the log (a restart replaying the entry) too.
+    for target in [parked, exchange, RedriveTarget::Origin] {
+        let command = TimedCommand::new(
+            7,
+            Command::Redrive {
+                max_messages: 3,
+                target,
+            },
+        );
+        let json = serde_json::to_vec(&command).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<TimedCommand>(&json).unwrap(),
+            command
+        );
+    }
+}
+
+#[test]
+fn redrives_written_before_targets_were_kept_go_to_their_origin() {
+    // A log entry as brokers wrote it before the target was recorded.
+    let old = r#"{"now_ms":5,"command":{"type":"redrive","max_messages":3}}"#;
+    let command: TimedCommand = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        command.command,
+        Command::Redrive {
+            max_messages: 3,
+            target: RedriveTarget::Origin
+        }
+    );
+    // The default target is written exactly as before, so a broker that
+    // does not know targets yet still reads the entry.
+    assert_eq!(serde_json::to_string(&command).unwrap(), old);
+
+    // A snapshot from then, holding one unsettled redrive.
+    let snapshot = r#"{
+        "settings": {}, "applied_index": 3, "clock_ms": 1000, "next_seq": 3,
+        "messages": [{"seq": 2, "body_ref": {"log_index": 1, "slot": 1}, "delivery_count": 0,
+            "meta": {"message_id": null, "size": 10, "routing_key": "d2", "headers": {},
+                     "group": null, "priority": null, "published_at_ms": 1000, "expires_at_ms": null},
+            "location": "Ready"}],
+        "attached": {}, "next_attach": 0, "dedup": {},
+        "outbox": {"1": {"kind": "redrive", "seq": 1, "body_ref": {"log_index": 1, "slot": 0},
+            "delivery_count": 2,
+            "meta": {"message_id": "m1", "size": 10, "routing_key": "d1",
+                     "headers": {"x-death-queue": "jobs"}, "group": null, "priority": null,
+                     "published_at_ms": 1000, "expires_at_ms": null}}},
+        "next_outbox_id": 2
+    }"#;
+    let state: QueueState = serde_json::from_str(snapshot).unwrap();
+    state.check_invariants().unwrap();
+    let entries: Vec<(u64, &OutboxEntry)> = state.outbox().collect();
+    let expected = OutboxEntry::Redrive(RedriveEntry {
+        message: MessageView {
+            seq: 1,
+            body_ref: BodyRef {
+                log_index: 1,
+                slot: 0,
+            },
+            delivery_count: 2,
+            meta: MessageMeta {
+                message_id: Some("m1".into()),
+                size: 10,
+                routing_key: "d1".into(),
+                headers: [("x-death-queue".to_string(), "jobs".to_string())].into(),
+                group: None,
+                priority: None,
+                published_at_ms: 1000,
+                expires_at_ms: None,
+                deaths: Vec::new(),
+            },
+        },
+        target: RedriveTarget::Origin,
+    });
+    assert_eq!(entries, vec![(1, &expected)]);
+    assert_eq!(state.release_cursor(), 1, "the entry still pins its body");
 }

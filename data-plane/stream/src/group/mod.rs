@@ -168,6 +168,7 @@ pub enum GroupReply {
     /// The group's committed offsets after the seek.
     Seeked {
         generation: u64,
+        #[serde(with = "crate::partition_map")]
         offsets: BTreeMap<PartitionId, Offset>,
     },
     Deleted,

@@ -40,12 +40,14 @@ pub enum SeekTarget {
     Latest,
     /// These partitions to these offsets; the others keep theirs.
     Offsets {
+        #[serde(with = "crate::partition_map")]
         offsets: BTreeMap<PartitionId, Offset>,
     },
     /// The first offsets at or after `timestamp_ms`, as the broker resolved
     /// them with the storage time index (the end offset when none is).
     Timestamp {
         timestamp_ms: i64,
+        #[serde(with = "crate::partition_map")]
         offsets: BTreeMap<PartitionId, Offset>,
     },
 }
