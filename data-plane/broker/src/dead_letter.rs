@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
 use crate::groups::Groups;
+use crate::peers::Peers;
 use crate::queue::group::DeadLetterNote;
 use crate::queue::{MessageBody, QueueGroup};
 use crate::routers::Routers;
@@ -35,15 +36,17 @@ pub struct DeadLetterForwarder {
     pub groups: Groups,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
+    pub peers: Peers,
 }
 
 /// Republishes messages taken out of a queue (dead letters, redrives) into
-/// other queues hosted here.
+/// other queues, here or on the brokers hosting them.
 #[derive(Clone)]
 pub struct Republisher {
     pub groups: Groups,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
+    pub peers: Peers,
 }
 
 impl DeadLetterForwarder {
@@ -177,6 +180,7 @@ impl DeadLetterForwarder {
             groups: self.groups.clone(),
             topology: self.topology.clone(),
             routers: self.routers.clone(),
+            peers: self.peers.clone(),
         }
     }
 }
@@ -232,7 +236,8 @@ impl Republisher {
         }
     }
 
-    /// Stores `message` with `body` in the tenant's `queue` (hosted here).
+    /// Stores `message` with `body` in the tenant's `queue`, here or on the
+    /// broker hosting it.
     pub async fn store(
         &self,
         tenant_id: i64,
@@ -240,22 +245,9 @@ impl Republisher {
         message: PublishMessage,
         body: MessageBody,
     ) -> anyhow::Result<()> {
-        let group = self
-            .groups
-            .queue(tenant_id, queue)
-            .ok_or_else(|| anyhow::anyhow!("queue `{queue}` is not hosted here"))?;
-        let command = Command::Publish {
-            messages: vec![message],
-        };
-        let outcome = group.propose(command, vec![body]).await?;
-        match outcome.result {
-            Ok(Reply::Published { results }) => match results.first() {
-                Some(PublishResult::Rejected { reason }) => {
-                    anyhow::bail!("queue `{queue}` refused it: {reason:?}")
-                }
-                _ => Ok(()),
-            },
-            other => anyhow::bail!("publishing to `{queue}` answered {other:?}"),
+        match self.groups.queue(tenant_id, queue) {
+            Some(group) => store_local(&group, queue, message, body).await,
+            None => self.peers.republish(tenant_id, queue, message, &body).await,
         }
     }
 
@@ -281,7 +273,10 @@ impl Republisher {
                 let origin = meta
                     .headers
                     .get("x-death-queue")
-                    .filter(|q| self.groups.queue(tenant_id, q).is_some())
+                    .filter(|q| {
+                        let topology = self.topology.current();
+                        topology.queues.contains_key(&(tenant_id, q.to_string()))
+                    })
                     .cloned();
                 vec![origin.unwrap_or_else(|| source.spec.queue.clone())]
             }
@@ -308,6 +303,28 @@ impl Republisher {
             self.store(tenant_id, queue, message, body.clone()).await?;
         }
         Ok(queues)
+    }
+}
+
+/// Stores `message` in `group`, the tenant's `queue` hosted here.
+pub async fn store_local(
+    group: &QueueGroup,
+    queue: &str,
+    message: PublishMessage,
+    body: MessageBody,
+) -> anyhow::Result<()> {
+    let command = Command::Publish {
+        messages: vec![message],
+    };
+    let outcome = group.propose(command, vec![body]).await?;
+    match outcome.result {
+        Ok(Reply::Published { results }) => match results.first() {
+            Some(PublishResult::Rejected { reason }) => {
+                anyhow::bail!("queue `{queue}` refused it: {reason:?}")
+            }
+            _ => Ok(()),
+        },
+        other => anyhow::bail!("publishing to `{queue}` answered {other:?}"),
     }
 }
 
@@ -474,14 +491,21 @@ mod tests {
         let targets: Vec<&RedriveTarget> = note.redriven.iter().map(|r| &r.target).collect();
         assert_eq!(targets, vec![&to_parked, &to_deleted]);
 
+        let topology = TopologyHandle::fixed(topology(&[
+            ("q1", "jobs-dlq"),
+            ("q2", "jobs"),
+            ("q3", "parked"),
+        ]));
         let forwarder = DeadLetterForwarder {
             groups: Groups::fixed(&[dlq.clone(), jobs.clone(), parked.clone()]),
-            topology: TopologyHandle::fixed(topology(&[
-                ("q1", "jobs-dlq"),
-                ("q2", "jobs"),
-                ("q3", "parked"),
-            ])),
+            topology: topology.clone(),
             routers: Arc::default(),
+            peers: Peers::new(
+                "n1".into(),
+                Arc::new("node key".into()),
+                reqwest::Client::new(),
+                topology,
+            ),
         };
         let shutdown = CancellationToken::new();
         notes.send(note).expect("forwarder channel");

@@ -16,6 +16,7 @@ pub mod error;
 pub mod groups;
 pub mod limits;
 pub mod metrics;
+pub mod peers;
 pub mod queue;
 pub mod raft;
 pub mod routers;
@@ -101,10 +102,17 @@ pub async fn run(
         }
     }));
     let routers = Arc::new(Routers::default());
+    let peers = peers::Peers::new(
+        config.node_id.clone(),
+        Arc::new(config.node_key.clone()),
+        api::forward::client(),
+        topology.clone(),
+    );
     let forwarder = DeadLetterForwarder {
         groups: groups.clone(),
         topology: topology.clone(),
         routers: routers.clone(),
+        peers: peers.clone(),
     };
     tasks.push(tokio::spawn(forwarder.run(
         dead_letter_notes,
@@ -125,6 +133,7 @@ pub async fn run(
         node_key_sha256: Arc::new(sha2::Sha256::digest(config.node_key.as_bytes()).to_vec()),
         dispatchers: Arc::new(api::dispatch::Dispatchers::new(receipts.clone())),
         receipts,
+        peers,
     };
     let serve_shutdown = shutdown.clone();
     axum::serve(listener, api::router(state))

@@ -190,6 +190,7 @@ pub async fn publish_remote(
                 "delay_ms": m.meta.delay_ms,
                 "expiration_ms": m.meta.expiration_ms,
                 "content_type": m.body.content_type,
+                "priority": m.meta.priority,
             })
         })
         .collect();

@@ -1,5 +1,8 @@
-//! `/internal/v1`: what the control plane asks a broker, authenticated with
-//! the node key (the same credential brokers present to the control plane).
+//! `/internal/v1`: what the control plane and other brokers ask a broker,
+//! authenticated with the node key (the credential every broker presents to
+//! the control plane): queue stats for the control plane, and storing a
+//! message another broker republishes (a dead letter, a redrive) into a
+//! queue hosted here.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
@@ -75,4 +78,26 @@ pub async fn group_stats(
         ready_bytes: stats.ready_bytes,
         consumers: stats.consumers.len() as u64,
     }))
+}
+
+/// `POST /internal/v1/tenants/{tenant_id}/queues/{queue}/republish`: stores
+/// a dead letter or redriven message another broker took out of its queue.
+/// Anything but 204 makes the sender keep it in its outbox and retry.
+pub async fn republish(
+    State(state): State<BrokerState>,
+    _node: NodeAuth,
+    Path((tenant_id, queue)): Path<(i64, String)>,
+    super::json::JsonBody(request): super::json::JsonBody<crate::peers::Republish>,
+) -> BrokerResult<axum::http::StatusCode> {
+    let group = state
+        .groups
+        .queue(tenant_id, &queue)
+        .ok_or_else(|| BrokerError::Unavailable(format!("queue `{queue}` is not hosted here")))?;
+    let (message, body) = request
+        .into_parts()
+        .map_err(|e| BrokerError::validation("body", "base64", e.to_string()))?;
+    crate::dead_letter::store_local(&group, &queue, message, body)
+        .await
+        .map_err(|e| BrokerError::Unavailable(format!("{e:#}")))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

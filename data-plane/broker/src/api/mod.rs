@@ -65,6 +65,8 @@ pub struct BrokerState {
     pub dispatchers: Arc<dispatch::Dispatchers>,
     /// Seals the receipts handed to consumers and opens those coming back.
     pub receipts: receipts::ReceiptSeal,
+    /// Broker-to-broker calls without a client credential (republishing).
+    pub peers: crate::peers::Peers,
 }
 
 /// The authenticated caller of a data request.
@@ -144,6 +146,10 @@ pub fn router(state: BrokerState) -> Router {
         .route(
             "/internal/v1/groups/{group_id}/stats",
             get(internal::group_stats),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant_id}/queues/{queue}/republish",
+            post(internal::republish),
         )
         .fallback(|uri: Uri| async move {
             BrokerError::NotFound {

@@ -89,6 +89,7 @@ pub async fn redrive(
         groups: state.groups.clone(),
         topology: state.topology.clone(),
         routers: state.routers.clone(),
+        peers: state.peers.clone(),
     };
     let target = match (request.to_exchange, request.to_queue) {
         (Some(_), Some(_)) => {
