@@ -186,12 +186,10 @@ async fn retries_back_off_then_dead_letter_and_redrive_back() -> anyhow::Result<
     Ok(())
 }
 
-/// A redrive whose target refused the message leaves it in the outbox; a
-/// broker killed and restarted then republishes it to that same target (not
-/// to the queue it was dead-lettered from) once the target has room.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unsettled_redrive_reaches_its_target_after_a_broker_restart() -> anyhow::Result<()> {
-    let mut sluice = Deployment::start().await?;
+/// Declares `orders`, its DLQ holding "order 7" and a full `parking`
+/// queue, and redrives the DLQ into `parking`, which refuses it: the
+/// message stays in the DLQ's outbox. Returns the app key.
+async fn refused_redrive(sluice: &Deployment) -> anyhow::Result<String> {
     let admin = sluice.admin.clone();
     for (queue, spec) in [
         ("orders", json!({})),
@@ -216,8 +214,6 @@ async fn an_unsettled_redrive_reaches_its_target_after_a_broker_restart() -> any
             vec![json!({"body": "order 7", "headers": {"x-death-queue": "orders"}})],
         )
         .await?;
-
-    // `parking` is full: the redrive fails and the message stays in the outbox.
     let (status, answer) = sluice
         .data
         .call(
@@ -231,24 +227,53 @@ async fn an_unsettled_redrive_reaches_its_target_after_a_broker_restart() -> any
     assert_eq!(answer["failed"], 1, "{answer}");
     let dlq = sluice.stats(&app, "orders-dlq").await?;
     assert_eq!(dlq["outbox"].as_u64(), Some(1), "{dlq}");
+    Ok(app)
+}
 
-    // Make room, then kill the broker and start it again.
-    let blocker = sluice.receive(&app, "parking", 1, 0).await?;
-    sluice.ack(&app, "parking", &blocker[0]).await?;
-    sluice.kill_and_restart_broker()?;
-
+/// Makes room in `parking`, then waits for the outbox to drain and checks
+/// the message went to the redrive's target, not its origin.
+async fn redrive_lands_in_parking(sluice: &Deployment, app: &str) -> anyhow::Result<()> {
+    let blocker = sluice.receive(app, "parking", 1, 0).await?;
+    assert_eq!(
+        blocker.first().map(|m| &m["body"]),
+        Some(&json!("in the way"))
+    );
+    sluice.ack(app, "parking", &blocker[0]).await?;
     let settled = eventually(Duration::from_secs(10), || async {
         matches!(
-            sluice.stats(&app, "orders-dlq").await,
+            sluice.stats(app, "orders-dlq").await,
             Ok(stats) if stats["outbox"].as_u64() == Some(0)
         )
     })
     .await;
     assert!(settled, "the unsettled redrive was not republished");
-    let moved = sluice.receive(&app, "parking", 10, 0).await?;
+    let moved = sluice.receive(app, "parking", 10, 0).await?;
     let bodies: Vec<&Value> = moved.iter().map(|m| &m["body"]).collect();
     assert_eq!(bodies, vec!["order 7"], "it went to the redrive's target");
-    let orders = sluice.stats(&app, "orders").await?;
+    let orders = sluice.stats(app, "orders").await?;
     assert_eq!(orders["ready"].as_u64(), Some(0), "not to its origin");
     Ok(())
+}
+
+/// A redrive whose target refused the message is retried (every second, by
+/// the dead-letter forwarder) until the target has room.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_redrive_is_retried_until_its_target_has_room() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = refused_redrive(&sluice).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let dlq = sluice.stats(&app, "orders-dlq").await?;
+    assert_eq!(dlq["outbox"].as_u64(), Some(1), "still refused: {dlq}");
+    redrive_lands_in_parking(&sluice, &app).await
+}
+
+/// A broker killed and restarted while a refused redrive waits in the
+/// outbox republishes it to that same target (not to the queue it was
+/// dead-lettered from) once the target has room.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsettled_redrive_reaches_its_target_after_a_broker_restart() -> anyhow::Result<()> {
+    let mut sluice = Deployment::start().await?;
+    let app = refused_redrive(&sluice).await?;
+    sluice.kill_and_restart_broker()?;
+    redrive_lands_in_parking(&sluice, &app).await
 }

@@ -10,7 +10,8 @@
 //! are settled (`Command::Settle`): a crash in between republishes them to
 //! the same target when the queue reopens (at-least-once; to their origin if
 //! that target was deleted meanwhile). One that fails now (its target
-//! refused it) stays in the outbox and is retried the same way.
+//! refused it) stays in the outbox and goes to the dead-letter forwarder,
+//! which retries it every second until its target takes it.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -139,6 +140,7 @@ pub async fn redrive(
         )));
     };
     let mut settled = Vec::new();
+    let mut retry = Vec::new();
     let mut results = Vec::new();
     for redriven in &messages {
         let message_id = redriven.message.meta.message_id.clone();
@@ -156,7 +158,8 @@ pub async fn redrive(
                 });
             }
             Err(err) => {
-                tracing::warn!(queue = %name, error = %err, "redriving a message failed; it stays in the outbox");
+                tracing::warn!(queue = %name, error = %err, "redriving a message failed; it stays in the outbox and is retried");
+                retry.push(redriven.clone());
                 results.push(RedrivenMessage {
                     message_id,
                     status: "failed",
@@ -166,6 +169,7 @@ pub async fn redrive(
             }
         }
     }
+    source.retry_redriven(retry);
     let redriven = settled.len();
     if !settled.is_empty() {
         let command = Command::Settle {

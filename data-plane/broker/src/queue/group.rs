@@ -156,6 +156,19 @@ impl QueueGroup {
         Ok(outcome)
     }
 
+    /// Hands redriven messages that could not be republished now to the
+    /// dead-letter forwarder, which retries them until they are settled.
+    pub fn retry_redriven(&self, redriven: Vec<Redriven>) {
+        if redriven.is_empty() {
+            return;
+        }
+        let _ = self.dead_letters.send(DeadLetterNote {
+            group_id: self.spec.group_id.clone(),
+            dead_letters: Vec::new(),
+            redriven,
+        });
+    }
+
     /// The bodies `refs` point at, in order.
     pub async fn read_bodies(&self, refs: Vec<BodyRef>) -> Result<Vec<MessageBody>, GroupError> {
         let log = self.group.log().clone();
