@@ -81,6 +81,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// Maps serde's message to a field and a rule. serde reports an unknown or
 /// missing field at the parent's path, so the name is taken from the message.
 fn classify(path: &str, message: &str) -> ApiError {
+    // serde_path_to_error writes a map key that did not parse (a tenant id
+    // that is not a number) as a `?` segment: the map is the field to name.
+    let path = path.trim_end_matches(".?");
     let quoted = message.split('`').nth(1).unwrap_or("").to_string();
     let join = |name: &str| {
         if path == name || path.ends_with(&format!(".{name}")) {

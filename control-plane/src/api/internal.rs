@@ -1,7 +1,8 @@
 //! `/internal/v1`: what brokers call — register, heartbeat with the version
-//! they have applied, and long-poll the topology feed. Authenticated with
-//! the node key, never with tenant keys.
+//! they have applied (and what they store per tenant), and long-poll the
+//! topology feed. Authenticated with the node key, never with tenant keys.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -94,6 +95,40 @@ pub async fn register_node(
 pub struct Heartbeat {
     /// The topology version the node has converged to.
     pub applied_version: i64,
+    /// Bytes this node stores per tenant, keyed by tenant id (as a JSON
+    /// string, e.g. `{"7": 1048576}`; each count at most 2^63 − 1): its
+    /// whole current measurement, which replaces the node's previous report.
+    /// Omitted means an empty report — the node stores nothing for any
+    /// tenant — so a broker that predates storage reporting counts for
+    /// nothing rather than for a stale figure.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub storage_bytes: BTreeMap<i64, u64>,
+}
+
+impl Heartbeat {
+    /// Checks what the types cannot: tenant ids are positive (as every
+    /// tenant's is) and byte counts fit the `BIGINT` sums they feed.
+    fn validate(&self) -> Result<(), ApiError> {
+        for (&tenant, &bytes) in &self.storage_bytes {
+            let field = format!("storage_bytes.{tenant}");
+            if tenant < 1 {
+                return Err(ApiError::validation(
+                    field,
+                    "range",
+                    "tenant ids are positive integers",
+                ));
+            }
+            if i64::try_from(bytes).is_err() {
+                return Err(ApiError::validation(
+                    field,
+                    "range",
+                    format!("must be at most {}", i64::MAX),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,9 +138,15 @@ pub struct HeartbeatAck {
     /// How many brokers are live (heartbeat within the last 15 s), this one
     /// included: brokers divide tenants' publish rate quotas by it.
     pub live_nodes: i64,
+    /// Bytes stored per tenant across the cluster, keyed by tenant id (as a
+    /// JSON string): the sum of the latest reports of the live brokers, this
+    /// one's report included. Tenants no live broker reports are absent.
+    /// Brokers compare it with each tenant's `max_storage_bytes`.
+    #[schema(value_type = BTreeMap<String, i64>)]
+    pub storage_used: BTreeMap<i64, i64>,
 }
 
-/// Heartbeat with the applied topology version; a node that stops is no longer live after 15 s.
+/// Heartbeat with the applied topology version and the bytes stored per tenant; a node that stops is no longer live (nor counted) after 15 s.
 #[utoipa::path(post, path = "/internal/v1/nodes/{id}/heartbeat", tag = "internal",
     params(("id" = String, Path, description = "Node id")),
     request_body = Heartbeat,
@@ -117,14 +158,18 @@ pub async fn heartbeat(
     Path(id): Path<String>,
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> ApiResult<Json<HeartbeatAck>> {
-    db::nodes::heartbeat(&state.pool, &id, beat.applied_version)
+    beat.validate()?;
+    db::nodes::heartbeat(&state.pool, &id, beat.applied_version, &beat.storage_bytes)
         .await?
         .ok_or_else(|| ApiError::not_found("node", id))?;
-    // Counted after this node's heartbeat is recorded, so it counts itself.
+    // Both read after this node's heartbeat is recorded, so it counts itself
+    // (and its new report, not the one it replaces).
     let live_nodes = db::nodes::live_count(&state.pool).await?;
+    let storage_used = db::nodes::storage_used(&state.pool).await?;
     Ok(Json(HeartbeatAck {
         version: state.versions.current(),
         live_nodes,
+        storage_used,
     }))
 }
 

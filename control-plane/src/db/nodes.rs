@@ -1,7 +1,11 @@
-//! Broker nodes: registration, heartbeats and the topology version each has applied.
+//! Broker nodes: registration, heartbeats, the topology version each has
+//! applied and what each stores per tenant.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
@@ -38,18 +42,22 @@ pub async fn upsert(
     .await
 }
 
-/// Records a heartbeat; `None` when the node never registered.
+/// Records a heartbeat and the node's storage report, which replaces its
+/// previous one; `None` when the node never registered.
 pub async fn heartbeat(
     pool: &PgPool,
     id: &str,
     applied_version: i64,
+    storage_bytes: &BTreeMap<i64, u64>,
 ) -> Result<Option<Node>, sqlx::Error> {
     sqlx::query_as(sql!(
-        "UPDATE nodes SET last_heartbeat_at = now(), applied_version = GREATEST(applied_version, $2)
+        "UPDATE nodes SET last_heartbeat_at = now(), applied_version = GREATEST(applied_version, $2),
+                          storage_bytes = $3
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(applied_version)
+    .bind(Json(storage_bytes))
     .fetch_optional(pool)
     .await
 }
@@ -69,6 +77,23 @@ pub async fn live_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok(count)
+}
+
+/// Bytes stored per tenant: the sum of the live nodes' latest reports.
+/// Summed as `numeric` and capped at the largest `BIGINT`, so that many
+/// huge reports saturate instead of failing the heartbeat.
+pub async fn storage_used(pool: &PgPool) -> Result<BTreeMap<i64, i64>, sqlx::Error> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT report.key::bigint,
+                LEAST(sum(report.value::numeric), 9223372036854775807)::bigint
+         FROM nodes, jsonb_each_text(nodes.storage_bytes) AS report
+         WHERE nodes.last_heartbeat_at > now() - make_interval(secs => $1)
+         GROUP BY report.key::bigint",
+    )
+    .bind(LIVE_NODE_WINDOW_SECONDS)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The live nodes' convergence: (how many are live, the lowest version any

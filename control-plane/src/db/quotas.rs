@@ -3,6 +3,7 @@
 use sqlx::{PgConnection, PgPool};
 
 use crate::model::quota::{Quotas, Usage};
+use crate::placement::LIVE_NODE_WINDOW_SECONDS;
 
 const COLUMNS: &str = "max_queues, max_exchanges, max_bindings, max_streams, max_partitions, max_api_keys, \
                        max_message_bytes, publish_messages_per_second, publish_bytes_per_second, max_storage_bytes";
@@ -55,7 +56,9 @@ pub async fn write(conn: &mut PgConnection, tenant_id: i64, q: &Quotas) -> Resul
 }
 
 /// Counts what the tenant uses; run inside the mutation that holds the
-/// quota lock, so the count cannot change before the insert.
+/// quota lock, so the count cannot change before the insert. Storage is
+/// the sum of the live nodes' latest reports (see `nodes::storage_used`),
+/// which the lock does not cover: brokers, not creates, change it.
 pub async fn usage(conn: &mut PgConnection, tenant_id: i64) -> Result<Usage, sqlx::Error> {
     sqlx::query_as(
         "SELECT
@@ -65,9 +68,13 @@ pub async fn usage(conn: &mut PgConnection, tenant_id: i64) -> Result<Usage, sql
            (SELECT count(*) FROM streams WHERE tenant_id = $1) AS streams,
            (SELECT coalesce(sum(partitions), 0)::bigint FROM streams WHERE tenant_id = $1) AS partitions,
            (SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL
-              AND (expires_at IS NULL OR expires_at > now())) AS api_keys",
+              AND (expires_at IS NULL OR expires_at > now())) AS api_keys,
+           (SELECT LEAST(coalesce(sum((storage_bytes ->> $1::text)::numeric), 0),
+                         9223372036854775807)::bigint
+              FROM nodes WHERE last_heartbeat_at > now() - make_interval(secs => $2)) AS storage_bytes",
     )
     .bind(tenant_id)
+    .bind(LIVE_NODE_WINDOW_SECONDS)
     .fetch_one(conn)
     .await
 }

@@ -168,7 +168,7 @@ impl QuotasPatch {
     }
 }
 
-/// What a tenant currently uses of its count quotas.
+/// What a tenant currently uses of its quotas.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Usage {
     pub queues: i64,
@@ -177,6 +177,10 @@ pub struct Usage {
     pub streams: i64,
     pub partitions: i64,
     pub api_keys: i64,
+    /// Bytes stored, against `max_storage_bytes`: the sum of what the live
+    /// brokers (heartbeat within the last 15 s) last reported for this
+    /// tenant, so it trails the truth by up to a heartbeat interval.
+    pub storage_bytes: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -8,6 +8,7 @@ mod exchanges;
 mod health;
 mod queues;
 mod quotas;
+mod storage;
 mod streams;
 mod support;
 mod tenants;

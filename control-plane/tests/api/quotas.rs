@@ -57,7 +57,7 @@ async fn tenant_reads_its_own_quotas_with_usage() {
         assert_eq!(
             report["usage"],
             json!({"queues": 2, "exchanges": 1, "bindings": 1, "streams": 1,
-                   "partitions": 3, "api_keys": 2})
+                   "partitions": 3, "api_keys": 2, "storage_bytes": 0})
         );
         assert_eq!(
             report["limits"],

@@ -16,6 +16,7 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// A running control plane; stopped (gracefully) when dropped.
 pub struct TestServer {
     api: Api,
+    database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -25,6 +26,7 @@ pub struct Api {
     client: reqwest::Client,
     base: String,
     operator_key: String,
+    node_key: String,
 }
 
 impl TestServer {
@@ -34,11 +36,13 @@ impl TestServer {
             .await
             .expect("test_database_url panicked");
         let operator_key = format!("sk_operator_{:032x}", rand::random::<u128>());
+        let node_key = format!("nk_{:032x}", rand::random::<u128>());
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url,
+            database_url: database_url.clone(),
             db_max_connections: 16,
             operator_key: Some(operator_key.clone()),
+            node_key: Some(node_key.clone()),
             token_ttl_seconds: 900,
             ..Config::default()
         };
@@ -61,7 +65,9 @@ impl TestServer {
                 client: reqwest::Client::new(),
                 base: format!("http://{address}"),
                 operator_key,
+                node_key,
             },
+            database_url,
             shutdown: Some(tx),
         }
     }
@@ -69,6 +75,14 @@ impl TestServer {
     /// A handle to move into spawned tasks.
     pub fn api(&self) -> Api {
         self.api.clone()
+    }
+
+    /// A connection to the server's database, for setting up states the API
+    /// cannot reach quickly (a broker silent for longer than the live window).
+    pub async fn db(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.database_url)
+            .await
+            .expect("connect to the test database")
     }
 }
 
@@ -90,6 +104,11 @@ impl Drop for TestServer {
 impl Api {
     pub fn op_key(&self) -> &str {
         &self.operator_key
+    }
+
+    /// The credential brokers present on `/internal/v1/*`.
+    pub fn node_key(&self) -> &str {
+        &self.node_key
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -348,7 +348,7 @@ async fn deleting_a_tenant_removes_its_keys_and_resources() {
     let (_, usage) = server.get("/v1/tenants/acme/quotas", &fresh).await;
     assert_eq!(
         usage["usage"],
-        json!({"queues": 0, "exchanges": 0, "bindings": 0, "streams": 0, "partitions": 0, "api_keys": 1})
+        json!({"queues": 0, "exchanges": 0, "bindings": 0, "streams": 0, "partitions": 0, "api_keys": 1, "storage_bytes": 0})
     );
     // The other tenant keeps everything.
     let (_, page) = server.get("/v1/bindings", &other).await;
