@@ -60,6 +60,14 @@ pub enum BrokerError {
     /// A consumer-group command refused (stale generation, not the owner, ...).
     #[error("{detail}")]
     GroupConflict { slug: &'static str, detail: String },
+    /// The tenant's storage is full (`max_storage_bytes`).
+    #[error("{detail}")]
+    QuotaExceeded {
+        quota: &'static str,
+        limit: i64,
+        used: u64,
+        detail: String,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -108,6 +116,7 @@ impl BrokerError {
                 (StatusCode::CONFLICT, slug, "Producer sequence refused")
             }
             GroupConflict { slug, .. } => (StatusCode::CONFLICT, slug, "Consumer group conflict"),
+            QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota-exceeded", "Quota exceeded"),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -146,6 +155,15 @@ pub struct Problem {
     /// Out-of-order producer sequence: the sequence the next batch must start with.
     #[serde(skip_serializing_if = "Option::is_none")]
     expected_sequence: Option<u64>,
+    /// Quota exceeded: which quota (as the control plane names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'static str>,
+    /// Quota exceeded: the tenant's limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i64>,
+    /// Quota exceeded: what the tenant uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<u64>,
 }
 
 impl IntoResponse for BrokerError {
@@ -173,6 +191,12 @@ impl IntoResponse for BrokerError {
             } => *expected_sequence,
             _ => None,
         };
+        let (quota, limit, used) = match &self {
+            BrokerError::QuotaExceeded {
+                quota, limit, used, ..
+            } => (Some(*quota), Some(*limit), Some(*used)),
+            _ => (None, None, None),
+        };
         let problem = Problem {
             problem_type: format!("{PROBLEM_BASE}{slug}"),
             title,
@@ -183,6 +207,9 @@ impl IntoResponse for BrokerError {
             earliest_offset,
             high_watermark,
             expected_sequence,
+            quota,
+            limit,
+            used,
         };
         let mut response = (status, Json(problem)).into_response();
         response.headers_mut().insert(

@@ -66,6 +66,11 @@ impl Groups {
         self.receiver.borrow().by_id.get(group_id).cloned()
     }
 
+    /// Every group hosted here.
+    pub fn all(&self) -> Vec<Arc<QueueGroup>> {
+        self.receiver.borrow().by_id.values().cloned().collect()
+    }
+
     /// A fixed set of groups, without a manager (tests of what uses them).
     #[cfg(test)]
     pub(crate) fn fixed(groups: &[Arc<QueueGroup>]) -> Groups {

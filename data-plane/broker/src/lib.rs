@@ -20,6 +20,7 @@ pub mod peers;
 pub mod queue;
 pub mod raft;
 pub mod routers;
+pub mod storage_quota;
 pub mod stream;
 pub mod stream_groups;
 pub mod topology;
@@ -57,11 +58,13 @@ pub async fn run(
         zone: config.zone.clone(),
     };
     let (applied, applied_receiver) = watch::channel(0);
+    let (storage_report, storage_report_receiver) = watch::channel(Arc::default());
     let (topology, mut tasks) = Follower::start(
         client.clone(),
         node,
         Duration::from_millis(config.heartbeat_ms),
         applied_receiver,
+        storage_report_receiver,
         shutdown.clone(),
     );
     let (dead_letters, dead_letter_notes) = mpsc::unbounded_channel();
@@ -88,6 +91,13 @@ pub async fn run(
         shutdown.clone(),
     );
     tasks.push(stream_manager);
+    tasks.push(tokio::spawn(storage_quota::keep_measuring(
+        groups.clone(),
+        partitions.clone(),
+        storage_report,
+        Duration::from_millis(config.heartbeat_ms),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(async move {
         loop {
             let both =

@@ -57,6 +57,16 @@ impl Partitions {
             .get(&(tenant_id, stream.to_string(), partition))
             .cloned()
     }
+
+    /// Every partition hosted here.
+    pub fn all(&self) -> Vec<Arc<PartitionGroup>> {
+        self.receiver
+            .borrow()
+            .partitions
+            .values()
+            .cloned()
+            .collect()
+    }
 }
 
 pub struct StreamGroupManager {

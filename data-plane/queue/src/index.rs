@@ -38,6 +38,8 @@ pub(crate) struct Indexes {
     /// Every ready message, FIFO by seq (peek, purge, TTL, drop-head, redrive).
     pub ready: BTreeSet<Seq>,
     pub ready_bytes: u64,
+    /// Bytes of every live message: ready, delayed and unacked.
+    pub live_bytes: u64,
     /// Ready messages a consumer may take now: ungrouped ones and the head of
     /// every group whose turn is free. Receive takes the highest priority,
     /// then the lowest seq.
@@ -64,6 +66,7 @@ impl Indexes {
     /// Index a message at its current location.
     pub fn add(&mut self, msg: &Message, groups_on: bool) {
         self.add_body_ref(msg.body_ref);
+        self.live_bytes += msg.meta.size;
         let seq = msg.seq;
         let group = group_of(msg, groups_on);
         match &msg.location {
@@ -113,6 +116,7 @@ impl Indexes {
     /// Forget a message's current location (before moving or removing it).
     pub fn remove(&mut self, msg: &Message, groups_on: bool) {
         self.remove_body_ref(msg.body_ref);
+        self.live_bytes -= msg.meta.size;
         let seq = msg.seq;
         let group = group_of(msg, groups_on);
         match &msg.location {

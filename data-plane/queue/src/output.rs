@@ -191,6 +191,9 @@ pub struct Stats {
     pub unacked: u64,
     pub delayed: u64,
     pub ready_bytes: u64,
+    /// Bytes of every live message (ready, delayed, unacked): what the queue
+    /// counts against the tenant's storage quota.
+    pub bytes: u64,
     /// Unacked messages per consumer (the broker's prefetch windows).
     pub consumers: BTreeMap<ConsumerId, u64>,
     /// Single-active-consumer: who receives now.

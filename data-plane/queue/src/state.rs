@@ -144,6 +144,7 @@ impl QueueState {
             unacked: self.idx.leases.len() as u64,
             delayed: self.idx.delayed.len() as u64,
             ready_bytes: self.idx.ready_bytes,
+            bytes: self.idx.live_bytes,
             consumers,
             active_consumer: self.active_consumer().cloned(),
             outbox: self.outbox.len() as u64,

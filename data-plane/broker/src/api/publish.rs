@@ -52,7 +52,8 @@ fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> B
     charge(state, caller, "messages", prepared.len() as u64, bytes)
 }
 
-/// Charges `count` messages (or records) of `bytes` to the tenant's publish
+/// Admits `count` messages (or records) of `bytes`: refused when the
+/// tenant's storage is full (`storage_quota`), else charged to its publish
 /// rate quotas; `field` is what a batch too big for one second is blamed on.
 pub(crate) fn charge(
     state: &BrokerState,
@@ -65,6 +66,7 @@ pub(crate) fn charge(
     let Some(tenant) = topology.tenants.get(&caller.tenant_id) else {
         return Err(BrokerError::Unauthorized("unknown tenant".into()));
     };
+    crate::storage_quota::check(&state.topology, caller, bytes)?;
     let quotas = &tenant.quotas;
     let quota = RateQuota {
         messages_per_second: quotas.publish_messages_per_second,

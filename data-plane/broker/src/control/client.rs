@@ -1,5 +1,6 @@
 //! HTTP calls to the control plane's `/internal/v1` API and its JWKS.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -35,6 +36,10 @@ pub struct HeartbeatAck {
     /// plane that predates the count.
     #[serde(default)]
     pub live_nodes: Option<u64>,
+    /// Per tenant, the bytes stored on every live broker (their latest
+    /// reports summed); absent from a control plane that does not sum them.
+    #[serde(default)]
+    pub storage_used: Option<BTreeMap<i64, u64>>,
 }
 
 impl ControlClient {
@@ -72,6 +77,7 @@ impl ControlClient {
         &self,
         node_id: &str,
         applied_version: i64,
+        storage_bytes: &BTreeMap<i64, u64>,
     ) -> Result<HeartbeatAck, ControlError> {
         let response = self
             .http
@@ -80,7 +86,10 @@ impl ControlClient {
                 self.base
             ))
             .bearer_auth(&self.node_key)
-            .json(&json!({ "applied_version": applied_version }))
+            .json(&json!({
+                "applied_version": applied_version,
+                "storage_bytes": storage_bytes,
+            }))
             .send()
             .await?;
         if response.status() == StatusCode::NOT_FOUND {

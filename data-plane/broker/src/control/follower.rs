@@ -4,8 +4,11 @@
 //! groups have converged to that version, not when the snapshot arrives — so
 //! the control plane answers a declare only when the queue can take messages.
 //! Each heartbeat's answer also says how many brokers are live, which the
-//! publish rate quotas are divided by (`limits.rs`).
+//! publish rate quotas are divided by (`limits.rs`), and, per tenant, the
+//! bytes stored across the live brokers, which the storage quota is checked
+//! against; each heartbeat carries this broker's own per-tenant bytes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +27,13 @@ pub struct TopologyHandle {
     /// Live brokers as the last heartbeat answer counted them (`None` before
     /// one came, or from a control plane that does not count them).
     live_brokers: watch::Receiver<Option<u64>>,
+    /// Per tenant, the bytes stored on the live brokers, as the last
+    /// heartbeat answer summed them.
+    storage_used: watch::Receiver<Arc<BTreeMap<i64, u64>>>,
 }
+
+/// Per tenant, the bytes this broker stores (queue messages, partition logs).
+pub type StorageReport = Arc<BTreeMap<i64, u64>>;
 
 impl TopologyHandle {
     pub fn current(&self) -> Arc<Topology> {
@@ -43,6 +52,16 @@ impl TopologyHandle {
             .max(1)
     }
 
+    /// The bytes `tenant_id` stores across the live brokers, as of the last
+    /// heartbeat answer (0 before one came).
+    pub fn storage_used(&self, tenant_id: i64) -> u64 {
+        self.storage_used
+            .borrow()
+            .get(&tenant_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Whether a first snapshot has arrived (the broker is not ready before).
     pub fn is_loaded(&self) -> bool {
         self.receiver.borrow().version >= 0
@@ -58,9 +77,11 @@ impl TopologyHandle {
     pub(crate) fn fixed(topology: Topology) -> TopologyHandle {
         let (_, receiver) = watch::channel(Arc::new(topology));
         let (_, live_brokers) = watch::channel(None);
+        let (_, storage_used) = watch::channel(Arc::default());
         TopologyHandle {
             receiver,
             live_brokers,
+            storage_used,
         }
     }
 
@@ -87,12 +108,14 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Follower {
     /// Starts the feed and heartbeat tasks; both stop when `shutdown` is
-    /// cancelled. The heartbeats report what `applied` says.
+    /// cancelled. The heartbeats report what `applied` says, and the
+    /// storage `report` (which the broker fills once its groups exist).
     pub fn start(
         client: ControlClient,
         node: NodeIdentity,
         heartbeat: Duration,
         applied: watch::Receiver<i64>,
+        report: watch::Receiver<StorageReport>,
         shutdown: CancellationToken,
     ) -> (TopologyHandle, Vec<JoinHandle<()>>) {
         let (sender, receiver) = watch::channel(Arc::new(Topology::default()));
@@ -103,17 +126,23 @@ impl Follower {
             shutdown.clone(),
         ));
         let (live_sender, live_brokers) = watch::channel(None);
+        let (storage_sender, storage_used) = watch::channel(Arc::default());
         let beats = tokio::spawn(send_heartbeats(
             client,
             node,
             heartbeat,
             applied,
-            live_sender,
+            report,
+            HeartbeatAnswers {
+                live_brokers: live_sender,
+                storage_used: storage_sender,
+            },
             shutdown,
         ));
         let handle = TopologyHandle {
             receiver,
             live_brokers,
+            storage_used,
         };
         (handle, vec![feed, beats])
     }
@@ -173,12 +202,19 @@ async fn follow_feed(
     }
 }
 
+/// Where the heartbeat task puts what the answers say.
+struct HeartbeatAnswers {
+    live_brokers: watch::Sender<Option<u64>>,
+    storage_used: watch::Sender<StorageReport>,
+}
+
 async fn send_heartbeats(
     client: ControlClient,
     node: NodeIdentity,
     every: Duration,
     mut applied: watch::Receiver<i64>,
-    live_brokers: watch::Sender<Option<u64>>,
+    report: watch::Receiver<StorageReport>,
+    answers: HeartbeatAnswers,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(every);
@@ -190,10 +226,14 @@ async fn send_heartbeats(
             _ = shutdown.cancelled() => return,
         }
         let version = *applied.borrow_and_update();
-        match client.heartbeat(&node.node_id, version).await {
+        let storage = report.borrow().clone();
+        match client.heartbeat(&node.node_id, version, &storage).await {
             Ok(ack) => {
+                if let Some(used) = ack.storage_used {
+                    answers.storage_used.send_replace(Arc::new(used));
+                }
                 if let Some(live) = ack.live_nodes {
-                    live_brokers.send_if_modified(|known| {
+                    answers.live_brokers.send_if_modified(|known| {
                         let changed = *known != Some(live);
                         *known = Some(live);
                         changed
@@ -233,9 +273,11 @@ mod tests {
     fn live_brokers_come_from_heartbeats_else_from_the_feed() {
         let (topology, receiver) = watch::channel(Arc::new(Topology::default()));
         let (counted, live_brokers) = watch::channel(None);
+        let (_, storage_used) = watch::channel(Arc::default());
         let handle = TopologyHandle {
             receiver,
             live_brokers,
+            storage_used,
         };
         assert_eq!(handle.live_brokers(), 1, "nothing known: this broker alone");
         let nodes: HashMap<String, String> = ["n1", "n2", "n3"]

@@ -216,3 +216,20 @@ fn commands_below_the_applied_index_are_refused() {
         Err(QueueError::LogIndexRegressed { applied: 1, got: 0 })
     );
 }
+
+#[test]
+fn stats_count_the_bytes_of_every_live_message() {
+    let mut q = Harness::new("{}");
+    q.publish_keys(&["m1", "m2", "m3"]); // 10 bytes each
+    assert_eq!(
+        (q.state.stats().bytes, q.state.stats().ready_bytes),
+        (30, 30)
+    );
+    let leased = q.receive("a", 2);
+    assert_eq!(
+        (q.state.stats().bytes, q.state.stats().ready_bytes),
+        (30, 10)
+    );
+    q.ack(&[leased[0].receipt]);
+    assert_eq!(q.state.stats().bytes, 20, "acked messages stop counting");
+}
