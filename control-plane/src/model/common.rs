@@ -112,3 +112,25 @@ pub struct Deleted {
     /// Topology version at which the deletion happened.
     pub topology_version: i64,
 }
+
+/// A replication factor: odd (1, 3, 5 or 7: a majority must hold every
+/// confirmed message), and today 1 — brokers do not replicate groups to one
+/// another yet, and a group placed on several brokers could not elect a
+/// leader, so more is refused rather than accepted and left unserved.
+pub fn check_replication_factor(replication_factor: u8) -> Result<(), ApiError> {
+    if !matches!(replication_factor, 1 | 3 | 5 | 7) {
+        return Err(ApiError::validation(
+            "replication_factor",
+            "odd",
+            "must be 1, 3, 5 or 7",
+        ));
+    }
+    if replication_factor > 1 {
+        return Err(ApiError::validation(
+            "replication_factor",
+            "available",
+            "only 1 is served today: replication across brokers is not built yet",
+        ));
+    }
+    Ok(())
+}

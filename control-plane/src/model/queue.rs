@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{DAY_MS, check_range};
+use super::common::{DAY_MS, check_range, check_replication_factor};
 use crate::error::ApiError;
 use crate::names;
 
@@ -66,7 +66,8 @@ pub struct QueueSpec {
     /// A second publish with the same message id within this window is dropped (1 ms to 7 days).
     #[serde(default)]
     pub dedup_window_ms: Option<u64>,
-    /// Number of replicas: 1, 3, 5 or 7 (a majority must hold every confirmed message).
+    /// Number of replicas: 1 today (3, 5 and 7 — a majority holding every confirmed
+    /// message — once brokers replicate to one another).
     #[serde(default = "default_replication")]
     pub replication_factor: u8,
     /// Only one consumer receives at a time; another takes over when it leaves.
@@ -106,13 +107,7 @@ impl QueueSpec {
         )?;
         check_range("dedup_window_ms", self.dedup_window_ms, 1, 7 * DAY_MS)?;
         check_range("lease_ms", Some(self.lease_ms), 1_000, DAY_MS / 2)?;
-        if !matches!(self.replication_factor, 1 | 3 | 5 | 7) {
-            return Err(ApiError::validation(
-                "replication_factor",
-                "odd",
-                "must be 1, 3, 5 or 7",
-            ));
-        }
+        check_replication_factor(self.replication_factor)?;
         if let Some(dlx) = &self.dead_letter_exchange {
             names::resource("dead_letter_exchange", dlx)?;
         }

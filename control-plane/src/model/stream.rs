@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{DAY_MS, check_range};
+use super::common::{DAY_MS, check_range, check_replication_factor};
 use crate::error::ApiError;
 
 pub const MAX_PARTITIONS: u64 = 1024;
@@ -20,7 +20,7 @@ pub struct StreamSpec {
     /// Number of partitions, 1 to 1024.
     #[serde(default = "one")]
     pub partitions: u32,
-    /// Replicas per partition: 1, 3, 5 or 7.
+    /// Replicas per partition: 1 today (3, 5 or 7 once brokers replicate).
     #[serde(default = "one_u8")]
     pub replication_factor: u8,
     /// Records older than this are deleted (at least 1 s, default 7 days; `null` keeps them forever).
@@ -60,13 +60,7 @@ impl StreamSpec {
             1,
             MAX_PARTITIONS,
         )?;
-        if !matches!(self.replication_factor, 1 | 3 | 5 | 7) {
-            return Err(ApiError::validation(
-                "replication_factor",
-                "odd",
-                "must be 1, 3, 5 or 7",
-            ));
-        }
+        check_replication_factor(self.replication_factor)?;
         check_range(
             "retention_ms",
             self.retention_ms,

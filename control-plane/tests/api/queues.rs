@@ -61,7 +61,7 @@ async fn every_setting_reads_back_as_declared() {
         "delivery_limit": 5,
         "retry": {"initial_delay_ms": 100, "multiplier": 3.0, "max_delay_ms": 10_000},
         "dedup_window_ms": 5_000,
-        "replication_factor": 3,
+        "replication_factor": 1,
         "single_active_consumer": true,
         "message_groups": true,
         "lease_ms": 60_000,
@@ -143,6 +143,11 @@ async fn queue_declare_validates_every_setting() {
             json!({"replication_factor": 2}),
             "replication_factor",
             "odd",
+        ),
+        (
+            json!({"replication_factor": 3}),
+            "replication_factor",
+            "available",
         ),
         (
             json!({"replication_factor": 0}),

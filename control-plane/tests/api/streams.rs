@@ -55,7 +55,7 @@ async fn every_setting_reads_back_and_null_retention_keeps_forever() {
     let admin = server.create_tenant("acme").await;
     let spec = json!({
         "partitions": 4,
-        "replication_factor": 3,
+        "replication_factor": 1,
         "retention_ms": 30 * DAY_MS,
         "retention_bytes": 1u64 << 30,
         "local_retention_ms": DAY_MS,
@@ -99,6 +99,11 @@ async fn stream_declare_validates() {
             json!({"replication_factor": 2}),
             "replication_factor",
             "odd",
+        ),
+        (
+            json!({"replication_factor": 3}),
+            "replication_factor",
+            "available",
         ),
         (json!({"retention_ms": 999}), "retention_ms", "range"),
         (json!({"retention_bytes": 1024}), "retention_bytes", "range"),
