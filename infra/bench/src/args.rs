@@ -18,7 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Mode {
-    /// Publish with confirms while consumers receive (long-poll) and ack.
+    /// Publish with confirms while consumers receive (long-poll, or with
+    /// `--push` the Server-Sent Events consume stream) and ack.
     Queue(QueueArgs),
     /// Produce records with acks to a partitioned stream, then fetch every
     /// partition back and verify each record came back once; compares with
@@ -58,12 +59,29 @@ pub struct QueueArgs {
     /// Publish requests each publisher keeps in flight (awaiting their confirm).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub window: u64,
-    /// Concurrent consumers, each looping receive → ack.
+    /// Concurrent consumers, each looping receive → ack (or, with `--push`,
+    /// each holding one consume stream).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub consumers: u64,
-    /// Messages per receive request (the broker takes 1..=100).
-    #[arg(long, alias = "prefetch", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
+    /// Messages per receive request (the broker takes 1..=100); with `--push`,
+    /// each consumer's prefetch window (the broker takes 1..=1000).
+    #[arg(long, alias = "prefetch", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=MAX_PREFETCH))]
     pub max_messages: u64,
+    /// Consume with the broker's push API (`GET /v1/queues/{q}/consume`,
+    /// Server-Sent Events, `prefetch` = `--max-messages`) instead of
+    /// long-polling `POST /receive`.
+    #[arg(long)]
+    pub push: bool,
+    /// With `--push`: receipts per ack request at most. A consumer acks what
+    /// has arrived whenever its stream has nothing more buffered, or as soon
+    /// as this many messages are waiting (the broker takes 1..=1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub ack_batch: u64,
+    /// With `--push`: when the stream has nothing more buffered, wait up to
+    /// this many milliseconds for more messages before acking what has
+    /// arrived (0: ack at once). Tokio's timer ticks in milliseconds.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub ack_linger_ms: u64,
     /// Long-poll wait of each receive, in milliseconds (at most 20000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=20_000))]
     pub wait_ms: u64,
@@ -88,6 +106,30 @@ pub struct QueueArgs {
     /// which is also where `--spawn` puts the broker's data).
     #[arg(long, value_name = "DIR")]
     pub fsync_dir: Option<PathBuf>,
+}
+
+/// Largest `max_messages` of one `POST /receive` (the broker's limit).
+pub const MAX_RECEIVE: u64 = 100;
+/// Largest prefetch of one push consumer (the broker's `MAX_PREFETCH`).
+pub const MAX_PREFETCH: u64 = 1000;
+
+impl QueueArgs {
+    /// Checks what clap cannot: the pull and push limits of `--max-messages` differ.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.push && self.max_messages > MAX_RECEIVE {
+            anyhow::bail!(
+                "--max-messages {} is over the receive limit of {MAX_RECEIVE} \
+                 (up to {MAX_PREFETCH} works as a prefetch with --push)",
+                self.max_messages
+            );
+        }
+        Ok(())
+    }
+
+    /// `"push"` or `"pull"`, as the report names the consume mode.
+    pub fn consume_mode(&self) -> &'static str {
+        if self.push { "push" } else { "pull" }
+    }
 }
 
 /// How fetched records travel (`format=` of the fetch); `stream::fetch::

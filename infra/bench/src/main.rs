@@ -6,6 +6,7 @@ mod args;
 mod baseline;
 mod engine;
 mod http;
+mod push;
 mod queue;
 mod report;
 mod stream;
@@ -38,6 +39,7 @@ struct QueueReport {
     window: u64,
     consumers: u64,
     max_messages: u64,
+    consume_mode: &'static str,
     rate: u64,
     msgs_per_s: Value,
     mb_per_s: Value,
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
 /// Prepares the target, measures the baselines, runs the scenario and prints
 /// the report; `Ok(false)` when the run did not complete.
 async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
+    args.validate()?;
     eprintln!("sluice-bench: preparing the target");
     let target = Target::prepare(&args.target, Resource::Queue, args.queue.as_deref()).await?;
     let mut baseline = serde_json::Map::new();
@@ -96,8 +99,11 @@ async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
         .await?;
     }
     eprintln!(
-        "sluice-bench: {} messages of {} B on queue {}",
-        args.messages, args.size, target.name
+        "sluice-bench: {} messages of {} B on queue {} ({} consumers)",
+        args.messages,
+        args.size,
+        target.name,
+        args.consume_mode()
     );
     let mut run = queue::run(&target, args.clone()).await?;
     target.cleanup().await;
@@ -130,6 +136,7 @@ async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
         window: args.window,
         consumers: args.consumers,
         max_messages: args.max_messages,
+        consume_mode: args.consume_mode(),
         rate: args.rate,
         msgs_per_s: take(&mut run, "msgs_per_s"),
         mb_per_s: take(&mut run, "mb_per_s"),

@@ -1,6 +1,7 @@
 //! The queue scenario: `publishers × window` tasks publish batches with
-//! confirms while `consumers` tasks long-poll receive and ack, until every
-//! confirmed message is acked or the time limit passes.
+//! confirms while `consumers` tasks long-poll receive and ack (or, with
+//! `--push`, read the consume stream and ack, see [`crate::push`]), until
+//! every confirmed message is acked or the time limit passes.
 //!
 //! Each body starts with its publish request's send time (20 decimal
 //! digits of microseconds since the run's start, then `|`, padded with `x`
@@ -57,12 +58,13 @@ struct ReceiveResponse {
     messages: Vec<Received>,
 }
 
+/// One delivered message, as `receive` returns it and a push `message` event carries it.
 #[derive(Deserialize)]
-struct Received {
-    body: String,
-    receipt: String,
+pub(crate) struct Received {
+    pub body: String,
+    pub receipt: String,
     #[serde(default)]
-    redelivered: bool,
+    pub redelivered: bool,
 }
 
 #[derive(Serialize)]
@@ -76,9 +78,9 @@ struct AckResponse {
 }
 
 /// Counters shared by every task of one run.
-struct Shared {
-    epoch: Instant,
-    deadline: Instant,
+pub(crate) struct Shared {
+    pub epoch: Instant,
+    pub deadline: Instant,
     /// The next message index a publisher may claim.
     next: AtomicU64,
     stored: AtomicU64,
@@ -87,13 +89,15 @@ struct Shared {
     received: AtomicU64,
     redelivered: AtomicU64,
     acked: AtomicU64,
+    /// Push consume streams that ended or failed and were opened again.
+    pub stream_restarts: AtomicU64,
     last_confirm: Mutex<Option<Instant>>,
     last_ack: Mutex<Option<Instant>>,
     errors: Mutex<Vec<String>>,
 }
 
 impl Shared {
-    fn error(&self, message: String) {
+    pub fn error(&self, message: String) {
         if let Ok(mut errors) = self.errors.lock()
             && errors.len() < MAX_ERRORS
         {
@@ -121,6 +125,72 @@ fn body(sent_micros: u64, size: usize) -> String {
 
 fn sent_micros(body: &str) -> Option<u64> {
     body.get(..STAMP_DIGITS)?.parse().ok()
+}
+
+/// Counts messages that arrived at `received_at` and records the
+/// end-to-end latency of those delivered for the first time.
+pub(crate) fn record_received<'a>(
+    shared: &Shared,
+    latencies: &mut ConsumerLatencies,
+    received_at: Instant,
+    messages: impl IntoIterator<Item = &'a Received>,
+) {
+    let now_micros = received_at.duration_since(shared.epoch).as_micros() as u64;
+    let mut count = 0;
+    for message in messages {
+        count += 1;
+        if message.redelivered {
+            shared.redelivered.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(sent) = sent_micros(&message.body) {
+            latencies.e2e.record_micros(now_micros.saturating_sub(sent));
+        }
+    }
+    latencies.received += count;
+    shared.received.fetch_add(count, Ordering::Relaxed);
+}
+
+/// `POST /ack` of `receipts`, counted in `shared` and timed in `latencies`.
+pub(crate) async fn ack(
+    shared: &Shared,
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    receipts: &[String],
+    latencies: &mut Latencies,
+) {
+    let ack_sent = Instant::now();
+    let outcome = async {
+        let response = client
+            .post(url)
+            .bearer_auth(key)
+            .json(&AckRequest { receipts })
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("ack: {status} {text}");
+        }
+        let answer: AckResponse = response.json().await?;
+        Ok(answer.results.iter().filter(|r| r.status == "ok").count() as u64)
+    }
+    .await;
+    let acked_at = Instant::now();
+    match outcome {
+        Ok(acked) => {
+            latencies.record_micros(acked_at.duration_since(ack_sent).as_micros() as u64);
+            if acked < receipts.len() as u64 {
+                shared.error(format!(
+                    "ack: {} of {} receipts refused",
+                    receipts.len() as u64 - acked,
+                    receipts.len()
+                ));
+            }
+            shared.acked.fetch_add(acked, Ordering::Relaxed);
+            Shared::mark(&shared.last_ack, acked_at);
+        }
+        Err(error) => shared.error(format!("{error:#}")),
+    }
 }
 
 /// One publisher slot: claims `batch` messages at a time until all are claimed.
@@ -196,9 +266,21 @@ async fn publish_loop(
 }
 
 /// What one consumer measured.
-struct ConsumerLatencies {
-    e2e: Latencies,
-    ack: Latencies,
+pub(crate) struct ConsumerLatencies {
+    pub e2e: Latencies,
+    pub ack: Latencies,
+    /// Messages it got, redeliveries included.
+    pub received: u64,
+}
+
+impl ConsumerLatencies {
+    pub fn new() -> Self {
+        ConsumerLatencies {
+            e2e: Latencies::new(),
+            ack: Latencies::new(),
+            received: 0,
+        }
+    }
 }
 
 /// One consumer: receive (long-poll) → ack, until `stop` turns true or the deadline.
@@ -210,10 +292,7 @@ async fn consume_loop(
     args: Arc<QueueArgs>,
     mut stop: watch::Receiver<bool>,
 ) -> ConsumerLatencies {
-    let mut latencies = ConsumerLatencies {
-        e2e: Latencies::new(),
-        ack: Latencies::new(),
-    };
+    let mut latencies = ConsumerLatencies::new();
     let receive_url = format!("{base}/receive");
     let ack_url = format!("{base}/ack");
     let receive = ReceiveRequest {
@@ -253,55 +332,17 @@ async fn consume_loop(
         if messages.is_empty() {
             continue;
         }
-        let now_micros = received_at.duration_since(shared.epoch).as_micros() as u64;
-        shared
-            .received
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        for message in &messages {
-            if message.redelivered {
-                shared.redelivered.fetch_add(1, Ordering::Relaxed);
-            } else if let Some(sent) = sent_micros(&message.body) {
-                latencies.e2e.record_micros(now_micros.saturating_sub(sent));
-            }
-        }
+        record_received(&shared, &mut latencies, received_at, &messages);
         let receipts: Vec<String> = messages.into_iter().map(|m| m.receipt).collect();
-        let ack_sent = Instant::now();
-        let outcome = async {
-            let response = client
-                .post(&ack_url)
-                .bearer_auth(&key)
-                .json(&AckRequest {
-                    receipts: &receipts,
-                })
-                .send()
-                .await?;
-            let status = response.status();
-            if !status.is_success() {
-                let text = response.text().await.unwrap_or_default();
-                bail!("ack: {status} {text}");
-            }
-            let answer: AckResponse = response.json().await?;
-            Ok(answer.results.iter().filter(|r| r.status == "ok").count() as u64)
-        }
+        ack(
+            &shared,
+            &client,
+            &ack_url,
+            &key,
+            &receipts,
+            &mut latencies.ack,
+        )
         .await;
-        let acked_at = Instant::now();
-        match outcome {
-            Ok(acked) => {
-                latencies
-                    .ack
-                    .record_micros(acked_at.duration_since(ack_sent).as_micros() as u64);
-                if acked < receipts.len() as u64 {
-                    shared.error(format!(
-                        "ack: {} of {} receipts refused",
-                        receipts.len() as u64 - acked,
-                        receipts.len()
-                    ));
-                }
-                shared.acked.fetch_add(acked, Ordering::Relaxed);
-                Shared::mark(&shared.last_ack, acked_at);
-            }
-            Err(error) => shared.error(format!("{error:#}")),
-        }
     }
     latencies
 }
@@ -319,6 +360,7 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
         received: AtomicU64::new(0),
         redelivered: AtomicU64::new(0),
         acked: AtomicU64::new(0),
+        stream_restarts: AtomicU64::new(0),
         last_confirm: Mutex::new(None),
         last_ack: Mutex::new(None),
         errors: Mutex::new(Vec::new()),
@@ -327,15 +369,22 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
     let (stop, stopped) = watch::channel(false);
 
     let mut consumers = Vec::new();
-    for _ in 0..args.consumers {
-        consumers.push(tokio::spawn(consume_loop(
+    for index in 0..args.consumers {
+        let (shared, client, base, key, args, stopped) = (
             shared.clone(),
             reqwest::Client::new(),
             base.clone(),
             target.key.clone(),
             args.clone(),
             stopped.clone(),
-        )));
+        );
+        consumers.push(if args.push {
+            tokio::spawn(crate::push::consume_loop(
+                shared, client, base, key, args, index, stopped,
+            ))
+        } else {
+            tokio::spawn(consume_loop(shared, client, base, key, args, stopped))
+        });
     }
     let mut publishers = Vec::new();
     for _ in 0..args.publishers {
@@ -365,14 +414,19 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
     let _ = stop.send(true);
     let mut e2e = Latencies::new();
     let mut ack = Latencies::new();
+    let mut consumer_received = Vec::new();
     let grace = Duration::from_secs(10);
     for consumer in consumers {
         match tokio::time::timeout(grace, consumer).await {
             Ok(Ok(latencies)) => {
                 e2e.merge(&latencies.e2e);
                 ack.merge(&latencies.ack);
+                consumer_received.push(json!(latencies.received));
             }
-            _ => shared.error("a consumer did not stop".to_string()),
+            _ => {
+                shared.error("a consumer did not stop".to_string());
+                consumer_received.push(Value::Null);
+            }
         }
     }
 
@@ -400,6 +454,11 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
         }
     };
     let errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let push_only = |value: u64| if args.push { json!(value) } else { Value::Null };
+    let receipts_per_ack = match ack.count() {
+        0 => Value::Null,
+        requests => json!(round3(acked as f64 / requests as f64)),
+    };
     Ok(json!({
         "complete": complete,
         "published": stored,
@@ -417,6 +476,11 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
         "e2e_latency_ms": e2e.to_json(),
         "publish_latency_ms": publish_latencies.to_json(),
         "ack_latency_ms": ack.to_json(),
+        "consumer_received": consumer_received,
+        "ack_batch": push_only(args.ack_batch),
+        "ack_linger_ms": push_only(args.ack_linger_ms),
+        "receipts_per_ack": receipts_per_ack,
+        "stream_restarts": shared.stream_restarts.load(Ordering::Relaxed),
         "errors": errors,
     }))
 }
