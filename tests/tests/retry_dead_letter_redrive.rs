@@ -60,8 +60,11 @@ async fn retries_back_off_then_dead_letter_and_redrive_back() -> anyhow::Result<
             );
         }
         assert_eq!(message["delivery_count"], attempt);
+        // Taken before the nack is sent: the backoff runs from when it is
+        // applied, which is later, so this is a safe lower bound.
+        let sent = Instant::now();
         let answer = sluice.nack(&app, "orders", message, "requeue").await?;
-        nacked_at = Some(Instant::now());
+        nacked_at = Some(sent);
         let expected = if attempt < 3 {
             "delayed"
         } else {
