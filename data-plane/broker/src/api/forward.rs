@@ -165,7 +165,7 @@ pub async fn publish_remote(
     queue: &str,
     authorization: &str,
     messages: &[&super::messages::Prepared],
-) -> Result<Vec<(u32, String)>, BrokerError> {
+) -> Result<Vec<super::messages::QueueAnswer>, BrokerError> {
     use base64::Engine;
     let messages: Vec<serde_json::Value> = messages
         .iter()
@@ -214,24 +214,15 @@ pub async fn publish_remote(
         )));
     }
     #[derive(serde::Deserialize)]
-    struct Outcome {
-        status: String,
-        queues: u32,
-    }
-    #[derive(serde::Deserialize)]
     struct Answer {
-        results: Vec<Outcome>,
+        results: Vec<super::messages::QueueAnswer>,
     }
     let answer: Answer = answer.json().await.map_err(|e| {
         BrokerError::Unavailable(format!(
             "the broker hosting `{queue}` answered garbage: {e}"
         ))
     })?;
-    Ok(answer
-        .results
-        .into_iter()
-        .map(|o| (o.queues, o.status))
-        .collect())
+    Ok(answer.results)
 }
 
 /// Where a stream request is served when not here: for a fetch, the node of

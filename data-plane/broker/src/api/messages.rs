@@ -46,6 +46,8 @@ pub struct OutgoingMessage {
 pub struct Prepared {
     pub meta: PublishMessage,
     pub body: MessageBody,
+    /// Body plus metadata bytes: what the size, rate and storage quotas count.
+    pub charged_bytes: u64,
 }
 
 /// Checks and decodes a publish batch against the tenant's message size quota.
@@ -72,6 +74,7 @@ pub fn prepare(
         .into_iter()
         .enumerate()
         .map(|(i, message)| {
+            let metadata = super::message_limits::check_metadata(i, &message)?;
             let field = format!("messages[{i}].body");
             let bytes = match message.body_encoding {
                 BodyEncoding::Utf8 => message.body.into_bytes(),
@@ -80,11 +83,12 @@ pub fn prepare(
                 })?,
             };
             let size = bytes.len() as u64;
-            if size > limit {
+            let charged_bytes = size + metadata;
+            if charged_bytes > limit {
                 return Err(BrokerError::TooLarge {
                     field,
                     detail: format!(
-                        "the body is {size} bytes; this tenant's max_message_bytes is {limit}"
+                        "the message is {charged_bytes} bytes ({size} of body, {metadata} of headers, ids and keys); this tenant's max_message_bytes is {limit}"
                     ),
                 });
             }
@@ -110,6 +114,7 @@ pub fn prepare(
                     encoding: message.body_encoding,
                     content_type: message.content_type,
                 },
+                charged_bytes,
             })
         })
         .collect()
@@ -164,6 +169,28 @@ impl From<&PublishResult> for PublishOutcome {
             status,
             queues,
             reason,
+        }
+    }
+}
+
+/// One target queue's answer for one message, as an exchange publish
+/// gathers it from a local group or from the broker hosting the queue
+/// (which answers `PublishOutcome`s).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueAnswer {
+    pub status: String,
+    pub queues: u32,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl From<&PublishResult> for QueueAnswer {
+    fn from(result: &PublishResult) -> Self {
+        let outcome = PublishOutcome::from(result);
+        QueueAnswer {
+            status: outcome.status.to_string(),
+            queues: outcome.queues,
+            reason: outcome.reason,
         }
     }
 }
@@ -313,5 +340,63 @@ mod tests {
             matches!(err, BrokerError::Validation { ref field, .. } if field == "messages[0].body")
         );
         assert!(prepare(Vec::new(), 3).is_err());
+    }
+
+    #[test]
+    fn metadata_counts_against_the_size_limit_and_is_bounded() {
+        let mut message = outgoing("abc", BodyEncoding::Utf8);
+        message.headers.insert("k".into(), "vvvv".into());
+        // 3 body + 1 + 4 header bytes = 8 > 7.
+        let err = prepare(vec![message], 7).unwrap_err();
+        assert!(matches!(err, BrokerError::TooLarge { .. }));
+
+        type Mutation = Box<dyn Fn(&mut OutgoingMessage)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "messages[0].routing_key",
+                Box::new(|m| m.routing_key = "r".repeat(256)),
+            ),
+            (
+                "messages[0].message_id",
+                Box::new(|m| m.message_id = Some(String::new())),
+            ),
+            (
+                "messages[0].group",
+                Box::new(|m| m.group = Some("g".repeat(257))),
+            ),
+            (
+                "messages[0].content_type",
+                Box::new(|m| m.content_type = Some("c".repeat(256))),
+            ),
+            (
+                "messages[0].headers",
+                Box::new(|m| {
+                    m.headers = (0..65).map(|i| (format!("h{i}"), String::new())).collect();
+                }),
+            ),
+            (
+                "messages[0].headers",
+                Box::new(|m| {
+                    m.headers.insert(String::new(), "v".into());
+                }),
+            ),
+            (
+                "messages[0].delay_ms",
+                Box::new(|m| m.delay_ms = Some(u64::from(u32::MAX) + 1)),
+            ),
+            (
+                "messages[0].expiration_ms",
+                Box::new(|m| m.expiration_ms = Some(u64::MAX)),
+            ),
+        ];
+        for (expected, mutate) in cases {
+            let mut message = outgoing("x", BodyEncoding::Utf8);
+            mutate(&mut message);
+            let err = prepare(vec![message], 1 << 20).unwrap_err();
+            assert!(
+                matches!(err, BrokerError::Validation { ref field, .. } if field == expected),
+                "{expected}: {err:?}"
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod forward;
 pub mod internal;
 pub mod json;
+pub mod message_limits;
 pub mod messages;
 pub mod openapi;
 pub mod publish;

@@ -16,7 +16,9 @@ use sluice_routing::{Headers, RouteError};
 
 use super::forward;
 use super::json::JsonBody;
-use super::messages::{OutgoingMessage, Prepared, PublishOutcome, prepare, publish_command};
+use super::messages::{
+    OutgoingMessage, Prepared, PublishOutcome, QueueAnswer, prepare, publish_command,
+};
 use super::openapi::ProblemResponses;
 use super::queues::queue_group;
 use super::{BrokerState, CallerAuth};
@@ -48,7 +50,7 @@ pub(crate) fn max_message_bytes(state: &BrokerState, caller: &Caller) -> i64 {
 /// Charges the batch to the tenant's publish rate quotas (messages/s and
 /// bytes/s), before anything is written: a refused batch leaves no trace.
 fn charge_rate(state: &BrokerState, caller: &Caller, prepared: &[Prepared]) -> BrokerResult<()> {
-    let bytes: u64 = prepared.iter().map(|p| p.meta.size).sum();
+    let bytes: u64 = prepared.iter().map(|p| p.charged_bytes).sum();
     charge(state, caller, "messages", prepared.len() as u64, bytes)
 }
 
@@ -165,10 +167,18 @@ pub struct ExchangePublishRequest {
     mandatory: bool,
 }
 
+/// A target queue that did not take the message.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FailedQueue {
     queue: String,
+    /// `rejected` (the queue is full and its overflow policy is
+    /// `reject-publish`), `dead_lettered` (full, policy `dead-letter`:
+    /// the message went to the queue's dead-letter exchange instead), or
+    /// what went wrong reaching the queue.
     error: String,
+    /// Why, for `rejected`: `max-length` or `max-length-bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// Where one message went.
@@ -184,6 +194,11 @@ pub struct RoutedOutcome {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     returned: bool,
     queues: Vec<String>,
+    /// Those of `queues` that already held a message with this message id
+    /// within their dedup window: they kept the first copy, nothing was
+    /// stored twice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    duplicate: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failed: Vec<FailedQueue>,
 }
@@ -244,6 +259,7 @@ pub async fn publish_to_exchange(
             unroutable: route.unroutable,
             returned: route.unroutable && request.mandatory,
             queues: Vec::new(),
+            duplicate: Vec::new(),
             failed: Vec::new(),
         });
     }
@@ -263,28 +279,26 @@ pub async fn publish_to_exchange(
             }
             let group = queue_group(state, caller, queue)?;
             let results = publish_to(caller, queue, &group, &messages).await?;
-            Ok(results
-                .iter()
-                .map(|r| {
-                    let outcome = PublishOutcome::from(r);
-                    (outcome.queues, outcome.status.to_string())
-                })
-                .collect())
+            Ok(results.iter().map(QueueAnswer::from).collect())
         }
     });
     let results = join_all(publishes).await;
     for ((queue, indexes), result) in targets.iter().zip(results) {
         match result {
             Ok(results) => {
-                for (i, (queues, status)) in indexes.iter().zip(results) {
+                for (i, answer) in indexes.iter().zip(results) {
                     let outcome = &mut outcomes[*i];
-                    if queues > 0 {
+                    if answer.queues > 0 {
                         outcome.routed += 1;
                         outcome.queues.push(queue.to_string());
+                        if answer.status == "duplicate" {
+                            outcome.duplicate.push(queue.to_string());
+                        }
                     } else {
                         outcome.failed.push(FailedQueue {
                             queue: queue.to_string(),
-                            error: status,
+                            error: answer.status,
+                            reason: answer.reason,
                         });
                     }
                 }
@@ -294,6 +308,7 @@ pub async fn publish_to_exchange(
                     outcomes[*i].failed.push(FailedQueue {
                         queue: queue.to_string(),
                         error: err.to_string(),
+                        reason: None,
                     });
                 }
             }

@@ -125,6 +125,13 @@ pub async fn receive(
     }
     check_lease(request.lease_ms)?;
     let consumer = ConsumerId(request.consumer.unwrap_or_else(|| caller.key_id.clone()));
+    if consumer.0.is_empty() || consumer.0.len() > 200 {
+        return Err(BrokerError::validation(
+            "consumer",
+            "length",
+            "between 1 and 200 characters",
+        ));
+    }
     let deadline = Instant::now() + Duration::from_millis(request.wait_ms);
     let mut changes = group.view().subscribe();
     loop {
@@ -306,6 +313,15 @@ pub async fn nack(
     let group = queue_group(&state, &caller, &name)?;
     let receipt = parse_receipt(&state, &group, "receipt", &request.receipt)?;
     let action = match (request.action, request.delay_ms) {
+        (NackKind::RequeueAfter, Some(delay_ms))
+            if delay_ms > super::message_limits::MAX_TIME_MS =>
+        {
+            return Err(BrokerError::validation(
+                "delay_ms",
+                "range",
+                format!("must be at most {} ms", super::message_limits::MAX_TIME_MS),
+            ));
+        }
         (NackKind::RequeueAfter, Some(delay_ms)) => NackAction::RequeueAfter { delay_ms },
         (NackKind::RequeueAfter, None) => {
             return Err(BrokerError::validation(
