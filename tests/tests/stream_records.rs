@@ -285,3 +285,55 @@ async fn concurrent_producers_idempotence_and_errors() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn producer_ids_are_allocated_by_the_broker() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/events",
+            json!({"partitions": 2}),
+        )
+        .await?;
+    let allocate = |key: String| async move {
+        data.call(
+            Method::POST,
+            "/v1/streams/events/producers",
+            Some(&key),
+            None,
+        )
+        .await
+    };
+    let (status, first) = allocate(app.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = allocate(app.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let id = first["producer_id"].as_u64().expect("an id");
+    assert!(id > 0 && i64::try_from(id).is_ok(), "{first}");
+    assert_eq!(first["epoch"], 0);
+    assert_ne!(first["producer_id"], second["producer_id"]);
+
+    // Producing with the allocated id is idempotent.
+    let batch = json!({"records": [{"value": "a", "partition": 1}],
+                       "producer": {"id": id, "epoch": 0, "sequence": 0}});
+    let (status, produced) = produce(data, &app, batch.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{produced}");
+    assert_eq!(produced["duplicate"], false);
+    let (status, retry) = produce(data, &app, batch).await?;
+    assert_eq!(status, StatusCode::OK, "{retry}");
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(retry["records"], produced["records"]);
+
+    // A consume-only key may not allocate; another tenant's key sees 404.
+    let consumer = sluice.key(&sluice.admin, &["consume"]).await?;
+    let (status, problem) = allocate(consumer).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let other_admin = sluice.tenant(&sluice.operator, "globex").await?;
+    let other = sluice.key(&other_admin, &["publish", "consume"]).await?;
+    let (status, problem) = allocate(other).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    Ok(())
+}

@@ -116,6 +116,10 @@ pub fn router(state: BrokerState) -> Router {
         .route("/v1/queues/{queue}/redrive", post(redrive::redrive))
         .route("/v1/streams/{stream}/records", post(streams::produce))
         .route(
+            "/v1/streams/{stream}/producers",
+            post(streams::allocate_producer),
+        )
+        .route(
             "/v1/streams/{stream}/partitions/{partition}/records",
             get(stream_fetch::fetch),
         )

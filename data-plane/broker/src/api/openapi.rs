@@ -29,6 +29,7 @@ use crate::error::Problem;
         super::consume::consume,
         super::redrive::redrive,
         super::streams::produce,
+        super::streams::allocate_producer,
         super::stream_fetch::fetch,
         super::stream_groups::join,
         super::stream_groups::heartbeat,
