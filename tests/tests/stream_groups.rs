@@ -170,3 +170,72 @@ async fn members_split_partitions_commit_and_seek() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::FORBIDDEN);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_deleted_once_it_has_no_members() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 2}),
+        )
+        .await?;
+    let delete = |key: String| async move {
+        data.call(
+            Method::DELETE,
+            "/v1/streams/orders/groups/billing",
+            Some(&key),
+            None,
+        )
+        .await
+    };
+    let (status, problem) = delete(app.clone()).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown group: {problem}");
+
+    let (status, a) = group_call(data, &app, "join", json!({"client_id": "a"})).await?;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let generation = a["generation"].clone();
+    let (status, body) = group_call(
+        data,
+        &app,
+        "commit",
+        json!({"member_id": a["member_id"], "generation": generation, "offsets": {"0": 0}}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A live member: refused with 409, the group stays.
+    let (status, problem) = delete(app.clone()).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://sluice.dev/problems/group-not-empty"
+    );
+    // A publish-only key may not delete.
+    let publisher = sluice.key(&sluice.admin, &["publish"]).await?;
+    let (status, _) = delete(publisher).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) =
+        group_call(data, &app, "leave", json!({"member_id": a["member_id"]})).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = delete(app.clone()).await?;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Gone with its offsets: describe 404s, a new join starts from scratch.
+    let (status, _) = data
+        .call(
+            Method::GET,
+            "/v1/streams/orders/groups/billing",
+            Some(&app),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, again) = group_call(data, &app, "join", json!({})).await?;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["committed"], json!({}), "{again}");
+    Ok(())
+}

@@ -37,6 +37,7 @@ use crate::error::Problem;
         super::stream_groups::commit,
         super::stream_groups::seek,
         super::stream_groups::describe,
+        super::stream_groups::delete,
         super::whoami,
     ),
     components(schemas(Problem)),

@@ -1,6 +1,7 @@
 //! Consumer groups of a stream, on the wire, under
-//! `/v1/streams/{s}/groups/{g}`: join, heartbeat, leave, commit, seek and
-//! describe (members, assignment, committed offsets and lag). Their
+//! `/v1/streams/{s}/groups/{g}`: join, heartbeat, leave, commit, seek,
+//! describe (members, assignment, committed offsets and lag) and delete
+//! (only a group without members: Kafka's rule). Their
 //! commands travel in partition 0's log, where `sluice_stream`'s
 //! `GroupCoordinator` applies them (`consume` scope; a forced seek of a
 //! group with members needs `admin`).
@@ -483,6 +484,30 @@ pub async fn seek(
             offsets,
         })),
         other => Err(BrokerError::Internal(anyhow::anyhow!("seek got {other:?}"))),
+    }
+}
+
+/// Delete a consumer group and its committed offsets. Kafka's rule: a group
+/// with live members is refused (409 `group-not-empty`); they leave first,
+/// or their sessions run out.
+#[utoipa::path(delete, path = "/v1/streams/{stream}/groups/{group}", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The group has members (`group-not-empty`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+) -> BrokerResult<axum::http::StatusCode> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    match apply(&partition, GroupCommand::DeleteGroup { group }).await? {
+        GroupReply::Deleted => Ok(axum::http::StatusCode::NO_CONTENT),
+        other => Err(BrokerError::Internal(anyhow::anyhow!(
+            "delete got {other:?}"
+        ))),
     }
 }
 
