@@ -239,3 +239,60 @@ async fn a_group_is_deleted_once_it_has_no_members() -> anyhow::Result<()> {
     assert_eq!(again["committed"], json!({}), "{again}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seek_to_a_timestamp_lands_on_the_exact_record() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 1}),
+        )
+        .await?;
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    // One request, one batch: the time index only knows the batch.
+    data.post_ok(
+        &app,
+        "/v1/streams/orders/records",
+        json!({"records": [
+            {"value": "old", "timestamp": base},
+            {"value": "middle", "timestamp": base + 1_000},
+            {"value": "new", "timestamp": base + 2_000}
+        ]}),
+    )
+    .await?;
+    for (at, expected) in [
+        (base + 500, 1),
+        (base + 2_000, 2),
+        (base - 1, 0),
+        (base + 9_000, 3),
+    ] {
+        let (status, sought) = group_call(
+            data,
+            &app,
+            "seek",
+            json!({"to": "timestamp", "timestamp_ms": at}),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::OK, "{sought}");
+        assert_eq!(sought["offsets"], json!({"0": expected}), "at {at}");
+        // A fetch from the same timestamp agrees.
+        let (status, fetched) = data
+            .call(
+                Method::GET,
+                &format!("/v1/streams/orders/partitions/0/records?timestamp={at}"),
+                Some(&app),
+                None,
+            )
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{fetched}");
+        let first = fetched["records"][0]["offset"].as_u64().unwrap_or(3);
+        assert_eq!(first, expected, "{fetched}");
+    }
+    Ok(())
+}

@@ -377,15 +377,37 @@ async fn local_position(
     });
     let at_timestamp = match timestamp_ms {
         None => None,
-        Some(ts) => Some(match group.log_index_for_timestamp(ts).await? {
-            Some(index) => offset_at_or_after(group, index),
-            None => bounds.end,
-        }),
+        Some(ts) => Some(offset_for_timestamp(group, ts, bounds.end).await?),
     };
     Ok(PartitionPosition {
         bounds,
         at_timestamp,
     })
+}
+
+/// The first record at or after `timestamp_ms`, exactly (`end` if none):
+/// the time index finds the first batch whose newest record is at or after
+/// it, then that batch's older records are skipped — what a fetch with
+/// `timestamp=` answers, so local and remote partitions seek alike.
+async fn offset_for_timestamp(
+    group: &PartitionGroup,
+    timestamp_ms: i64,
+    end: u64,
+) -> BrokerResult<u64> {
+    let Some(index) = group.log_index_for_timestamp(timestamp_ms).await? else {
+        return Ok(end);
+    };
+    let mut offset = offset_at_or_after(group, index);
+    loop {
+        let stored = group.read(offset, 1000, 1 << 20).await?;
+        let Some(last) = stored.last().map(|s| s.offset) else {
+            return Ok(offset); // no record at or after it: the end
+        };
+        if let Some(found) = stored.iter().find(|s| s.record.timestamp >= timestamp_ms) {
+            return Ok(found.offset);
+        }
+        offset = last + 1;
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
