@@ -296,3 +296,81 @@ async fn seek_to_a_timestamp_lands_on_the_exact_record() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seek_to_explicit_offsets_and_to_earliest() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 2}),
+        )
+        .await?;
+    for p in 0..2 {
+        let records: Vec<Value> = (0..3)
+            .map(|i| json!({"value": format!("{p}-{i}"), "partition": p}))
+            .collect();
+        data.post_ok(
+            &app,
+            "/v1/streams/orders/records",
+            json!({ "records": records }),
+        )
+        .await?;
+    }
+    let lags = |described: &Value| -> Vec<(Value, Value)> {
+        described["partitions"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| (p["committed"].clone(), p["lag"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let describe = || async {
+        data.call(
+            Method::GET,
+            "/v1/streams/orders/groups/billing",
+            Some(&app),
+            None,
+        )
+        .await
+    };
+
+    let (status, sought) = group_call(data, &app, "seek", json!({"to": "latest"})).await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    let (status, sought) = group_call(data, &app, "seek", json!({"to": "earliest"})).await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    assert_eq!(sought["offsets"], json!({"0": 0, "1": 0}));
+    let (_, described) = describe().await?;
+    assert_eq!(
+        lags(&described),
+        [(json!(0), json!(3)), (json!(0), json!(3))],
+        "{described}"
+    );
+
+    // Explicit offsets: the partitions named move, the others keep theirs.
+    let (status, sought) = group_call(
+        data,
+        &app,
+        "seek",
+        json!({"to": "offsets", "offsets": {"1": 2}}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    assert_eq!(sought["offsets"], json!({"0": 0, "1": 2}));
+    let (_, described) = describe().await?;
+    assert_eq!(
+        lags(&described),
+        [(json!(0), json!(3)), (json!(2), json!(1))],
+        "{described}"
+    );
+    // A member joining now starts from the sought offsets.
+    let (status, joined) = group_call(data, &app, "join", json!({})).await?;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["committed"], json!({"0": 0, "1": 2}), "{joined}");
+    Ok(())
+}
