@@ -170,3 +170,207 @@ async fn members_split_partitions_commit_and_seek() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::FORBIDDEN);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_is_deleted_once_it_has_no_members() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 2}),
+        )
+        .await?;
+    let delete = |key: String| async move {
+        data.call(
+            Method::DELETE,
+            "/v1/streams/orders/groups/billing",
+            Some(&key),
+            None,
+        )
+        .await
+    };
+    let (status, problem) = delete(app.clone()).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown group: {problem}");
+
+    let (status, a) = group_call(data, &app, "join", json!({"client_id": "a"})).await?;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let generation = a["generation"].clone();
+    let (status, body) = group_call(
+        data,
+        &app,
+        "commit",
+        json!({"member_id": a["member_id"], "generation": generation, "offsets": {"0": 0}}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A live member: refused with 409, the group stays.
+    let (status, problem) = delete(app.clone()).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://sluice.dev/problems/group-not-empty"
+    );
+    // A publish-only key may not delete.
+    let publisher = sluice.key(&sluice.admin, &["publish"]).await?;
+    let (status, _) = delete(publisher).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) =
+        group_call(data, &app, "leave", json!({"member_id": a["member_id"]})).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = delete(app.clone()).await?;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Gone with its offsets: describe 404s, a new join starts from scratch.
+    let (status, _) = data
+        .call(
+            Method::GET,
+            "/v1/streams/orders/groups/billing",
+            Some(&app),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, again) = group_call(data, &app, "join", json!({})).await?;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["committed"], json!({}), "{again}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seek_to_a_timestamp_lands_on_the_exact_record() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 1}),
+        )
+        .await?;
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    // One request, one batch: the time index only knows the batch.
+    data.post_ok(
+        &app,
+        "/v1/streams/orders/records",
+        json!({"records": [
+            {"value": "old", "timestamp": base},
+            {"value": "middle", "timestamp": base + 1_000},
+            {"value": "new", "timestamp": base + 2_000}
+        ]}),
+    )
+    .await?;
+    for (at, expected) in [
+        (base + 500, 1),
+        (base + 2_000, 2),
+        (base - 1, 0),
+        (base + 9_000, 3),
+    ] {
+        let (status, sought) = group_call(
+            data,
+            &app,
+            "seek",
+            json!({"to": "timestamp", "timestamp_ms": at}),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::OK, "{sought}");
+        assert_eq!(sought["offsets"], json!({"0": expected}), "at {at}");
+        // A fetch from the same timestamp agrees.
+        let (status, fetched) = data
+            .call(
+                Method::GET,
+                &format!("/v1/streams/orders/partitions/0/records?timestamp={at}"),
+                Some(&app),
+                None,
+            )
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{fetched}");
+        let first = fetched["records"][0]["offset"].as_u64().unwrap_or(3);
+        assert_eq!(first, expected, "{fetched}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seek_to_explicit_offsets_and_to_earliest() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/orders",
+            json!({"partitions": 2}),
+        )
+        .await?;
+    for p in 0..2 {
+        let records: Vec<Value> = (0..3)
+            .map(|i| json!({"value": format!("{p}-{i}"), "partition": p}))
+            .collect();
+        data.post_ok(
+            &app,
+            "/v1/streams/orders/records",
+            json!({ "records": records }),
+        )
+        .await?;
+    }
+    let lags = |described: &Value| -> Vec<(Value, Value)> {
+        described["partitions"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| (p["committed"].clone(), p["lag"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let describe = || async {
+        data.call(
+            Method::GET,
+            "/v1/streams/orders/groups/billing",
+            Some(&app),
+            None,
+        )
+        .await
+    };
+
+    let (status, sought) = group_call(data, &app, "seek", json!({"to": "latest"})).await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    let (status, sought) = group_call(data, &app, "seek", json!({"to": "earliest"})).await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    assert_eq!(sought["offsets"], json!({"0": 0, "1": 0}));
+    let (_, described) = describe().await?;
+    assert_eq!(
+        lags(&described),
+        [(json!(0), json!(3)), (json!(0), json!(3))],
+        "{described}"
+    );
+
+    // Explicit offsets: the partitions named move, the others keep theirs.
+    let (status, sought) = group_call(
+        data,
+        &app,
+        "seek",
+        json!({"to": "offsets", "offsets": {"1": 2}}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{sought}");
+    assert_eq!(sought["offsets"], json!({"0": 0, "1": 2}));
+    let (_, described) = describe().await?;
+    assert_eq!(
+        lags(&described),
+        [(json!(0), json!(3)), (json!(2), json!(1))],
+        "{described}"
+    );
+    // A member joining now starts from the sought offsets.
+    let (status, joined) = group_call(data, &app, "join", json!({})).await?;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["committed"], json!({"0": 0, "1": 2}), "{joined}");
+    Ok(())
+}

@@ -285,3 +285,240 @@ async fn concurrent_producers_idempotence_and_errors() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn producer_ids_are_allocated_by_the_broker() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/events",
+            json!({"partitions": 2}),
+        )
+        .await?;
+    let allocate = |key: String| async move {
+        data.call(
+            Method::POST,
+            "/v1/streams/events/producers",
+            Some(&key),
+            None,
+        )
+        .await
+    };
+    let (status, first) = allocate(app.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, second) = allocate(app.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let id = first["producer_id"].as_u64().expect("an id");
+    assert!(id > 0 && i64::try_from(id).is_ok(), "{first}");
+    assert_eq!(first["epoch"], 0);
+    assert_ne!(first["producer_id"], second["producer_id"]);
+
+    // Producing with the allocated id is idempotent.
+    let batch = json!({"records": [{"value": "a", "partition": 1}],
+                       "producer": {"id": id, "epoch": 0, "sequence": 0}});
+    let (status, produced) = produce(data, &app, batch.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{produced}");
+    assert_eq!(produced["duplicate"], false);
+    let (status, retry) = produce(data, &app, batch).await?;
+    assert_eq!(status, StatusCode::OK, "{retry}");
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(retry["records"], produced["records"]);
+
+    // A consume-only key may not allocate; another tenant's key sees 404.
+    let consumer = sluice.key(&sluice.admin, &["consume"]).await?;
+    let (status, problem) = allocate(consumer).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let other_admin = sluice.tenant(&sluice.operator, "globex").await?;
+    let other = sluice.key(&other_admin, &["publish", "consume"]).await?;
+    let (status, problem) = allocate(other).await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    Ok(())
+}
+
+/// A `format=batches` fetch: (status, start offset, next offset).
+async fn fetch_batches(
+    url: &str,
+    key: &str,
+    partition: u32,
+    query: &str,
+) -> anyhow::Result<(StatusCode, u64, u64)> {
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{url}/v1/streams/events/partitions/{partition}/records?format=batches&{query}"
+        ))
+        .bearer_auth(key)
+        .send()
+        .await?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    };
+    Ok((
+        response.status(),
+        header("x-sluice-start-offset"),
+        header("x-sluice-next-offset"),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_bytes_bounds_a_fetch_but_returns_at_least_one_record() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/events",
+            json!({"partitions": 1}),
+        )
+        .await?;
+    // Ten records of 10 KB, one per request (so one per stored batch).
+    for i in 0..10 {
+        let value = format!("{i}{}", "x".repeat(10_000 - 1));
+        let (status, body) = produce(data, &app, json!({"records": [{"value": value}]})).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let everything = fetch(data, &app, 0, "offset=earliest").await?;
+    assert_eq!(everything["records"].as_array().unwrap().len(), 10);
+
+    for (max_bytes, most) in [(15_000, 9), (100, 1)] {
+        let fetched = fetch(
+            data,
+            &app,
+            0,
+            &format!("offset=earliest&max_bytes={max_bytes}"),
+        )
+        .await?;
+        let records = fetched["records"].as_array().unwrap();
+        assert!(
+            (1..=most).contains(&records.len()),
+            "json, max_bytes={max_bytes}: {} records",
+            records.len()
+        );
+        assert_eq!(records[0]["offset"], 0);
+        assert_eq!(fetched["next_offset"], records.len() as u64);
+
+        let (status, start, next) = fetch_batches(
+            &sluice.broker.url,
+            &app,
+            0,
+            &format!("offset=0&max_bytes={max_bytes}"),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(start, 0);
+        assert!(
+            (1..=most as u64).contains(&next),
+            "batches, max_bytes={max_bytes}: next offset {next}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_a_problem_naming_the_field() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let data = &sluice.data;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/events",
+            json!({"partitions": 1}),
+        )
+        .await?;
+    let fetch_path = "/v1/streams/events/partitions/0/records";
+    let cases: Vec<(&str, Method, String, Option<Value>, &str)> = vec![
+        (
+            "wait_ms over its max",
+            Method::GET,
+            format!("{fetch_path}?wait_ms=20001"),
+            None,
+            "wait_ms",
+        ),
+        (
+            "offset with timestamp",
+            Method::GET,
+            format!("{fetch_path}?offset=0&timestamp=1"),
+            None,
+            "timestamp",
+        ),
+        (
+            "non-numeric offset",
+            Method::GET,
+            format!("{fetch_path}?offset=abc"),
+            None,
+            "offset",
+        ),
+        (
+            "negative offset",
+            Method::GET,
+            format!("{fetch_path}?offset=-1"),
+            None,
+            "offset",
+        ),
+        (
+            "invalid base64 value",
+            Method::POST,
+            "/v1/streams/events/records".into(),
+            Some(json!({"records": [{"value": "not base64!", "value_encoding": "base64"}]})),
+            "records[0].value",
+        ),
+        (
+            "empty records",
+            Method::POST,
+            "/v1/streams/events/records".into(),
+            Some(json!({"records": []})),
+            "records",
+        ),
+        (
+            "session_timeout_ms 0",
+            Method::POST,
+            "/v1/streams/events/groups/g/join".into(),
+            Some(json!({"session_timeout_ms": 0})),
+            "session_timeout_ms",
+        ),
+        (
+            "session_timeout_ms over its max",
+            Method::POST,
+            "/v1/streams/events/groups/g/join".into(),
+            Some(json!({"session_timeout_ms": 300_001})),
+            "session_timeout_ms",
+        ),
+        (
+            "bad seek target",
+            Method::POST,
+            "/v1/streams/events/groups/g/seek".into(),
+            Some(json!({"to": "yesterday"})),
+            "to",
+        ),
+        (
+            "seek to a timestamp without one",
+            Method::POST,
+            "/v1/streams/events/groups/g/seek".into(),
+            Some(json!({"to": "timestamp"})),
+            "timestamp_ms",
+        ),
+    ];
+    for (case, method, path, body, field) in cases {
+        let (status, problem) = data.call(method, &path, Some(&app), body).await?;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{case}: {problem}"
+        );
+        assert_eq!(problem["field"], field, "{case}: {problem}");
+        assert_eq!(
+            problem["type"], "https://sluice.dev/problems/validation",
+            "{case}: {problem}"
+        );
+    }
+    Ok(())
+}

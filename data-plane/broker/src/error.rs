@@ -70,6 +70,14 @@ pub enum BrokerError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// Another broker's problem answer to a forwarded request, passed
+    /// through as it came (status, body, `Retry-After`).
+    #[error("{body}")]
+    Remote {
+        status: StatusCode,
+        retry_after: Option<HeaderValue>,
+        body: serde_json::Value,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -117,6 +125,7 @@ impl BrokerError {
             }
             GroupConflict { slug, .. } => (StatusCode::CONFLICT, slug, "Consumer group conflict"),
             QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota-exceeded", "Quota exceeded"),
+            Remote { status, .. } => (*status, "remote", "Problem on the hosting broker"),
             Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -170,6 +179,23 @@ impl IntoResponse for BrokerError {
     fn into_response(self) -> Response {
         if let BrokerError::Internal(err) = &self {
             tracing::error!(error = ?err, "internal error");
+        }
+        if let BrokerError::Remote {
+            status,
+            retry_after,
+            body,
+        } = self
+        {
+            let mut response = (status, Json(body)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+            if let Some(retry_after) = retry_after {
+                headers.insert(header::RETRY_AFTER, retry_after);
+            }
+            return response;
         }
         let (status, slug, title) = self.kind();
         let (field, rule) = match &self {

@@ -41,7 +41,9 @@ pub type Offset = u64;
 pub type LogIndex = u64;
 /// A partition's number within its stream, from 0.
 pub type PartitionId = u32;
-/// An idempotent producer's id, allocated by the broker.
+/// An idempotent producer's id, allocated by the broker
+/// (`POST /v1/streams/{s}/producers`: 63 random bits from a CSPRNG, not
+/// recorded, so unique with overwhelming probability rather than by a counter).
 pub type ProducerId = u64;
 /// A producer id's epoch: a new session of the same producer id fences older ones.
 pub type ProducerEpoch = u32;

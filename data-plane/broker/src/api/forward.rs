@@ -407,6 +407,7 @@ pub async fn produce_remote(
             ))
         })?;
     let status = answer.status();
+    let retry_after = answer.headers().get(header::RETRY_AFTER).cloned();
     let body: serde_json::Value = answer.json().await.unwrap_or_default();
     if status.as_u16() == 409 {
         let kind = body["type"].as_str().unwrap_or_default();
@@ -421,9 +422,12 @@ pub async fn produce_remote(
         });
     }
     if !status.is_success() {
-        return Err(BrokerError::Unavailable(format!(
-            "the broker hosting partition {partition} of `{stream}` answered {status}: {body}"
-        )));
+        return Err(remote_problem(
+            status,
+            retry_after,
+            body,
+            format!("the broker hosting partition {partition} of `{stream}`"),
+        ));
     }
     let offsets = body["records"]
         .as_array()
@@ -441,4 +445,66 @@ pub async fn produce_remote(
         )));
     }
     Ok((offsets, body["duplicate"].as_bool().unwrap_or(false)))
+}
+
+/// The problem another broker answered, passed through to the caller with
+/// its status and body (403 quota, 413 too large, 429 rate limited, ...).
+/// Answers that are no problem document, and 5xx answers, become 503.
+fn remote_problem(
+    status: reqwest::StatusCode,
+    retry_after: Option<reqwest::header::HeaderValue>,
+    body: serde_json::Value,
+    who: String,
+) -> BrokerError {
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status.is_server_error() || !body["type"].is_string() {
+        return BrokerError::Unavailable(format!("{who} answered {status}: {body}"));
+    }
+    BrokerError::Remote {
+        status,
+        retry_after: retry_after.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()),
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_problem_keeps_its_status_and_body() {
+        let body = serde_json::json!({"type": "https://sluice.dev/problems/quota-exceeded",
+            "status": 403, "quota": "max_storage_bytes"});
+        let err = remote_problem(
+            reqwest::StatusCode::FORBIDDEN,
+            None,
+            body.clone(),
+            "b".into(),
+        );
+        let BrokerError::Remote {
+            status, body: got, ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*status, got), (StatusCode::FORBIDDEN, &body));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let limited = remote_problem(
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            Some(reqwest::header::HeaderValue::from_static("3")),
+            serde_json::json!({"type": "https://sluice.dev/problems/rate-limited"}),
+            "b".into(),
+        )
+        .into_response();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "3");
+        let garbage = remote_problem(
+            reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            serde_json::json!({"type": "x"}),
+            "b".into(),
+        );
+        assert!(matches!(garbage, BrokerError::Unavailable(_)));
+    }
 }

@@ -8,7 +8,7 @@
 //! - [`redrive`]: moving messages out of a (dead-letter) queue again.
 //! - [`messages`]: the message shapes on the wire.
 //! - [`streams`]: produce to and fetch from stream partitions.
-//! - [`stream_groups`]: consumer groups (join, heartbeat, leave, commit, seek, lag).
+//! - [`stream_groups`]: consumer groups (join, heartbeat, leave, commit, seek, lag, delete).
 //! - [`json`]: the JSON extractor whose errors name the field.
 
 pub mod consume;
@@ -117,12 +117,16 @@ pub fn router(state: BrokerState) -> Router {
         .route("/v1/queues/{queue}/redrive", post(redrive::redrive))
         .route("/v1/streams/{stream}/records", post(streams::produce))
         .route(
+            "/v1/streams/{stream}/producers",
+            post(streams::allocate_producer),
+        )
+        .route(
             "/v1/streams/{stream}/partitions/{partition}/records",
             get(stream_fetch::fetch),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}",
-            get(stream_groups::describe),
+            get(stream_groups::describe).delete(stream_groups::delete),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}/join",

@@ -227,13 +227,7 @@ async fn position(
         })?,
     };
     if offset < earliest || offset > end {
-        return Err(BrokerError::OffsetOutOfRange {
-            detail: format!(
-                "offset {offset} is outside the partition's records [{earliest}, {end}]"
-            ),
-            earliest_offset: earliest,
-            high_watermark: end,
-        });
+        return Err(out_of_range(offset, earliest, end));
     }
     Ok(Position {
         group,
@@ -243,6 +237,32 @@ async fn position(
         max_bytes,
         deadline: tokio::time::Instant::now() + Duration::from_millis(wait_ms),
     })
+}
+
+fn out_of_range(offset: u64, earliest: u64, end: u64) -> BrokerError {
+    BrokerError::OffsetOutOfRange {
+        detail: format!("offset {offset} is outside the partition's records [{earliest}, {end}]"),
+        earliest_offset: earliest,
+        high_watermark: end,
+    }
+}
+
+/// 416 when retention moved the earliest offset past `offset` (while a
+/// long-poll waited, or between locating a batch and reading it).
+fn check_still_readable(group: &PartitionGroup, offset: u64) -> BrokerResult<()> {
+    let (earliest, end) = bounds(group);
+    if offset < earliest {
+        return Err(out_of_range(offset, earliest, end));
+    }
+    Ok(())
+}
+
+/// A read that failed: 416 when retention raced it, else the error.
+fn read_failed(group: &PartitionGroup, offset: u64, err: crate::queue::GroupError) -> BrokerError {
+    match check_still_readable(group, offset) {
+        Err(out_of_range) => out_of_range,
+        Ok(()) => err.into(),
+    }
 }
 
 /// The earliest offset and the high watermark.
@@ -271,7 +291,11 @@ async fn fetch_json(at: Position, labels: Labels<'_>) -> BrokerResult<Response> 
     let mut applied = group.view().subscribe();
     let mut start = at.offset;
     loop {
-        let stored = group.read(start, at.max_records, at.max_bytes).await?;
+        check_still_readable(group, start)?;
+        let stored = group
+            .read(start, at.max_records, at.max_bytes)
+            .await
+            .map_err(|e| read_failed(group, start, e))?;
         let mut records = Vec::with_capacity(stored.len());
         let mut next_offset = start;
         let mut bytes = 0;
@@ -309,7 +333,11 @@ async fn fetch_batches(at: Position, labels: Labels<'_>) -> BrokerResult<Respons
     let group = &at.group;
     let mut applied = group.view().subscribe();
     loop {
-        let raw = group.read_raw(at.offset, at.max_bytes).await?;
+        check_still_readable(group, at.offset)?;
+        let raw = group
+            .read_raw(at.offset, at.max_bytes)
+            .await
+            .map_err(|e| read_failed(group, at.offset, e))?;
         if !raw.chunks.is_empty() || tokio::time::Instant::now() >= at.deadline {
             let (earliest, end) = bounds(group);
             let bytes: u64 = raw.chunks.iter().map(|c| c.len() as u64).sum();
@@ -336,5 +364,90 @@ async fn fetch_batches(at: Position, labels: Labels<'_>) -> BrokerResult<Respons
             return Ok(response);
         }
         wait(&mut applied, at.deadline).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sluice_stream::Command;
+
+    use super::*;
+    use crate::stream::PartitionSpec;
+    use crate::stream::timer::Retention;
+
+    async fn partition(dir: &std::path::Path) -> Arc<PartitionGroup> {
+        let spec = PartitionSpec {
+            group_id: "s1-p0".into(),
+            tenant_id: 1,
+            stream: "events".into(),
+            partition: 0,
+            partitions: 1,
+            replicas: vec!["n1".into()],
+            retention: Retention::default(),
+        };
+        let group = PartitionGroup::open(dir, "n1", spec, 1 << 20)
+            .await
+            .expect("open");
+        for batch in 0..2 {
+            let records = (0..5)
+                .map(|i| Record::from_value(format!("record {batch}-{i}")))
+                .collect();
+            let produce = Command::Produce {
+                record_count: 5,
+                producer: None,
+            };
+            assert!(
+                group
+                    .propose(produce, records)
+                    .await
+                    .expect("produce")
+                    .is_ok()
+            );
+        }
+        group
+    }
+
+    /// A fetch positioned at offset 2, after which retention moved the
+    /// earliest offset to 5: it answers 416 at once instead of an empty 200
+    /// when its long-poll runs out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_passing_a_waiting_fetch_answers_out_of_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let group = partition(dir.path()).await;
+        let retain = Command::Retain { earliest_offset: 5 };
+        assert!(
+            group
+                .propose(retain, Vec::new())
+                .await
+                .expect("retain")
+                .is_ok()
+        );
+        for format in [FetchFormat::Json, FetchFormat::Batches] {
+            let at = Position {
+                group: group.clone(),
+                offset: 2,
+                since_timestamp: None,
+                max_records: 100,
+                max_bytes: 1 << 20,
+                deadline: tokio::time::Instant::now() + Duration::from_millis(500),
+            };
+            let labels = ("acme", "events", 0);
+            let answer = match format {
+                FetchFormat::Json => fetch_json(at, labels).await,
+                FetchFormat::Batches => fetch_batches(at, labels).await,
+            };
+            match answer {
+                Err(BrokerError::OffsetOutOfRange {
+                    earliest_offset,
+                    high_watermark,
+                    ..
+                }) => assert_eq!((earliest_offset, high_watermark), (5, 10), "{format:?}"),
+                Err(other) => panic!("{format:?}: {other}"),
+                Ok(response) => panic!("{format:?}: answered {}", response.status()),
+            }
+        }
+        group.close().await;
     }
 }

@@ -1,6 +1,7 @@
 //! Consumer groups of a stream, on the wire, under
-//! `/v1/streams/{s}/groups/{g}`: join, heartbeat, leave, commit, seek and
-//! describe (members, assignment, committed offsets and lag). Their
+//! `/v1/streams/{s}/groups/{g}`: join, heartbeat, leave, commit, seek,
+//! describe (members, assignment, committed offsets and lag) and delete
+//! (only a group without members: Kafka's rule). Their
 //! commands travel in partition 0's log, where `sluice_stream`'s
 //! `GroupCoordinator` applies them (`consume` scope; a forced seek of a
 //! group with members needs `admin`).
@@ -376,15 +377,37 @@ async fn local_position(
     });
     let at_timestamp = match timestamp_ms {
         None => None,
-        Some(ts) => Some(match group.log_index_for_timestamp(ts).await? {
-            Some(index) => offset_at_or_after(group, index),
-            None => bounds.end,
-        }),
+        Some(ts) => Some(offset_for_timestamp(group, ts, bounds.end).await?),
     };
     Ok(PartitionPosition {
         bounds,
         at_timestamp,
     })
+}
+
+/// The first record at or after `timestamp_ms`, exactly (`end` if none):
+/// the time index finds the first batch whose newest record is at or after
+/// it, then that batch's older records are skipped — what a fetch with
+/// `timestamp=` answers, so local and remote partitions seek alike.
+async fn offset_for_timestamp(
+    group: &PartitionGroup,
+    timestamp_ms: i64,
+    end: u64,
+) -> BrokerResult<u64> {
+    let Some(index) = group.log_index_for_timestamp(timestamp_ms).await? else {
+        return Ok(end);
+    };
+    let mut offset = offset_at_or_after(group, index);
+    loop {
+        let stored = group.read(offset, 1000, 1 << 20).await?;
+        let Some(last) = stored.last().map(|s| s.offset) else {
+            return Ok(offset); // no record at or after it: the end
+        };
+        if let Some(found) = stored.iter().find(|s| s.record.timestamp >= timestamp_ms) {
+            return Ok(found.offset);
+        }
+        offset = last + 1;
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -483,6 +506,30 @@ pub async fn seek(
             offsets,
         })),
         other => Err(BrokerError::Internal(anyhow::anyhow!("seek got {other:?}"))),
+    }
+}
+
+/// Delete a consumer group and its committed offsets. Kafka's rule: a group
+/// with live members is refused (409 `group-not-empty`); they leave first,
+/// or their sessions run out.
+#[utoipa::path(delete, path = "/v1/streams/{stream}/groups/{group}", tag = "streams",
+    params(("stream" = String, Path), ("group" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The group has members (`group-not-empty`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path((stream, group)): Path<(String, String)>,
+) -> BrokerResult<axum::http::StatusCode> {
+    let partition = coordinator(&state, &caller, &stream, &group)?;
+    match apply(&partition, GroupCommand::DeleteGroup { group }).await? {
+        GroupReply::Deleted => Ok(axum::http::StatusCode::NO_CONTENT),
+        other => Err(BrokerError::Internal(anyhow::anyhow!(
+            "delete got {other:?}"
+        ))),
     }
 }
 

@@ -7,7 +7,8 @@
 //! [`crate::stream::hash`]); keyless records of one request stick to one
 //! partition, chosen at random per request. A `producer` makes the
 //! batch idempotent; its records must then all go to one partition (Kafka's
-//! sequences are per partition). Values are bytes: a fetch answers `utf8`
+//! sequences are per partition). Producer ids come from
+//! `POST /v1/streams/{s}/producers` ([`allocate_producer`]). Values are bytes: a fetch answers `utf8`
 //! when the value is valid UTF-8, else `base64`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -58,6 +59,9 @@ pub struct ProduceRecord {
 #[derive(Deserialize, utoipa::ToSchema, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct ProducerHeader {
+    /// A producer id allocated by `POST /v1/streams/{stream}/producers`:
+    /// two producers sharing an id would see each other's batches as
+    /// duplicates (or sequence gaps).
     id: u64,
     epoch: u32,
     sequence: u64,
@@ -82,6 +86,48 @@ pub struct ProduceResponse {
     records: Vec<ProducedRecord>,
     /// True when an idempotent retry was answered with the original offsets.
     duplicate: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AllocatedProducer {
+    /// A random id in `1..2^63` (fits a signed 64-bit integer, like Kafka's).
+    producer_id: u64,
+    /// Always 0 for a new id.
+    epoch: u32,
+}
+
+/// A fresh producer id: 63 random bits from the thread's CSPRNG (ChaCha),
+/// never 0. Ids are not recorded anywhere, so uniqueness is probabilistic:
+/// among a billion producers the odds that two share an id are about
+/// 5 in 100 million (the birthday bound n²/2⁶⁴).
+fn new_producer_id() -> u64 {
+    loop {
+        let id = rand::random::<u64>() >> 1;
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// Allocate an idempotent producer id for this stream (`publish` scope):
+/// send it as `producer.id`, with `epoch` 0 and sequences from 0 on each partition.
+#[utoipa::path(post, path = "/v1/streams/{stream}/producers", tag = "streams",
+    params(("stream" = String, Path, description = "Stream name")),
+    responses(
+        (status = 200, body = AllocatedProducer),
+        ProblemResponses),
+    security(("bearer" = [])))]
+pub async fn allocate_producer(
+    State(state): State<BrokerState>,
+    CallerAuth(caller): CallerAuth,
+    Path(name): Path<String>,
+) -> BrokerResult<Json<AllocatedProducer>> {
+    caller.require("publish")?;
+    stream_of(&state, &caller, &name)?;
+    Ok(Json(AllocatedProducer {
+        producer_id: new_producer_id(),
+        epoch: 0,
+    }))
 }
 
 pub(crate) fn stream_of(
@@ -404,6 +450,13 @@ mod tests {
 
     fn request(records: serde_json::Value) -> ProduceRequest {
         serde_json::from_value(serde_json::json!({ "records": records })).expect("request")
+    }
+
+    #[test]
+    fn producer_ids_are_positive_signed_64_bit_and_differ() {
+        let ids: std::collections::BTreeSet<u64> = (0..1000).map(|_| new_producer_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| *id > 0 && i64::try_from(*id).is_ok()));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! group it periodically
 //!
 //! - computes the retention point from the stream's `retention_ms` (the
-//!   storage's time index) and `retention_bytes` (whole batches, counted in
-//!   the partition's log bytes) and proposes `Retain` when it moved forward;
+//!   storage's time index) and `retention_bytes` (whole produced batches,
+//!   counted in their stored bytes: entries without records — partition 0's
+//!   group heartbeats and commits, `Retain`, ... — do not count) and
+//!   proposes `Retain` when it moved forward;
 //! - proposes `ExpireProducers` now and then, so idle producers' idempotence
 //!   state does not pile up;
 //! - on partition 0, proposes the group coordinator's `Tick` when a member's
@@ -180,49 +182,63 @@ fn retention_point_of(
         }
         None => 0,
     };
-    let segments = log.segments();
-    let mut failed = None;
-    let keep = |index: u64| -> bool {
-        if index < min_index {
-            return false;
-        }
-        let Some(budget) = retention.retention_bytes else {
-            return true;
-        };
-        match bytes_from(log, &segments, index) {
-            Ok(bytes) => bytes <= budget,
-            Err(err) => {
-                failed.get_or_insert(err);
-                true // keep on error: never retain past what we could not measure
+    // Retention by bytes counts the produced batches only: group commands,
+    // `Retain` and the other entries without records (partition 0 carries
+    // every heartbeat and commit of the stream's groups) never evict records.
+    let min_index = match retention.retention_bytes {
+        Some(budget) => {
+            let spans: Vec<u64> =
+                view.read(|p| p.batches_from(earliest).map(|s| s.log_index).collect());
+            let mut failed = None;
+            let cut = first_kept_by_bytes(spans.into_iter().rev(), budget, |index| {
+                batch_len(log, index).unwrap_or_else(|err| {
+                    failed.get_or_insert(err);
+                    0 // never retain past what we could not measure
+                })
+            });
+            if let Some(err) = failed {
+                return Err(storage(err));
+            }
+            match cut {
+                Some(index) => min_index.max(index),
+                None => return Ok(end), // not even the newest batch fits
             }
         }
+        None => min_index,
     };
     let locate = |offset: u64| view.read(|p| p.log_index_for_offset(offset));
-    let point = retention_point(earliest, end, locate, keep);
-    match failed {
-        Some(err) => Err(storage(err)),
-        None => Ok(point),
-    }
+    Ok(retention_point(earliest, end, locate, |index| {
+        index >= min_index
+    }))
 }
 
-/// Bytes of the log from the batch at log index `index` to its end.
-fn bytes_from(
-    log: &SegmentLog,
-    segments: &[sluice_storage::SegmentInfo],
-    index: u64,
-) -> sluice_storage::Result<u64> {
-    let Some(slice) = log.slice(index, 1)? else {
-        return Ok(0);
-    };
-    let mut bytes = 0;
-    for segment in segments {
-        if segment.path == slice.path {
-            bytes += segment.len.saturating_sub(slice.position);
-        } else if segment.base_offset > slice.first_offset {
-            bytes += segment.len;
+/// The stored length of the batch at log index `index`.
+fn batch_len(log: &SegmentLog, index: u64) -> sluice_storage::Result<u64> {
+    Ok(log
+        .slice(index, 1)?
+        .filter(|slice| slice.first_offset == index)
+        .map_or(0, |slice| slice.len))
+}
+
+/// Walking the produced batches' log indexes newest first, the oldest one
+/// such that it and every newer batch fit in `budget` bytes (`len` gives a
+/// batch's stored length): batches below it are retained away. `None` when
+/// not even the newest fits; `Some(0)` (keep all) when every batch fits.
+pub fn first_kept_by_bytes(
+    newest_first: impl Iterator<Item = u64>,
+    budget: u64,
+    mut len: impl FnMut(u64) -> u64,
+) -> Option<u64> {
+    let mut total = 0u64;
+    let mut kept = 0;
+    for (i, index) in newest_first.enumerate() {
+        total = total.saturating_add(len(index));
+        if total > budget {
+            return (i > 0).then_some(kept);
         }
+        kept = index;
     }
-    Ok(bytes)
+    Some(0)
 }
 
 /// The smallest offset in `[earliest, end)` whose batch (its log index, by
@@ -291,6 +307,79 @@ mod tests {
         );
         assert_eq!(retention_point(0, 40, &locate, |i| bytes_from(i) <= 400), 0);
         assert_eq!(retention_point(0, 40, &locate, |i| bytes_from(i) <= 99), 40);
+    }
+
+    #[test]
+    fn first_kept_by_bytes_keeps_the_newest_batches_that_fit() {
+        let len = |_| 100;
+        // Record batches at log indexes 2, 5, 9 (entries between: group commands).
+        let newest_first = || [9u64, 5, 2].into_iter();
+        assert_eq!(first_kept_by_bytes(newest_first(), 300, len), Some(0));
+        assert_eq!(first_kept_by_bytes(newest_first(), 250, len), Some(5));
+        assert_eq!(first_kept_by_bytes(newest_first(), 100, len), Some(9));
+        assert_eq!(first_kept_by_bytes(newest_first(), 99, len), None);
+        assert_eq!(first_kept_by_bytes(std::iter::empty(), 0, len), Some(0));
+    }
+
+    /// Partition 0 carries its groups' commands: a chatty group must not
+    /// push its records out of a byte budget they fit in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commands_do_not_count_toward_retention_bytes() {
+        use sluice_storage::Record;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = super::super::partition::PartitionSpec {
+            group_id: "s1-p0".into(),
+            tenant_id: 1,
+            stream: "events".into(),
+            partition: 0,
+            partitions: 1,
+            replicas: vec!["n1".into()],
+            retention: Retention::default(),
+        };
+        let group = PartitionGroup::open(dir.path(), "n1", spec, 1 << 20)
+            .await
+            .expect("open");
+        for batch in 0..4 {
+            let records = (0..10)
+                .map(|i| Record::from_value(format!("record {batch}-{i} {}", "x".repeat(100))))
+                .collect();
+            let produce = Command::Produce {
+                record_count: 10,
+                producer: None,
+            };
+            let outcome = group.propose(produce, records).await.expect("produce");
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        let records_bytes = group.log_bytes();
+        // Many group commands after the records (refused, but logged).
+        for i in 0..200 {
+            let leave = GroupCommand::Leave {
+                group: format!("chatty-group-{i}"),
+                member_id: "m".into(),
+            };
+            let _refused = group.propose_group(leave).await.expect("group command");
+        }
+        assert!(group.log_bytes() > 2 * records_bytes);
+        let retention = Retention {
+            retention_ms: None,
+            retention_bytes: Some(records_bytes),
+        };
+        let point = retention_point_of(group.log(), group.view(), retention, now_ms())
+            .expect("retention point");
+        assert_eq!(point, 0, "every record fits in the budget");
+        // A budget below the records' bytes drops the oldest whole batches.
+        let retention = Retention {
+            retention_ms: None,
+            retention_bytes: Some(records_bytes / 2),
+        };
+        let point = retention_point_of(group.log(), group.view(), retention, now_ms())
+            .expect("retention point");
+        assert!(
+            point > 0 && point < 40 && point.is_multiple_of(10),
+            "{point}"
+        );
+        group.close().await;
     }
 
     #[test]
