@@ -43,7 +43,8 @@ pub struct BindingSpec {
     /// Binding key. For topic exchanges `*` matches one word and `#` zero or more.
     #[serde(default)]
     pub routing_key: String,
-    /// Headers exchanges only: header values to match (strings, numbers or booleans).
+    /// Headers exchanges only: header values to match (strings, numbers or booleans,
+    /// compared with the text of the message's header: `2` matches `"2"`).
     #[serde(default)]
     pub headers: BTreeMap<String, serde_json::Value>,
     /// Headers exchanges only: `all` (default) or `any`.

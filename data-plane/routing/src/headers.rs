@@ -6,9 +6,11 @@
 //! - `match: any`: at least one binding header is present with an equal value. A
 //!   binding with no headers matches nothing (as in RabbitMQ).
 //!
-//! Values are compared as JSON values, type included: the string `"1"` is not the
-//! number `1`, and `true` is not `"true"`. Numbers compare as serde_json does, so
-//! the integer `1` is not the float `1.0`. Every header name counts, including names
+//! Values are compared by their text. Message headers arrive over HTTP as
+//! strings, while a binding may be declared with a number or a boolean (as an
+//! AMQP user would bind `{"version": 2}`): a binding's `2` matches a message
+//! header `"2"` and `true` matches `"true"`. A number's text is its JSON form,
+//! so `1.0` does not match `"1"`. Every header name counts, including names
 //! starting with `x-` (RabbitMQ skips those; Sluice has no `x-` arguments to skip).
 //!
 //! Cost is linear in the exchange's headers bindings, as in RabbitMQ: there is no
@@ -18,10 +20,22 @@ use crate::topology::{HeaderMatch, Headers};
 
 /// Does a binding with `binding_headers` and `how` match a message with `message`?
 pub fn headers_match(binding_headers: &Headers, how: HeaderMatch, message: &Headers) -> bool {
-    let equal = |(name, value): (&String, &serde_json::Value)| message.get(name) == Some(value);
+    let equal = |(name, value): (&String, &serde_json::Value)| {
+        message
+            .get(name)
+            .is_some_and(|sent| text(sent) == text(value))
+    };
     match how {
         HeaderMatch::All => binding_headers.iter().all(equal),
         HeaderMatch::Any => binding_headers.iter().any(equal),
+    }
+}
+
+/// A header value as the text a publisher would have sent for it.
+fn text(value: &serde_json::Value) -> std::borrow::Cow<'_, str> {
+    match value {
+        serde_json::Value::String(text) => std::borrow::Cow::Borrowed(text),
+        other => std::borrow::Cow::Owned(other.to_string()),
     }
 }
 
@@ -68,17 +82,18 @@ mod tests {
     }
 
     #[test]
-    fn values_compare_with_their_type() {
+    fn values_compare_by_their_text() {
         let string_one = headers(json!({"n": "1"}));
         let number_one = headers(json!({"n": 1}));
         let float_one = headers(json!({"n": 1.0}));
         let flag = headers(json!({"n": true}));
         let flag_text = headers(json!({"n": "true"}));
-        assert!(headers_match(&number_one, HeaderMatch::All, &number_one));
-        assert!(!headers_match(&string_one, HeaderMatch::All, &number_one));
-        assert!(!headers_match(&number_one, HeaderMatch::Any, &string_one));
-        assert!(!headers_match(&number_one, HeaderMatch::All, &float_one));
-        assert!(!headers_match(&flag, HeaderMatch::All, &flag_text));
-        assert!(headers_match(&flag, HeaderMatch::All, &flag));
+        let other_text = headers(json!({"n": "2"}));
+        assert!(headers_match(&number_one, HeaderMatch::All, &string_one));
+        assert!(headers_match(&string_one, HeaderMatch::Any, &number_one));
+        assert!(headers_match(&flag, HeaderMatch::All, &flag_text));
+        assert!(!headers_match(&float_one, HeaderMatch::All, &string_one));
+        assert!(!headers_match(&number_one, HeaderMatch::All, &other_text));
+        assert!(!headers_match(&flag, HeaderMatch::Any, &string_one));
     }
 }

@@ -213,11 +213,13 @@ fn headers_all_and_any() {
 }
 
 #[test]
-fn headers_values_compare_with_their_type() {
+fn headers_values_compare_by_their_text() {
     let r = headers_router();
     let route = |h: Value| queues(&r.route("h", "", &headers(h)).unwrap()).join(",");
     assert_eq!(route(json!({"priority": 1})), "everything,priority-one");
-    assert_eq!(route(json!({"priority": "1"})), "everything");
+    // Headers published over HTTP are strings: a numeric binding still matches.
+    assert_eq!(route(json!({"priority": "1"})), "everything,priority-one");
+    assert_eq!(route(json!({"priority": "2"})), "everything");
     assert_eq!(route(json!({"priority": true})), "everything");
 }
 

@@ -1,0 +1,152 @@
+//! The exchange kinds the seed notes do not walk through, end to end: a
+//! headers exchange (`all` and `any`, a numeric binding value matching the
+//! header text a publisher sends), exchange-to-exchange bindings into an
+//! internal exchange (which refuses direct publishes), and an alternate
+//! exchange that catches what no binding matched (so `mandatory` has nothing
+//! to return).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_e2e::Deployment;
+
+async fn bind(sluice: &Deployment, binding: Value) -> anyhow::Result<()> {
+    let (status, body) = sluice
+        .api
+        .call(
+            Method::POST,
+            "/v1/bindings",
+            Some(&sluice.admin),
+            Some(binding),
+        )
+        .await?;
+    anyhow::ensure!(status.is_success(), "binding: {status} {body}");
+    Ok(())
+}
+
+async fn bodies(sluice: &Deployment, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
+    let mut bodies: Vec<String> = sluice
+        .receive(key, queue, 100, 0)
+        .await?
+        .iter()
+        .filter_map(|m| m["body"].as_str().map(str::to_string))
+        .collect();
+    bodies.sort();
+    Ok(bodies)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_exchange_to_exchange_and_alternate_exchange() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let admin = &sluice.admin;
+    for queue in ["pdf-reports", "pdf-or-v2", "audit", "lost"] {
+        sluice
+            .declare(admin, &format!("/v1/queues/{queue}"), json!({}))
+            .await?;
+    }
+    sluice
+        .declare(admin, "/v1/exchanges/unrouted", json!({"type": "fanout"}))
+        .await?;
+    sluice
+        .declare(
+            admin,
+            "/v1/exchanges/documents",
+            json!({"type": "headers", "internal": true, "alternate_exchange": "unrouted"}),
+        )
+        .await?;
+    sluice
+        .declare(admin, "/v1/exchanges/ingress", json!({"type": "topic"}))
+        .await?;
+    bind(
+        &sluice,
+        json!({"source": "documents", "destination": "pdf-reports",
+               "headers": {"format": "pdf", "type": "report"}}),
+    )
+    .await?;
+    bind(
+        &sluice,
+        json!({"source": "documents", "destination": "pdf-or-v2", "match": "any",
+               "headers": {"format": "pdf", "version": 2}}),
+    )
+    .await?;
+    bind(
+        &sluice,
+        json!({"source": "ingress", "destination_type": "exchange",
+               "destination": "documents", "routing_key": "docs.#"}),
+    )
+    .await?;
+    bind(
+        &sluice,
+        json!({"source": "ingress", "destination": "audit", "routing_key": "#"}),
+    )
+    .await?;
+    bind(
+        &sluice,
+        json!({"source": "unrouted", "destination": "lost"}),
+    )
+    .await?;
+    let app = sluice.key(admin, &["publish", "consume"]).await?;
+
+    let doc = |body: &str, headers: Value| json!({"body": body, "routing_key": "docs.new", "headers": headers});
+    let (status, answer) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/ingress/publish",
+            Some(&app),
+            Some(json!({"mandatory": true, "messages": [
+                doc("pdf report", json!({"format": "pdf", "type": "report"})),
+                doc("pdf invoice", json!({"format": "pdf", "type": "invoice"})),
+                doc("v2 zip", json!({"format": "zip", "version": "2"})),
+                doc("v3 zip", json!({"format": "zip", "version": "3"})),
+                json!({"body": "not a document", "routing_key": "mail.new"}),
+            ]})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = &answer["results"];
+    assert_eq!(
+        results[0]["queues"],
+        json!(["audit", "pdf-or-v2", "pdf-reports"]),
+        "{answer}"
+    );
+    assert_eq!(
+        results[1]["queues"],
+        json!(["audit", "pdf-or-v2"]),
+        "{answer}"
+    );
+    assert_eq!(
+        results[2]["queues"],
+        json!(["audit", "pdf-or-v2"]),
+        "{answer}"
+    );
+    // Matched nothing in `documents`: its alternate exchange took it, so it is
+    // routed and `mandatory` returns nothing.
+    assert_eq!(results[3]["queues"], json!(["audit", "lost"]), "{answer}");
+    assert!(results[3].get("returned").is_none(), "{answer}");
+    assert_eq!(results[4]["queues"], json!(["audit"]), "{answer}");
+
+    assert_eq!(bodies(&sluice, &app, "pdf-reports").await?, ["pdf report"]);
+    assert_eq!(
+        bodies(&sluice, &app, "pdf-or-v2").await?,
+        ["pdf invoice", "pdf report", "v2 zip"]
+    );
+    assert_eq!(bodies(&sluice, &app, "lost").await?, ["v3 zip"]);
+    assert_eq!(bodies(&sluice, &app, "audit").await?.len(), 5);
+
+    // The internal exchange takes messages only from other exchanges.
+    let (status, problem) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/documents/publish",
+            Some(&app),
+            Some(json!({"messages": [doc("direct", json!({"format": "pdf"}))]})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert_eq!(
+        bodies(&sluice, &app, "pdf-or-v2").await?,
+        Vec::<String>::new()
+    );
+    Ok(())
+}
