@@ -49,9 +49,11 @@ async fn message_groups_ttl_and_dedup() -> anyhow::Result<()> {
         .await?;
         consumers.push(consumer);
     }
+    // Each order's changes back to back, as a CDC feed writes them: without
+    // groups, two consumers would hold one order's INSERT and UPDATE at once.
     let mut changes = Vec::new();
-    for op in OPS {
-        for order in 0..ORDERS {
+    for order in 0..ORDERS {
+        for op in OPS {
             changes.push(json!({"body": op, "group": format!("order-{order}")}));
         }
     }
@@ -59,10 +61,14 @@ async fn message_groups_ttl_and_dedup() -> anyhow::Result<()> {
         .publish_to_queue(&app, "order-events", changes)
         .await?;
     let seen: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    // Groups with a change being applied, and groups seen twice at once.
+    let in_flight: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let overlaps: Arc<Mutex<Vec<String>>> = Arc::default();
     let total = ORDERS * OPS.len();
     let mut workers = Vec::new();
     for mut consumer in consumers {
         let (sluice, app, seen) = (sluice.clone(), app.clone(), seen.clone());
+        let (in_flight, overlaps) = (in_flight.clone(), overlaps.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 if seen.lock().map(|s| s.len()).unwrap_or(total) >= total {
@@ -71,14 +77,26 @@ async fn message_groups_ttl_and_dedup() -> anyhow::Result<()> {
                 let Some(message) = consumer.next_message(Duration::from_millis(200)).await? else {
                     continue;
                 };
-                // Applying the change takes a little while.
-                tokio::time::sleep(Duration::from_millis(15)).await;
+                let group = message["group"].as_str().unwrap_or_default().to_string();
+                let op = message["body"].as_str().unwrap_or_default().to_string();
+                if let Ok(mut in_flight) = in_flight.lock()
+                    && !in_flight.insert(group.clone())
+                    && let Ok(mut overlaps) = overlaps.lock()
+                {
+                    overlaps.push(format!("{group} {op}"));
+                }
+                // Applying an INSERT takes longer than the rest: a later
+                // change of the same order handed out in parallel would
+                // overtake it.
+                let work = if op == "INSERT" { 60 } else { 5 };
+                tokio::time::sleep(Duration::from_millis(work)).await;
                 if let Ok(mut seen) = seen.lock() {
-                    seen.push((
-                        message["group"].as_str().unwrap_or_default().to_string(),
-                        message["body"].as_str().unwrap_or_default().to_string(),
-                        consumer.id.clone(),
-                    ));
+                    seen.push((group.clone(), op, consumer.id.clone()));
+                }
+                // Out of the in-flight set before the ack: the queue hands
+                // out the group's next change only once the ack is applied.
+                if let Ok(mut in_flight) = in_flight.lock() {
+                    in_flight.remove(&group);
                 }
                 sluice.ack(&app, "order-events", &message).await?;
             }
@@ -98,6 +116,11 @@ async fn message_groups_ttl_and_dedup() -> anyhow::Result<()> {
         per_order.entry(order.clone()).or_default().push(op.clone());
         workers_used.insert(worker.clone());
     }
+    let overlaps = overlaps.lock().map(|o| o.clone()).unwrap_or_default();
+    assert!(
+        overlaps.is_empty(),
+        "one order held twice at once: {overlaps:?}"
+    );
     assert_eq!(per_order.len(), ORDERS);
     for (order, ops) in &per_order {
         assert_eq!(ops, &OPS, "{order} applied out of order");
