@@ -110,3 +110,72 @@ async fn over_the_rate_is_429_with_retry_after_and_nothing_stored() -> anyhow::R
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_byte_rate_through_an_exchange_is_429_and_nothing_stored() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let (status, body) = sluice
+        .api
+        .call(
+            Method::PATCH,
+            "/v1/tenants/acme/quotas",
+            Some(&sluice.operator),
+            Some(json!({"publish_bytes_per_second": 8192})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin = &sluice.admin;
+    sluice
+        .declare(admin, "/v1/exchanges/fan", json!({"type": "fanout"}))
+        .await?;
+    sluice.declare(admin, "/v1/queues/a", json!({})).await?;
+    sluice.declare(admin, "/v1/queues/b", json!({})).await?;
+    sluice.bind("fan", "a", "").await?;
+    sluice.bind("fan", "b", "").await?;
+    let app = sluice.key(admin, &["publish", "consume"]).await?;
+    let kib = |n: usize| json!({"messages": [{"body": "x".repeat(n << 10)}]});
+
+    // 6 KiB fits the 8 KiB/s bucket; another 6 KiB right after does not.
+    let (status, body) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/exchanges/fan/publish",
+            Some(&app),
+            Some(kib(6)),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/exchanges/fan/publish", sluice.broker.url))
+        .bearer_auth(&app)
+        .json(&kib(6))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_some());
+    let problem: Value = response.json().await?;
+    assert_eq!(
+        problem["type"], "https://sluice.dev/problems/rate-limited",
+        "{problem}"
+    );
+
+    // A message bigger than a whole second of byte quota can never pass: 422.
+    let (status, problem) = sluice
+        .data
+        .call(
+            Method::POST,
+            "/v1/queues/a/messages",
+            Some(&app),
+            Some(kib(9)),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["rule"], "rate-quota", "{problem}");
+
+    // Exactly the first message reached each queue.
+    for queue in ["a", "b"] {
+        assert_eq!(sluice.stats(&app, queue).await?["ready"], 1, "{queue}");
+    }
+    Ok(())
+}
