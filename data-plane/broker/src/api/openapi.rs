@@ -84,6 +84,11 @@ pub enum ProblemResponses {
     /// No such queue or exchange in the caller's tenant.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
+    /// A receipt no longer current (its lease expired and the message was
+    /// delivered again), a producer sequence out of order or fenced, or a
+    /// consumer-group conflict (stale generation, group not empty).
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
     /// A body over the tenant's `max_message_bytes`.
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
