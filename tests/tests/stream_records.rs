@@ -237,6 +237,35 @@ async fn concurrent_producers_idempotence_and_errors() -> anyhow::Result<()> {
     assert_eq!(problem["earliest_offset"], 0);
     assert_eq!(problem["high_watermark"], 2);
 
+    // A batch spread over both partitions carries a sequence per partition;
+    // each partition deduplicates its part on its own. Here partition 0's
+    // part was already written (say the first attempt timed out after it).
+    let part = json!({"records": [{"value": "x0", "partition": 0}],
+                      "producer": {"id": 43, "epoch": 0, "sequence": 0}});
+    let (status, written) = produce(data, &app, part).await?;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    let spread = json!({"records": [{"value": "x0", "partition": 0}, {"value": "x1", "partition": 1}],
+                        "producer": {"id": 43, "epoch": 0, "sequences": {"0": 0, "1": 0}}});
+    let (status, retried) = produce(data, &app, spread.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["duplicate_partitions"], json!([0]), "{retried}");
+    assert_eq!(retried["records"][0], written["records"][0], "{retried}");
+    assert_eq!(retried["records"][1]["offset"], 2, "{retried}");
+    let (_, again) = produce(data, &app, spread).await?;
+    assert_eq!(again["duplicate_partitions"], json!([0, 1]), "{again}");
+    assert_eq!(again["records"], retried["records"]);
+    let one_sequence = json!({"records": [{"value": "y", "partition": 0}, {"value": "z", "partition": 1}],
+                              "producer": {"id": 43, "epoch": 0, "sequence": 1}});
+    let (status, problem) = produce(data, &app, one_sequence).await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "producer.sequence", "{problem}");
+    let partition_one = fetch(data, &app, 1, "offset=2").await?;
+    assert_eq!(
+        partition_one["records"].as_array().map(Vec::len),
+        Some(1),
+        "{partition_one}"
+    );
+
     // Bad input: 422 naming the field.
     let (status, problem) = produce(
         data,

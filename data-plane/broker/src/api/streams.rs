@@ -6,8 +6,11 @@
 //! to `(murmur2(key) & 0x7fffffff) % partitions` (Kafka's partitioner,
 //! [`crate::stream::hash`]); keyless records of one request stick to one
 //! partition, chosen at random per request. A `producer` makes the
-//! batch idempotent; its records must then all go to one partition (Kafka's
-//! sequences are per partition). Producer ids come from
+//! batch idempotent. Sequences are per partition, as in Kafka: a batch that
+//! goes to one partition gives its first record's `sequence`; a batch spread
+//! over several (keyed records) gives `sequences`, each partition's first
+//! sequence, and each partition checks and deduplicates its part on its own,
+//! so a retry after a partial failure rewrites only what is missing. Producer ids come from
 //! `POST /v1/streams/{s}/producers` ([`allocate_producer`]). Values are bytes: a fetch answers `utf8`
 //! when the value is valid UTF-8, else `base64`.
 
@@ -55,8 +58,8 @@ pub struct ProduceRecord {
 }
 
 /// An idempotent producer's batch header: Kafka's producer id, epoch and
-/// the sequence number of the batch's first record.
-#[derive(Deserialize, utoipa::ToSchema, Clone, Copy)]
+/// the sequence number of the batch's first record in each partition.
+#[derive(Deserialize, utoipa::ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ProducerHeader {
     /// A producer id allocated by `POST /v1/streams/{stream}/producers`:
@@ -64,7 +67,62 @@ pub struct ProducerHeader {
     /// duplicates (or sequence gaps).
     id: u64,
     epoch: u32,
-    sequence: u64,
+    /// The first record's sequence, for a batch that goes to one partition.
+    #[serde(default)]
+    sequence: Option<u64>,
+    /// For a batch spread over several partitions: partition → sequence of
+    /// that partition's first record in this batch. Exactly the partitions
+    /// the batch goes to.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, u64>)]
+    sequences: BTreeMap<u32, u64>,
+}
+
+impl ProducerHeader {
+    /// Each target partition's base sequence, checked against the
+    /// partitions the batch's records go to.
+    fn base_sequences<V>(&self, partitions: &BTreeMap<u32, V>) -> BrokerResult<BTreeMap<u32, u64>> {
+        match (self.sequence, self.sequences.is_empty()) {
+            (Some(_), false) => Err(BrokerError::validation(
+                "producer.sequences",
+                "exclusive",
+                "give `sequence` (one partition) or `sequences` (several), not both",
+            )),
+            (None, true) => Err(BrokerError::validation(
+                "producer.sequence",
+                "required",
+                "an idempotent batch needs its first record's `sequence` (or `sequences` per partition)",
+            )),
+            (Some(sequence), true) => match partitions.keys().collect::<Vec<_>>()[..] {
+                [only] => Ok(BTreeMap::from([(*only, sequence)])),
+                ref several => Err(BrokerError::validation(
+                    "producer.sequence",
+                    "one-partition",
+                    format!(
+                        "this batch goes to partitions {several:?}: give `sequences` with each \
+                         partition's first sequence"
+                    ),
+                )),
+            },
+            (None, false) => {
+                if let Some(p) = partitions.keys().find(|p| !self.sequences.contains_key(p)) {
+                    return Err(BrokerError::validation(
+                        format!("producer.sequences.{p}"),
+                        "required",
+                        format!("records of this batch go to partition {p}"),
+                    ));
+                }
+                if let Some(p) = self.sequences.keys().find(|p| !partitions.contains_key(p)) {
+                    return Err(BrokerError::validation(
+                        format!("producer.sequences.{p}"),
+                        "unused",
+                        format!("no record of this batch goes to partition {p}"),
+                    ));
+                }
+                Ok(self.sequences.clone())
+            }
+        }
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -84,8 +142,13 @@ pub struct ProducedRecord {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ProduceResponse {
     records: Vec<ProducedRecord>,
-    /// True when an idempotent retry was answered with the original offsets.
+    /// True when an idempotent retry was answered with the original offsets
+    /// (in at least one partition: see `duplicate_partitions`).
     duplicate: bool,
+    /// The partitions that answered an idempotent retry with the original
+    /// offsets instead of writing again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    duplicate_partitions: Vec<u32>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -345,14 +408,10 @@ pub async fn produce(
     for (i, (p, _)) in records.iter().enumerate() {
         by_partition.entry(*p).or_default().push(i);
     }
-    let producer = request.producer;
-    if producer.is_some() && by_partition.len() > 1 {
-        return Err(BrokerError::validation(
-            "producer",
-            "one-partition",
-            "an idempotent batch must go to one partition (sequences are per partition); split it",
-        ));
-    }
+    let sequences = match &request.producer {
+        Some(header) => Some((header, header.base_sequences(&by_partition)?)),
+        None => None,
+    };
     let targets = by_partition
         .keys()
         .map(|p| target(&state, &caller, &name, *p).map(|t| (*p, t)))
@@ -383,10 +442,10 @@ pub async fn produce(
     let writes = by_partition.keys().zip(slots).map(|(p, batch)| {
         let target = &targets[p];
         let (state, name) = (&state, &name);
-        let producer = producer.map(|h| ProducerBatch {
+        let producer = sequences.as_ref().map(|(h, bases)| ProducerBatch {
             producer_id: h.id,
             epoch: h.epoch,
-            base_sequence: h.sequence,
+            base_sequence: bases.get(p).copied().unwrap_or_default(),
         });
         async move {
             match target {
@@ -406,10 +465,12 @@ pub async fn produce(
         };
         total
     ];
-    let mut duplicate = false;
+    let mut duplicate_partitions = Vec::new();
     for (((p, indexes), result), bytes) in by_partition.iter().zip(results).zip(slot_bytes) {
         let (offsets, was_duplicate) = result?;
-        duplicate |= was_duplicate;
+        if was_duplicate {
+            duplicate_partitions.push(*p);
+        }
         // A remote partition's broker counts what it stored.
         if !was_duplicate && matches!(targets[p], Target::Local(_)) {
             let count = indexes.len() as u64;
@@ -424,7 +485,8 @@ pub async fn produce(
     }
     Ok(Json(ProduceResponse {
         records: answer,
-        duplicate,
+        duplicate: !duplicate_partitions.is_empty(),
+        duplicate_partitions,
     }))
 }
 
@@ -450,6 +512,61 @@ mod tests {
 
     fn request(records: serde_json::Value) -> ProduceRequest {
         serde_json::from_value(serde_json::json!({ "records": records })).expect("request")
+    }
+
+    fn header(value: serde_json::Value) -> ProducerHeader {
+        serde_json::from_value(value).expect("producer header")
+    }
+
+    fn field_of(err: BrokerError) -> String {
+        match err {
+            BrokerError::Validation { field, .. } => field,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn idempotent_sequences_are_per_partition() {
+        let one = BTreeMap::from([(2_u32, ())]);
+        let two = BTreeMap::from([(0_u32, ()), (3, ())]);
+        let single = header(serde_json::json!({"id": 7, "epoch": 0, "sequence": 5}));
+        assert_eq!(
+            single.base_sequences(&one).ok(),
+            Some(BTreeMap::from([(2, 5)]))
+        );
+        assert_eq!(
+            field_of(single.base_sequences(&two).unwrap_err()),
+            "producer.sequence"
+        );
+
+        let spread =
+            header(serde_json::json!({"id": 7, "epoch": 0, "sequences": {"0": 4, "3": 9}}));
+        assert_eq!(
+            spread.base_sequences(&two).ok(),
+            Some(BTreeMap::from([(0, 4), (3, 9)]))
+        );
+        // A partition the batch goes to without a sequence, and one it does not go to.
+        let missing = BTreeMap::from([(0_u32, ()), (1, ()), (3, ())]);
+        assert_eq!(
+            field_of(spread.base_sequences(&missing).unwrap_err()),
+            "producer.sequences.1"
+        );
+        assert_eq!(
+            field_of(spread.base_sequences(&one).unwrap_err()),
+            "producer.sequences.2"
+        );
+
+        let both =
+            header(serde_json::json!({"id": 7, "epoch": 0, "sequence": 1, "sequences": {"0": 1}}));
+        assert_eq!(
+            field_of(both.base_sequences(&one).unwrap_err()),
+            "producer.sequences"
+        );
+        let neither = header(serde_json::json!({"id": 7, "epoch": 0}));
+        assert_eq!(
+            field_of(neither.base_sequences(&one).unwrap_err()),
+            "producer.sequence"
+        );
     }
 
     #[test]
