@@ -504,21 +504,53 @@ impl PushConsumer {
 impl Deployment {
     /// Binds `queue` to exchange `source` with `routing_key` (as the tenant's admin).
     pub async fn bind(&self, source: &str, queue: &str, routing_key: &str) -> anyhow::Result<()> {
-        let binding =
-            serde_json::json!({"source": source, "destination": queue, "routing_key": routing_key});
+        self.bind_spec(
+            serde_json::json!({"source": source, "destination": queue, "routing_key": routing_key}),
+        )
+        .await
+    }
+
+    /// Declares any binding (headers, weights, an exchange as destination)
+    /// as the tenant's admin.
+    pub async fn bind_spec(&self, binding: Value) -> anyhow::Result<()> {
         let (status, body) = self
             .api
             .call(
                 Method::POST,
                 "/v1/bindings",
                 Some(&self.admin),
-                Some(binding),
+                Some(binding.clone()),
             )
             .await?;
         if !status.is_success() {
-            bail!("binding {source} -> {queue}: {status} {body}");
+            bail!("binding {binding}: {status} {body}");
         }
         Ok(())
+    }
+
+    /// Receives every ready message of `queue` (without waiting), leaving
+    /// them leased.
+    pub async fn drain(&self, key: &str, queue: &str) -> anyhow::Result<Vec<Value>> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self.receive(key, queue, 100, 0).await?;
+            if batch.is_empty() {
+                return Ok(all);
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// The bodies of every ready message of `queue`, sorted.
+    pub async fn bodies(&self, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
+        let mut bodies: Vec<String> = self
+            .drain(key, queue)
+            .await?
+            .iter()
+            .filter_map(|m| m["body"].as_str().map(str::to_string))
+            .collect();
+        bodies.sort();
+        Ok(bodies)
     }
 
     /// Publishes `messages` through `exchange`; answers the per-message results.

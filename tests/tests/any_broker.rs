@@ -30,17 +30,7 @@ async fn either_broker_publishes_and_consumes_every_queue() -> anyhow::Result<()
         )
         .await?;
     for queue in ["on-n1", "on-n2"] {
-        let binding = json!({"source": "both", "destination": queue});
-        let (status, body) = sluice
-            .api
-            .call(
-                Method::POST,
-                "/v1/bindings",
-                Some(&sluice.admin),
-                Some(binding),
-            )
-            .await?;
-        assert!(status.is_success(), "{body}");
+        sluice.bind("both", queue, "").await?;
     }
 
     // Each broker publishes to both queues, directly and through the exchange.

@@ -9,31 +9,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_e2e::Deployment;
 
-async fn bind(sluice: &Deployment, binding: Value) -> anyhow::Result<()> {
-    let (status, body) = sluice
-        .api
-        .call(
-            Method::POST,
-            "/v1/bindings",
-            Some(&sluice.admin),
-            Some(binding),
-        )
-        .await?;
-    anyhow::ensure!(status.is_success(), "binding: {status} {body}");
-    Ok(())
-}
-
-async fn bodies(sluice: &Deployment, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
-    let mut bodies: Vec<String> = sluice
-        .receive(key, queue, 100, 0)
-        .await?
-        .iter()
-        .filter_map(|m| m["body"].as_str().map(str::to_string))
-        .collect();
-    bodies.sort();
-    Ok(bodies)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn headers_exchange_to_exchange_and_alternate_exchange() -> anyhow::Result<()> {
     let sluice = Deployment::start().await?;
@@ -56,34 +31,26 @@ async fn headers_exchange_to_exchange_and_alternate_exchange() -> anyhow::Result
     sluice
         .declare(admin, "/v1/exchanges/ingress", json!({"type": "topic"}))
         .await?;
-    bind(
-        &sluice,
-        json!({"source": "documents", "destination": "pdf-reports",
-               "headers": {"format": "pdf", "type": "report"}}),
-    )
-    .await?;
-    bind(
-        &sluice,
-        json!({"source": "documents", "destination": "pdf-or-v2", "match": "any",
+    sluice
+        .bind_spec(json!({"source": "documents", "destination": "pdf-reports",
+               "headers": {"format": "pdf", "type": "report"}}))
+        .await?;
+    sluice
+        .bind_spec(
+            json!({"source": "documents", "destination": "pdf-or-v2", "match": "any",
                "headers": {"format": "pdf", "version": 2}}),
-    )
-    .await?;
-    bind(
-        &sluice,
-        json!({"source": "ingress", "destination_type": "exchange",
-               "destination": "documents", "routing_key": "docs.#"}),
-    )
-    .await?;
-    bind(
-        &sluice,
-        json!({"source": "ingress", "destination": "audit", "routing_key": "#"}),
-    )
-    .await?;
-    bind(
-        &sluice,
-        json!({"source": "unrouted", "destination": "lost"}),
-    )
-    .await?;
+        )
+        .await?;
+    sluice
+        .bind_spec(json!({"source": "ingress", "destination_type": "exchange",
+               "destination": "documents", "routing_key": "docs.#"}))
+        .await?;
+    sluice
+        .bind_spec(json!({"source": "ingress", "destination": "audit", "routing_key": "#"}))
+        .await?;
+    sluice
+        .bind_spec(json!({"source": "unrouted", "destination": "lost"}))
+        .await?;
     let app = sluice.key(admin, &["publish", "consume"]).await?;
 
     let doc = |body: &str, headers: Value| json!({"body": body, "routing_key": "docs.new", "headers": headers});
@@ -125,13 +92,13 @@ async fn headers_exchange_to_exchange_and_alternate_exchange() -> anyhow::Result
     assert!(results[3].get("returned").is_none(), "{answer}");
     assert_eq!(results[4]["queues"], json!(["audit"]), "{answer}");
 
-    assert_eq!(bodies(&sluice, &app, "pdf-reports").await?, ["pdf report"]);
+    assert_eq!(sluice.bodies(&app, "pdf-reports").await?, ["pdf report"]);
     assert_eq!(
-        bodies(&sluice, &app, "pdf-or-v2").await?,
+        sluice.bodies(&app, "pdf-or-v2").await?,
         ["pdf invoice", "pdf report", "v2 zip"]
     );
-    assert_eq!(bodies(&sluice, &app, "lost").await?, ["v3 zip"]);
-    assert_eq!(bodies(&sluice, &app, "audit").await?.len(), 5);
+    assert_eq!(sluice.bodies(&app, "lost").await?, ["v3 zip"]);
+    assert_eq!(sluice.bodies(&app, "audit").await?.len(), 5);
 
     // The internal exchange takes messages only from other exchanges.
     let (status, problem) = sluice
@@ -145,7 +112,7 @@ async fn headers_exchange_to_exchange_and_alternate_exchange() -> anyhow::Result
         .await?;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(
-        bodies(&sluice, &app, "pdf-or-v2").await?,
+        sluice.bodies(&app, "pdf-or-v2").await?,
         Vec::<String>::new()
     );
     Ok(())

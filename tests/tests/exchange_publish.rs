@@ -7,42 +7,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_e2e::Deployment;
 
-async fn bodies(sluice: &Deployment, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
-    let (status, answer) = sluice
-        .data
-        .call(
-            Method::POST,
-            &format!("/v1/queues/{queue}/receive"),
-            Some(key),
-            Some(json!({"max_messages": 100})),
-        )
-        .await?;
-    anyhow::ensure!(status == StatusCode::OK, "{answer}");
-    let mut bodies: Vec<String> = answer["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["body"].as_str().map(str::to_string))
-        .collect();
-    bodies.sort();
-    Ok(bodies)
-}
-
-async fn bind(sluice: &Deployment, source: &str, queue: &str, key: &str) -> anyhow::Result<()> {
-    let binding = json!({"source": source, "destination": queue, "routing_key": key});
-    let (status, body) = sluice
-        .api
-        .call(
-            Method::POST,
-            "/v1/bindings",
-            Some(&sluice.admin),
-            Some(binding),
-        )
-        .await?;
-    anyhow::ensure!(status.is_success(), "binding: {status} {body}");
-    Ok(())
-}
-
 fn message(body: &str, routing_key: &str) -> Value {
     json!({"body": body, "routing_key": routing_key})
 }
@@ -62,10 +26,10 @@ async fn direct_and_topic_exchanges_route_to_bound_queues() -> anyhow::Result<()
     sluice
         .declare(admin, "/v1/exchanges/events", json!({"type": "topic"}))
         .await?;
-    bind(&sluice, "regions", "eu", "eu").await?;
-    bind(&sluice, "regions", "us", "us").await?;
-    bind(&sluice, "events", "eu", "orders.eu.*").await?;
-    bind(&sluice, "events", "audit", "orders.#").await?;
+    sluice.bind("regions", "eu", "eu").await?;
+    sluice.bind("regions", "us", "us").await?;
+    sluice.bind("events", "eu", "orders.eu.*").await?;
+    sluice.bind("events", "audit", "orders.#").await?;
     let app = sluice.key(admin, &["publish", "consume"]).await?;
 
     let (status, direct) = sluice
@@ -122,10 +86,10 @@ async fn direct_and_topic_exchanges_route_to_bound_queues() -> anyhow::Result<()
         .await?;
     assert_eq!(by_name["results"][0]["queues"], json!(["us"]), "{by_name}");
 
-    assert_eq!(bodies(&sluice, &app, "eu").await?, ["eu order", "to eu"]);
-    assert_eq!(bodies(&sluice, &app, "us").await?, ["named", "to us"]);
+    assert_eq!(sluice.bodies(&app, "eu").await?, ["eu order", "to eu"]);
+    assert_eq!(sluice.bodies(&app, "us").await?, ["named", "to us"]);
     assert_eq!(
-        bodies(&sluice, &app, "audit").await?,
+        sluice.bodies(&app, "audit").await?,
         ["eu order", "us order"]
     );
 
@@ -154,7 +118,7 @@ async fn direct_and_topic_exchanges_route_to_bound_queues() -> anyhow::Result<()
             json!({"dead_letter_exchange": "dlx"}),
         )
         .await?;
-    bind(&sluice, "dlx", "graveyard", "").await?;
+    sluice.bind("dlx", "graveyard", "").await?;
     sluice
         .data
         .call(

@@ -9,27 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use sluice_e2e::Deployment;
 
-async fn drain(sluice: &Deployment, key: &str, queue: &str) -> anyhow::Result<Vec<Value>> {
-    let mut all = Vec::new();
-    loop {
-        let batch = sluice.receive(key, queue, 100, 0).await?;
-        if batch.is_empty() {
-            return Ok(all);
-        }
-        all.extend(batch);
-    }
-}
-
-async fn bodies(sluice: &Deployment, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
-    let mut bodies: Vec<String> = drain(sluice, key, queue)
-        .await?
-        .iter()
-        .filter_map(|m| m["body"].as_str().map(str::to_string))
-        .collect();
-    bodies.sort();
-    Ok(bodies)
-}
-
 fn message(body: &str, routing_key: &str) -> Value {
     json!({"body": body, "routing_key": routing_key})
 }
@@ -78,8 +57,8 @@ async fn fanout_direct_topic_and_consistent_hash_route_as_in_rabbitmq() -> anyho
         .publish(&app, "logs", vec![message("boot", "ignored")])
         .await?;
     assert_eq!(results[0]["routed"], 2, "{results:?}");
-    assert_eq!(bodies(&sluice, &app, "log-a").await?, ["boot"]);
-    assert_eq!(bodies(&sluice, &app, "log-b").await?, ["boot"]);
+    assert_eq!(sluice.bodies(&app, "log-a").await?, ["boot"]);
+    assert_eq!(sluice.bodies(&app, "log-b").await?, ["boot"]);
 
     // Direct: errors go to both, info only to the queue bound to every severity.
     let results = sluice
@@ -91,9 +70,9 @@ async fn fanout_direct_topic_and_consistent_hash_route_as_in_rabbitmq() -> anyho
         .await?;
     assert_eq!(results[0]["queues"], json!(["all-logs", "errors"]));
     assert_eq!(results[1]["queues"], json!(["all-logs"]));
-    assert_eq!(bodies(&sluice, &app, "errors").await?, ["disk full"]);
+    assert_eq!(sluice.bodies(&app, "errors").await?, ["disk full"]);
     assert_eq!(
-        bodies(&sluice, &app, "all-logs").await?,
+        sluice.bodies(&app, "all-logs").await?,
         ["disk full", "started"]
     );
 
@@ -111,11 +90,11 @@ async fn fanout_direct_topic_and_consistent_hash_route_as_in_rabbitmq() -> anyho
         .await?;
     assert_eq!(results[0]["queues"], json!(["news", "usa"]), "{results:?}");
     assert_eq!(
-        bodies(&sluice, &app, "usa").await?,
+        sluice.bodies(&app, "usa").await?,
         ["usa news", "usa weather"]
     );
     assert_eq!(
-        bodies(&sluice, &app, "news").await?,
+        sluice.bodies(&app, "news").await?,
         ["europe news", "usa news"]
     );
 
@@ -134,7 +113,7 @@ async fn fanout_direct_topic_and_consistent_hash_route_as_in_rabbitmq() -> anyho
     let mut shards_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut used = BTreeSet::new();
     for shard in ["shard-0", "shard-1", "shard-2"] {
-        for message in drain(&sluice, &app, shard).await? {
+        for message in sluice.drain(&app, shard).await? {
             let order = message["routing_key"]
                 .as_str()
                 .unwrap_or_default()
