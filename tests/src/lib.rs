@@ -275,23 +275,30 @@ impl Deployment {
         deployment.admin = deployment.tenant(&operator, "acme").await?;
         // The free plan's publish rate (100 messages/s) would throttle the
         // scenarios; tests of the rate quota set their own.
-        let quotas = serde_json::json!({
-            "publish_messages_per_second": 1_000_000,
-            "publish_bytes_per_second": 1_i64 << 30,
-        });
-        let (status, body) = deployment
+        deployment
+            .set_quotas(serde_json::json!({
+                "publish_messages_per_second": 1_000_000,
+                "publish_bytes_per_second": 1_i64 << 30,
+            }))
+            .await?;
+        Ok(deployment)
+    }
+
+    /// Changes quotas of the `acme` tenant (as the operator).
+    pub async fn set_quotas(&self, quotas: Value) -> anyhow::Result<()> {
+        let (status, body) = self
             .api
             .call(
                 Method::PATCH,
                 "/v1/tenants/acme/quotas",
-                Some(&operator),
-                Some(quotas),
+                Some(&self.operator),
+                Some(quotas.clone()),
             )
             .await?;
         if !status.is_success() {
-            bail!("raising acme's publish rate: {status} {body}");
+            bail!("setting acme's quotas {quotas}: {status} {body}");
         }
-        Ok(deployment)
+        Ok(())
     }
 
     /// Creates a tenant; returns its admin key.

@@ -14,16 +14,9 @@ fn batch(n: usize) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn over_the_rate_is_429_with_retry_after_and_nothing_stored() -> anyhow::Result<()> {
     let sluice = Deployment::start().await?;
-    let (status, _) = sluice
-        .api
-        .call(
-            Method::PATCH,
-            "/v1/tenants/acme/quotas",
-            Some(&sluice.operator),
-            Some(json!({"publish_messages_per_second": 5})),
-        )
+    sluice
+        .set_quotas(json!({"publish_messages_per_second": 5}))
         .await?;
-    assert_eq!(status, StatusCode::OK);
     let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
     sluice
         .declare(&sluice.admin, "/v1/queues/jobs", json!({}))
@@ -114,16 +107,9 @@ async fn over_the_rate_is_429_with_retry_after_and_nothing_stored() -> anyhow::R
 #[tokio::test(flavor = "multi_thread")]
 async fn over_the_byte_rate_through_an_exchange_is_429_and_nothing_stored() -> anyhow::Result<()> {
     let sluice = Deployment::start().await?;
-    let (status, body) = sluice
-        .api
-        .call(
-            Method::PATCH,
-            "/v1/tenants/acme/quotas",
-            Some(&sluice.operator),
-            Some(json!({"publish_bytes_per_second": 8192})),
-        )
+    sluice
+        .set_quotas(json!({"publish_bytes_per_second": 8192}))
         .await?;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let admin = &sluice.admin;
     sluice
         .declare(admin, "/v1/exchanges/fan", json!({"type": "fanout"}))

@@ -38,16 +38,9 @@ async fn fill(sluice: &Deployment, key: &str) -> anyhow::Result<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_tenant_is_refused_until_consuming_frees_room() -> anyhow::Result<()> {
     let sluice = Deployment::start().await?;
-    let (status, body) = sluice
-        .api
-        .call(
-            Method::PATCH,
-            "/v1/tenants/acme/quotas",
-            Some(&sluice.operator),
-            Some(json!({"max_storage_bytes": LIMIT})),
-        )
+    sluice
+        .set_quotas(json!({"max_storage_bytes": LIMIT}))
         .await?;
-    assert!(status.is_success(), "{body}");
     sluice
         .declare(&sluice.admin, "/v1/queues/jobs", json!({}))
         .await?;
