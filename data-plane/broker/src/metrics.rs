@@ -42,10 +42,7 @@ pub fn handle() -> PrometheusHandle {
 pub fn tenant_activity(tenant: &str, done: &Totals) {
     let label = [("tenant", tenant.to_string())];
     for (name, n) in [
-        (
-            "sluice_tenant_published_messages_total",
-            done.published,
-        ),
+        ("sluice_tenant_published_messages_total", done.published),
         ("sluice_tenant_published_bytes_total", done.published_bytes),
         ("sluice_tenant_delivered_messages_total", done.delivered),
         ("sluice_tenant_redelivered_messages_total", done.redelivered),
@@ -195,12 +192,9 @@ fn render_queues(out: &mut String, rows: &[QueueRow]) {
             "Messages acked",
             |r| r.totals.acked,
         ),
-        (
-            "sluice_nacked_messages_total",
-            "counter",
-            "Nacks",
-            |r| r.totals.nacked,
-        ),
+        ("sluice_nacked_messages_total", "counter", "Nacks", |r| {
+            r.totals.nacked
+        }),
         (
             "sluice_dead_lettered_messages_total",
             "counter",
@@ -317,13 +311,21 @@ mod tests {
         let mut text = String::new();
         render_queues(&mut text, &[row("acme", "jobs", 7), row("acme", "mail", 0)]);
         assert!(text.contains("# TYPE sluice_published_messages_total counter\n"));
-        assert!(text.contains(
-            "sluice_queue_messages{tenant=\"acme\",queue=\"jobs\",state=\"ready\"} 3\n"
-        ));
-        assert!(text.contains("sluice_published_messages_total{tenant=\"acme\",queue=\"jobs\"} 7\n"));
-        assert!(text.contains("sluice_published_messages_total{tenant=\"acme\",queue=\"mail\"} 0\n"));
         assert!(
-            text.contains("sluice_dead_lettered_messages_total{tenant=\"acme\",queue=\"mail\"} 1\n")
+            text.contains(
+                "sluice_queue_messages{tenant=\"acme\",queue=\"jobs\",state=\"ready\"} 3\n"
+            )
+        );
+        assert!(
+            text.contains("sluice_published_messages_total{tenant=\"acme\",queue=\"jobs\"} 7\n")
+        );
+        assert!(
+            text.contains("sluice_published_messages_total{tenant=\"acme\",queue=\"mail\"} 0\n")
+        );
+        assert!(
+            text.contains(
+                "sluice_dead_lettered_messages_total{tenant=\"acme\",queue=\"mail\"} 1\n"
+            )
         );
         assert_eq!(text.matches("# TYPE sluice_queue_messages ").count(), 1);
 
