@@ -1,6 +1,7 @@
 //! Calls from the control plane to the brokers that host a queue: its live
-//! depth for `GET /v1/queues/{q}` and for the `if_empty` / `if_unused` checks
-//! of a delete. The brokers hold the messages; Postgres only the topology.
+//! depth, consumers and rates for `GET /v1/queues/{q}` and for the
+//! `if_empty` / `if_unused` checks of a delete. The brokers hold the
+//! messages; Postgres only the topology.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::placement::LIVE_NODE_WINDOW_SECONDS;
 
-/// A queue's live counts, as its group's leader reports them.
+/// A queue's live counts and rates, as its group's leader reports them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QueueStats {
     /// Messages waiting to be delivered.
@@ -22,6 +23,25 @@ pub struct QueueStats {
     pub ready_bytes: u64,
     /// Consumers holding messages or registered with the queue.
     pub consumers: u64,
+    /// Messages per second over the last 10 s.
+    // Brokers from before rates answer without them: zeros.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub rates: QueueRates,
+}
+
+/// Messages per second over the last 10 s, as the hosting broker counted them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct QueueRates {
+    /// Messages stored.
+    pub publish: f64,
+    /// Deliveries, redeliveries included.
+    pub deliver: f64,
+    pub ack: f64,
+    /// Deliveries of messages delivered before (nack requeue, lease expiry).
+    pub redeliver: f64,
+    /// Messages dead-lettered (or dropped without a dead-letter exchange).
+    pub dead_letter: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

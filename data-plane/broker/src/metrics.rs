@@ -1,21 +1,28 @@
-//! Prometheus metrics at `/metrics`: per queue, the ready / unacked /
-//! delayed gauges (read from the queue groups at scrape time, so they are
-//! never stale) and counters of published, delivered, redelivered, acked,
-//! nacked and dead-lettered messages per tenant and queue (rates are
-//! `rate()` over them); per tenant, the publishes refused by the rate quota.
+//! Prometheus metrics at `/metrics`.
+//!
+//! Queues: per queue hosted here, the ready / unacked / delayed gauges and
+//! counters of published, delivered, redelivered, acked, nacked and
+//! dead-lettered messages (`rate()` over them gives rates). They are written
+//! at scrape time from the hosted groups themselves — the depths from the
+//! state, the counters from what `QueueGroup::propose` counted — rather than
+//! kept in the process-wide registry, which cannot forget a series: when the
+//! group manager removes a deleted (or moved) queue's group, its series are
+//! gone from the next scrape. Per tenant, the same counters summed over the
+//! tenant's queues (these outlive a deleted queue, so `rate()` over them never
+//! sees a counter go backwards) and the publishes refused by the rate quota.
+//!
 //! Streams: per partition hosted here the earliest / end offsets and log
 //! bytes (gauges at scrape time), produced and fetched records and bytes
 //! (counters, fetches per format), and per consumer group the lag.
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use axum::extract::State;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use sluice_queue::Reply;
-
 use crate::api::BrokerState;
-use crate::queue::CommandOutcome;
+use crate::queue::Totals;
 
 /// The process-wide recorder, installed once.
 pub fn handle() -> PrometheusHandle {
@@ -31,36 +38,24 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts messages and bytes a queue stored.
-pub fn published(tenant: &str, queue: &str, messages: u64, bytes: u64) {
-    let labels = [("tenant", tenant.to_string()), ("queue", queue.to_string())];
-    metrics::counter!("sluice_published_messages_total", &labels).increment(messages);
-    metrics::counter!("sluice_published_bytes_total", &labels).increment(bytes);
-}
-
-/// Counts what a queue command did: deliveries (and redeliveries), acks,
-/// dead letters. Publishes are counted by the publish path, which knows sizes.
-pub fn command_applied(tenant: &str, queue: &str, outcome: &CommandOutcome) {
-    let labels = [("tenant", tenant.to_string()), ("queue", queue.to_string())];
-    match &outcome.result {
-        Ok(Reply::Received { deliveries }) => {
-            let redelivered = deliveries.iter().filter(|d| d.redelivered).count() as u64;
-            metrics::counter!("sluice_delivered_messages_total", &labels)
-                .increment(deliveries.len() as u64);
-            metrics::counter!("sluice_redelivered_messages_total", &labels).increment(redelivered);
+/// Adds what one queue command did to its tenant's counters.
+pub fn tenant_activity(tenant: &str, done: &Totals) {
+    let label = [("tenant", tenant.to_string())];
+    for (name, n) in [
+        ("sluice_tenant_published_messages_total", done.published),
+        ("sluice_tenant_published_bytes_total", done.published_bytes),
+        ("sluice_tenant_delivered_messages_total", done.delivered),
+        ("sluice_tenant_redelivered_messages_total", done.redelivered),
+        ("sluice_tenant_acked_messages_total", done.acked),
+        ("sluice_tenant_nacked_messages_total", done.nacked),
+        (
+            "sluice_tenant_dead_lettered_messages_total",
+            done.dead_lettered,
+        ),
+    ] {
+        if n > 0 {
+            metrics::counter!(name, &label).increment(n);
         }
-        Ok(Reply::Acked { results }) => {
-            let acked = results.iter().filter(|r| r.is_ok()).count() as u64;
-            metrics::counter!("sluice_acked_messages_total", &labels).increment(acked);
-        }
-        Ok(Reply::Nacked { .. }) => {
-            metrics::counter!("sluice_nacked_messages_total", &labels).increment(1);
-        }
-        _ => {}
-    }
-    if !outcome.dead_letters.is_empty() {
-        metrics::counter!("sluice_dead_lettered_messages_total", &labels)
-            .increment(outcome.dead_letters.len() as u64);
     }
 }
 
@@ -101,36 +96,143 @@ pub fn stream_fetched(
 
 /// `GET /metrics`
 pub async fn render(State(state): State<BrokerState>) -> String {
-    let handle = handle();
     let topology = state.topology.current();
-    for ((tenant_id, name), _) in topology.queues.iter() {
-        let Some(group) = state.groups.queue(*tenant_id, name) else {
-            continue;
-        };
-        let tenant = topology
-            .tenants
-            .get(tenant_id)
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
-        let stats = group.view().read(|q| q.stats());
-        for (kind, value) in [
-            ("ready", stats.ready),
-            ("unacked", stats.unacked),
-            ("delayed", stats.delayed),
-        ] {
-            let labels = [
-                ("tenant", tenant.clone()),
-                ("queue", name.clone()),
-                ("state", kind.to_string()),
-            ];
-            metrics::gauge!("sluice_queue_messages", &labels).set(value as f64);
-        }
-        let labels = [("tenant", tenant.clone()), ("queue", name.clone())];
-        metrics::gauge!("sluice_queue_ready_bytes", &labels).set(stats.ready_bytes as f64);
-        metrics::gauge!("sluice_queue_consumers", &labels).set(stats.consumers.len() as f64);
-    }
     render_streams(&state, &topology);
-    handle.render()
+    let mut rows: Vec<QueueRow> = state
+        .groups
+        .all()
+        .iter()
+        .map(|group| {
+            let stats = group.view().read(|q| q.stats());
+            QueueRow {
+                tenant: group.spec.tenant.clone(),
+                queue: group.spec.queue.clone(),
+                depth: [stats.ready, stats.unacked, stats.delayed],
+                ready_bytes: stats.ready_bytes,
+                consumers: stats.consumers.len() as u64,
+                totals: group.totals(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.tenant, &a.queue).cmp(&(&b.tenant, &b.queue)));
+    let mut text = handle().render();
+    render_queues(&mut text, &rows);
+    text
+}
+
+/// One hosted queue as `/metrics` shows it.
+struct QueueRow {
+    tenant: String,
+    queue: String,
+    /// Ready, unacked, delayed.
+    depth: [u64; 3],
+    ready_bytes: u64,
+    consumers: u64,
+    totals: Totals,
+}
+
+/// Appends the per-queue families, each family's samples together under its
+/// `# TYPE` line as the text format requires.
+fn render_queues(out: &mut String, rows: &[QueueRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "sluice_queue_messages",
+        "gauge",
+        "Messages in the queue by state",
+    );
+    for row in rows {
+        for (state, value) in ["ready", "unacked", "delayed"].iter().zip(row.depth) {
+            sample(out, "sluice_queue_messages", row, Some(state), value);
+        }
+    }
+    type Field = fn(&QueueRow) -> u64;
+    let series: [(&str, &str, &str, Field); 9] = [
+        (
+            "sluice_queue_ready_bytes",
+            "gauge",
+            "Bytes of ready message bodies",
+            |r| r.ready_bytes,
+        ),
+        (
+            "sluice_queue_consumers",
+            "gauge",
+            "Consumers holding messages or registered",
+            |r| r.consumers,
+        ),
+        (
+            "sluice_published_messages_total",
+            "counter",
+            "Messages stored",
+            |r| r.totals.published,
+        ),
+        (
+            "sluice_published_bytes_total",
+            "counter",
+            "Bytes of messages stored",
+            |r| r.totals.published_bytes,
+        ),
+        (
+            "sluice_delivered_messages_total",
+            "counter",
+            "Deliveries, redeliveries included",
+            |r| r.totals.delivered,
+        ),
+        (
+            "sluice_redelivered_messages_total",
+            "counter",
+            "Deliveries of messages delivered before",
+            |r| r.totals.redelivered,
+        ),
+        (
+            "sluice_acked_messages_total",
+            "counter",
+            "Messages acked",
+            |r| r.totals.acked,
+        ),
+        ("sluice_nacked_messages_total", "counter", "Nacks", |r| {
+            r.totals.nacked
+        }),
+        (
+            "sluice_dead_lettered_messages_total",
+            "counter",
+            "Messages dead-lettered (or dropped without a dead-letter exchange)",
+            |r| r.totals.dead_lettered,
+        ),
+    ];
+    for (name, kind, help, field) in series {
+        family(out, name, kind, help);
+        for row in rows {
+            sample(out, name, row, None, field(row));
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = write!(out, "\n# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
+fn sample(out: &mut String, name: &str, row: &QueueRow, state: Option<&str>, value: u64) {
+    let _ = write!(
+        out,
+        "{name}{{tenant=\"{}\",queue=\"{}\"",
+        escape(&row.tenant),
+        escape(&row.queue)
+    );
+    if let Some(state) = state {
+        let _ = write!(out, ",state=\"{state}\"");
+    }
+    let _ = writeln!(out, "}} {value}");
+}
+
+/// A label value as the text format quotes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Per stream partition hosted here: earliest and end offsets and log bytes;
@@ -182,5 +284,62 @@ fn render_streams(state: &BrokerState, topology: &crate::topology::Topology) {
                 metrics::gauge!("sluice_stream_group_lag", &labels).set(lag as f64);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(tenant: &str, queue: &str, published: u64) -> QueueRow {
+        QueueRow {
+            tenant: tenant.into(),
+            queue: queue.into(),
+            depth: [3, 1, 0],
+            ready_bytes: 42,
+            consumers: 2,
+            totals: Totals {
+                published,
+                dead_lettered: 1,
+                ..Totals::default()
+            },
+        }
+    }
+
+    #[test]
+    fn queue_families_hold_one_sample_per_hosted_queue() {
+        let mut text = String::new();
+        render_queues(&mut text, &[row("acme", "jobs", 7), row("acme", "mail", 0)]);
+        assert!(text.contains("# TYPE sluice_published_messages_total counter\n"));
+        assert!(
+            text.contains(
+                "sluice_queue_messages{tenant=\"acme\",queue=\"jobs\",state=\"ready\"} 3\n"
+            )
+        );
+        assert!(
+            text.contains("sluice_published_messages_total{tenant=\"acme\",queue=\"jobs\"} 7\n")
+        );
+        assert!(
+            text.contains("sluice_published_messages_total{tenant=\"acme\",queue=\"mail\"} 0\n")
+        );
+        assert!(
+            text.contains(
+                "sluice_dead_lettered_messages_total{tenant=\"acme\",queue=\"mail\"} 1\n"
+            )
+        );
+        assert_eq!(text.matches("# TYPE sluice_queue_messages ").count(), 1);
+
+        // A queue no longer hosted has no series at all.
+        let mut text = String::new();
+        render_queues(&mut text, &[row("acme", "mail", 0)]);
+        assert!(!text.contains("queue=\"jobs\""), "{text}");
+        let mut text = String::new();
+        render_queues(&mut text, &[]);
+        assert!(text.is_empty());
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

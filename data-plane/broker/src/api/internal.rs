@@ -47,7 +47,7 @@ impl FromRequestParts<BrokerState> for NodeAuth {
     }
 }
 
-/// A queue group's live counts, as the control plane shows them.
+/// A queue group's live counts and rates, as the control plane shows them.
 #[derive(Debug, Serialize)]
 pub struct GroupStats {
     pub ready: u64,
@@ -55,6 +55,7 @@ pub struct GroupStats {
     pub delayed: u64,
     pub ready_bytes: u64,
     pub consumers: u64,
+    pub rates: crate::queue::Rates,
 }
 
 /// `GET /internal/v1/groups/{group_id}/stats`
@@ -77,6 +78,7 @@ pub async fn group_stats(
         delayed: stats.delayed,
         ready_bytes: stats.ready_bytes,
         consumers: stats.consumers.len() as u64,
+        rates: group.rates(),
     }))
 }
 

@@ -109,23 +109,13 @@ pub(crate) fn charge(
 
 /// Publishes `messages` to one group as one entry; one result per message.
 async fn publish_to(
-    caller: &Caller,
-    queue: &str,
     group: &QueueGroup,
     messages: &[&Prepared],
 ) -> BrokerResult<Vec<PublishResult>> {
     let (command, bodies) = publish_command(messages.iter().copied());
     let outcome = group.propose(command, bodies).await?;
     match outcome.result.map_err(command_error)? {
-        Reply::Published { results } if results.len() == messages.len() => {
-            let stored = results
-                .iter()
-                .zip(messages)
-                .filter(|(r, _)| matches!(r, PublishResult::Stored { .. }));
-            let (count, bytes) = stored.fold((0, 0), |(n, b), (_, m)| (n + 1, b + m.meta.size));
-            crate::metrics::published(&caller.tenant, queue, count, bytes);
-            Ok(results)
-        }
+        Reply::Published { results } if results.len() == messages.len() => Ok(results),
         other => Err(BrokerError::Internal(anyhow::anyhow!(
             "publish got an unexpected reply: {other:?}"
         ))),
@@ -153,7 +143,7 @@ pub async fn publish_to_queue(
         charge_rate(&state, &caller, &prepared)?;
     }
     let refs: Vec<&Prepared> = prepared.iter().collect();
-    let results = publish_to(&caller, &name, &group, &refs).await?;
+    let results = publish_to(&group, &refs).await?;
     Ok(Json(QueuePublishResponse {
         results: results.iter().map(PublishOutcome::from).collect(),
     }))
@@ -278,7 +268,7 @@ pub async fn publish_to_exchange(
                 return forward::publish_remote(state, &url, queue, authorization, &messages).await;
             }
             let group = queue_group(state, caller, queue)?;
-            let results = publish_to(caller, queue, &group, &messages).await?;
+            let results = publish_to(&group, &messages).await?;
             Ok(results.iter().map(QueueAnswer::from).collect())
         }
     });

@@ -497,9 +497,11 @@ pub struct QueueStatsResponse {
     outbox: u64,
     /// Unacked messages per consumer.
     consumers: BTreeMap<String, u64>,
+    /// Messages per second over the last 10 s, as this broker counted them.
+    rates: crate::queue::Rates,
 }
 
-/// The queue's live counts.
+/// The queue's live counts and rates.
 #[utoipa::path(get, path = "/v1/queues/{queue}/stats", tag = "consume",
     params(("queue" = String, Path, description = "Queue name")),
     responses((status = 200, body = QueueStatsResponse), ProblemResponses),
@@ -520,5 +522,6 @@ pub async fn stats(
         ready_bytes: stats.ready_bytes,
         outbox: stats.outbox,
         consumers: stats.consumers.into_iter().map(|(c, n)| (c.0, n)).collect(),
+        rates: group.rates(),
     }))
 }

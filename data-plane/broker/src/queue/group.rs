@@ -15,6 +15,7 @@ use sluice_storage::SegmentLog;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::{Activity, Rates, Totals};
 use super::codec::{self, MessageBody};
 use super::outcome::CommandOutcome;
 use super::state_machine::QueueView;
@@ -55,6 +56,7 @@ pub struct QueueGroup {
     dir: PathBuf,
     group: ReplicatedGroup<GroupConfig, QueueState>,
     dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+    activity: Arc<Activity>,
     stop: CancellationToken,
 }
 
@@ -87,9 +89,14 @@ impl QueueGroup {
             dir: dir.to_path_buf(),
             group,
             dead_letters,
+            activity: Arc::new(Activity::new(std::time::Instant::now())),
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
+        tokio::spawn(super::activity::sample(
+            group.activity.clone(),
+            group.stop.clone(),
+        ));
         tokio::spawn(super::compaction::run(group.clone(), group.stop.clone()));
         let (unsettled, redriven) = group.view().read(|q| {
             let mut unsettled = Vec::new();
@@ -139,7 +146,10 @@ impl QueueGroup {
         let records = codec::encode_entry(&command, bodies)
             .map_err(|e| GroupError::Storage(e.to_string()))?;
         let outcome = self.group.write(records).await?;
-        crate::metrics::command_applied(&self.spec.tenant, &self.spec.queue, &outcome);
+        // Every command this broker applies passes here, whoever proposed it.
+        let done = Totals::of(&command.command, &outcome);
+        self.activity.add(&done);
+        crate::metrics::tenant_activity(&self.spec.tenant, &done);
         let pending: Vec<DeadLetter> = outcome
             .dead_letters
             .iter()
@@ -154,6 +164,16 @@ impl QueueGroup {
             });
         }
         Ok(outcome)
+    }
+
+    /// What this group did since it was opened here.
+    pub fn totals(&self) -> Totals {
+        self.activity.totals()
+    }
+
+    /// Messages per second over the last few seconds.
+    pub fn rates(&self) -> Rates {
+        self.activity.rates(std::time::Instant::now())
     }
 
     /// Hands redriven messages that could not be republished now to the

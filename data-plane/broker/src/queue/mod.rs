@@ -7,7 +7,9 @@
 //! - [`group`]: opening a group, proposing commands, reading bodies back.
 //! - [`timer`]: proposes `Tick` when leases, delays or TTLs fall due.
 //! - [`compaction`]: snapshots and purges the log below the release cursor.
+//! - [`activity`]: counts what the group did and turns it into rates.
 
+pub mod activity;
 pub mod codec;
 pub mod compaction;
 pub mod group;
@@ -15,6 +17,7 @@ pub mod outcome;
 pub mod state_machine;
 mod timer;
 
+pub use activity::{Rates, Totals};
 pub use codec::{BodyEncoding, MessageBody};
 pub use group::{GroupError, GroupSpec, QueueGroup};
 pub use outcome::{CommandError, CommandOutcome};
