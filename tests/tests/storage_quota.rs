@@ -132,3 +132,106 @@ async fn a_full_tenant_is_refused_until_consuming_frees_room() -> anyhow::Result
     assert!(room_again, "acking everything did not free the quota");
     Ok(())
 }
+
+/// The tenant's stored bytes as the control plane shows them.
+async fn storage_used(sluice: &Deployment) -> anyhow::Result<u64> {
+    let (status, tenant) = sluice
+        .api
+        .call(
+            Method::GET,
+            "/v1/tenants/acme/quotas",
+            Some(&sluice.operator),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(status == StatusCode::OK, "{status} {tenant}");
+    Ok(tenant["usage"]["storage_bytes"].as_u64().unwrap_or(0))
+}
+
+/// Polls the tenant's stored bytes until `done` holds (10 s at most).
+async fn storage_used_until(
+    sluice: &Deployment,
+    done: impl Fn(u64) -> bool,
+) -> anyhow::Result<u64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let used = storage_used(sluice).await?;
+        if done(used) {
+            return Ok(used);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "stored bytes stuck at {used}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Partition 0 logs every consumer-group heartbeat; that bookkeeping is not
+/// the tenant's data and must not fill its quota.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_heartbeats_do_not_count_as_stored_bytes() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let (status, body) = sluice
+        .api
+        .call(
+            Method::PATCH,
+            "/v1/tenants/acme/quotas",
+            Some(&sluice.operator),
+            Some(json!({"max_storage_bytes": LIMIT})),
+        )
+        .await?;
+    assert!(status.is_success(), "{body}");
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/streams/events",
+            json!({"partitions": 1}),
+        )
+        .await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let produce = |value: String| {
+        let app = app.clone();
+        let data = &sluice.data;
+        async move {
+            data.call(
+                Method::POST,
+                "/v1/streams/events/records",
+                Some(&app),
+                Some(json!({"records": [{"value": value}]})),
+            )
+            .await
+        }
+    };
+    for i in 0..5 {
+        let (status, body) = produce(format!("{i} {}", "x".repeat(1_000))).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let before = storage_used_until(&sluice, |used| used >= 5_000).await?;
+
+    // One member heartbeats 400 times: several times the quota in log entries.
+    let group = "/v1/streams/events/groups/g";
+    let joined = sluice
+        .data
+        .post_ok(&app, &format!("{group}/join"), json!({"client_id": "c"}))
+        .await?;
+    let beat = json!({"member_id": joined["member_id"], "generation": joined["generation"]});
+    for _ in 0..400 {
+        sluice
+            .data
+            .post_ok(&app, &format!("{group}/heartbeat"), beat.clone())
+            .await?;
+    }
+    // A marker record: the first report that counts it was measured after
+    // every heartbeat above.
+    let (status, body) = produce("marker".into()).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = storage_used_until(&sluice, |used| used != before).await?;
+    assert!(
+        after < before + 1_000,
+        "heartbeats counted as stored bytes: {before} -> {after}"
+    );
+    let (status, body) = produce("still room".into()).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Ok(())
+}

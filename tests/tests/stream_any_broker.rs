@@ -2,8 +2,9 @@
 //! partitions are spread over both; a produce through either broker writes
 //! each partition's records on the broker hosting it (idempotence
 //! included), and fetches are forwarded to the partition's broker; a
-//! consumer group's describe (lag) and seek (to a timestamp) cover the
-//! partitions on the other broker too.
+//! consumer group's describe (lag), seek (to a timestamp) and lag in
+//! `/metrics` (on the broker coordinating the group) cover the partitions
+//! on the other broker too.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -150,6 +151,39 @@ async fn either_broker_produces_and_fetches_every_partition() -> anyhow::Result<
             assert_eq!(lag["lag"], 1, "{lag}");
         }
     }
+
+    // Prometheus: the coordinating broker reports every partition's lag,
+    // the other broker's included; the other reports none.
+    let mut reported: Vec<(String, u32, String)> = Vec::new();
+    for (url, label) in [(&sluice.broker.url, "n1"), (&second.url, "n2")] {
+        let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+        for line in metrics.lines() {
+            if !line.starts_with("sluice_stream_group_lag{")
+                || !line.contains("group=\"audit\"")
+                || !line.contains("stream=\"clicks\"")
+            {
+                continue;
+            }
+            let partition = line
+                .split("partition=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(u32::MAX);
+            let value = line.rsplit(' ').next().unwrap_or_default().to_string();
+            reported.push((label.to_string(), partition, value));
+        }
+    }
+    reported.sort_by_key(|(_, p, _)| *p);
+    let brokers: std::collections::BTreeSet<&str> =
+        reported.iter().map(|(b, _, _)| b.as_str()).collect();
+    assert_eq!(brokers.len(), 1, "one coordinator: {reported:?}");
+    let lags: Vec<(u32, &str)> = reported.iter().map(|(_, p, v)| (*p, v.as_str())).collect();
+    assert_eq!(
+        lags,
+        [(0, "1"), (1, "1"), (2, "1"), (3, "1")],
+        "{reported:?}"
+    );
     Ok(())
 }
 

@@ -4,7 +4,10 @@
 //! 1. two groups of one stream are independent: each sees every record
 //!    exactly once, in per-partition offset order, whatever the other
 //!    committed;
-//! 2. three members split six partitions two each; when one leaves the
+//! 2. three members split six partitions two each — a partition that moves
+//!    is revoked from its owner first and handed over once that owner
+//!    heartbeats, and polling every member's answers throughout never shows
+//!    a partition held by two members; when one leaves the
 //!    others are fenced (409 `stale-generation`), rejoin and own three each,
 //!    keeping what they had; when one goes silent its session expires and
 //!    the member that keeps heartbeating ends up owning all six;
@@ -57,19 +60,16 @@ struct Member {
     id: String,
     generation: u64,
     assignment: Vec<u32>,
-    /// The group's committed offsets of `assignment`, as the join answered them.
+    /// Revoked from it, still to hand over (by heartbeating).
+    revoked: Vec<u32>,
+    /// The group's committed offsets of `assignment`, as the last join or
+    /// heartbeat answered them.
     committed: BTreeMap<u32, u64>,
 }
 
 impl Member {
     fn from_join(joined: &Value) -> anyhow::Result<Member> {
-        let committed = joined["committed"]
-            .as_object()
-            .context("join: no committed offsets")?
-            .iter()
-            .map(|(p, o)| Ok((p.parse()?, o.as_u64().context("offset")?)))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Member {
+        let mut member = Member {
             id: joined["member_id"]
                 .as_str()
                 .context("join: no member id")?
@@ -77,9 +77,32 @@ impl Member {
             generation: joined["generation"]
                 .as_u64()
                 .context("join: no generation")?,
-            assignment: numbers(&joined["assignment"]),
-            committed,
-        })
+            assignment: Vec::new(),
+            revoked: Vec::new(),
+            committed: BTreeMap::new(),
+        };
+        member.learn(joined)?;
+        Ok(member)
+    }
+
+    /// Takes what a join or heartbeat answer says the member holds.
+    fn learn(&mut self, answer: &Value) -> anyhow::Result<()> {
+        self.committed = answer["committed"]
+            .as_object()
+            .context("no committed offsets")?
+            .iter()
+            .map(|(p, o)| Ok((p.parse()?, o.as_u64().context("offset")?)))
+            .collect::<anyhow::Result<_>>()?;
+        self.assignment = numbers(&answer["assignment"]);
+        self.revoked = numbers(&answer["revoked"]);
+        Ok(())
+    }
+
+    /// Everything it holds: owned and still to hand over.
+    fn held(&self) -> Vec<u32> {
+        let mut held = [self.assignment.clone(), self.revoked.clone()].concat();
+        held.sort();
+        held
     }
 }
 
@@ -181,23 +204,29 @@ impl Group {
     }
 
     /// Heartbeats every member, rejoining those fenced by a newer
-    /// generation, until a whole round passes without a fence; then every
-    /// member knows the current generation and its partitions.
+    /// generation, until a whole round passes without a fence or a
+    /// rebalance in progress (a revoked partition reaches its new owner at
+    /// the owner's heartbeat after the loser's); then every member knows
+    /// the current generation and its partitions. After every answer, no
+    /// partition may be held by two members as their latest answers say.
     async fn settle(&self, members: &mut [Member]) -> anyhow::Result<()> {
         for _ in 0..10 {
-            let mut fenced = false;
-            for member in members.iter_mut() {
+            let mut unsettled = false;
+            for i in 0..members.len() {
+                let member = &mut members[i];
                 let (status, body) = self.heartbeat(member).await?;
                 if status == StatusCode::CONFLICT && body["type"] == problem("stale-generation") {
                     self.rejoin(member).await?;
-                    fenced = true;
+                    unsettled = true;
                 } else {
                     ensure!(status == StatusCode::OK, "heartbeat: {status} {body}");
                     assert_eq!(body["generation"], member.generation, "{body}");
-                    member.assignment = numbers(&body["assignment"]);
+                    member.learn(&body)?;
+                    unsettled |= body["rebalance_in_progress"] == true;
                 }
+                assert_disjoint(members)?;
             }
-            if !fenced {
+            if !unsettled {
                 let generations: BTreeSet<u64> = members.iter().map(|m| m.generation).collect();
                 ensure!(generations.len() == 1, "settled apart: {members:?}");
                 return Ok(());
@@ -246,6 +275,23 @@ impl Group {
             at = next.to_string();
         }
     }
+}
+
+/// No partition is held (owned or revoked-not-yet-released) by two
+/// members, as each member's latest answer says.
+fn assert_disjoint(members: &[Member]) -> anyhow::Result<()> {
+    let mut holder: BTreeMap<u32, &str> = BTreeMap::new();
+    for m in members {
+        for p in m.held() {
+            if let Some(other) = holder.insert(p, &m.id) {
+                bail!(
+                    "partition {p} held by both {other} and {}: {members:?}",
+                    m.id
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn fetch(
@@ -561,6 +607,107 @@ async fn three_members_split_six_partitions_and_rebalance() -> anyhow::Result<()
     group
         .commit(&a, &all.iter().map(|p| (*p, 0)).collect())
         .await?;
+    Ok(())
+}
+
+/// Polls `members` in the given order — heartbeat, or rejoin when fenced —
+/// checking after every answer that no partition is held by two members as
+/// their latest answers say, and that `kept` stays owned by its member on
+/// every answer. Answers whether any answer said a rebalance is in progress.
+async fn poll_round(
+    group: &Group,
+    members: &mut [Member],
+    order: &[usize],
+    kept: &BTreeMap<usize, Vec<u32>>,
+) -> anyhow::Result<bool> {
+    let mut moving = false;
+    for &i in order {
+        let (status, body) = group.heartbeat(&members[i]).await?;
+        if status == StatusCode::CONFLICT && body["type"] == problem("stale-generation") {
+            group.rejoin(&mut members[i]).await?;
+            moving = true;
+        } else {
+            ensure!(status == StatusCode::OK, "heartbeat: {status} {body}");
+            members[i].learn(&body)?;
+            moving |= body["rebalance_in_progress"] == true;
+        }
+        assert_disjoint(members)?;
+        if let Some(kept) = kept.get(&i) {
+            let m = &members[i];
+            ensure!(
+                kept.iter().all(|p| m.assignment.contains(p)),
+                "{} lost a partition that does not move ({kept:?}): {m:?}",
+                m.id
+            );
+        }
+    }
+    Ok(moving)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_partition_is_held_by_two_members_during_a_rebalance() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    sluice
+        .declare(&sluice.admin, "/v1/streams/views", json!({"partitions": 6}))
+        .await?;
+    let group = Group::new(&sluice.broker.url, &app, "views", "counter");
+    let a = group.join(json!({"client_id": "a"})).await?;
+    assert_eq!(a.assignment, (0..6).collect::<Vec<u32>>());
+    let mut ms = vec![a];
+    let none = BTreeMap::new();
+
+    // b joins: what moves to b is revoked from a first. b is polled before
+    // a, so with a one-step hand-over b would own partitions a's latest
+    // answer still gives a.
+    ms.push(group.join(json!({"client_id": "b"})).await?);
+    assert_disjoint(&ms)?;
+    assert!(ms[1].assignment.is_empty(), "{ms:?}");
+    poll_round(&group, &mut ms, &[1, 0], &none).await?;
+    assert_eq!(ms[0].assignment, [0, 1, 2], "{ms:?}");
+    assert_eq!(ms[0].revoked, [3, 4, 5], "{ms:?}");
+    let described = group.described().await?;
+    assert_eq!(described["rebalance_in_progress"], true, "{described}");
+
+    // The revoking member may commit where it got to; the new owner may
+    // not commit yet.
+    group.commit(&ms[0], &BTreeMap::from([(4, 0)])).await?;
+    let (status, body) = group
+        .call(
+            "commit",
+            json!({"member_id": ms[1].id, "generation": ms[1].generation, "offsets": {"4": 0}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["type"], problem("not-partition-owner"), "{body}");
+
+    // c joins mid-revocation, before a acknowledged.
+    ms.push(group.join(json!({"client_id": "c"})).await?);
+    assert_disjoint(&ms)?;
+    // a's 0 and 1 never move; new owners are polled first each round.
+    let kept = BTreeMap::from([(0, vec![0, 1])]);
+    let mut rounds = 0;
+    while poll_round(&group, &mut ms, &[2, 1, 0], &kept).await? {
+        rounds += 1;
+        ensure!(rounds < 10, "no settled group after 10 rounds: {ms:?}");
+    }
+    let generations: BTreeSet<u64> = ms.iter().map(|m| m.generation).collect();
+    assert_eq!(generations.len(), 1, "{ms:?}");
+    let mut union: Vec<u32> = ms.iter().flat_map(|m| m.assignment.clone()).collect();
+    union.sort();
+    assert_eq!(union, (0..6).collect::<Vec<u32>>(), "{ms:?}");
+    assert!(
+        ms.iter()
+            .all(|m| m.assignment.len() == 2 && m.revoked.is_empty())
+    );
+    // The new owner of 4 starts where a committed.
+    let owner = ms
+        .iter()
+        .find(|m| m.assignment.contains(&4))
+        .context("nobody owns 4")?;
+    assert_eq!(owner.committed.get(&4), Some(&0), "{owner:?}");
+    let described = group.described().await?;
+    assert_eq!(described["rebalance_in_progress"], false, "{described}");
     Ok(())
 }
 

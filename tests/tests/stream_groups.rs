@@ -1,6 +1,7 @@
 //! Consumer groups over HTTP against a real control plane and broker:
 //! members join and split the partitions, a rebalance fences the old
-//! generation until the member rejoins, commits are owner-only, describe
+//! generation until the member rejoins and revokes moved partitions before
+//! their new owner gets them, commits are owner-only, describe
 //! shows committed offsets and lag, and seek moves an empty group.
 
 use reqwest::{Method, StatusCode};
@@ -78,8 +79,33 @@ async fn members_split_partitions_commit_and_seek() -> anyhow::Result<()> {
     let (status, a) = group_call(data, &app, "join", json!({"member_id": a_id})).await?;
     assert_eq!(status, StatusCode::OK, "{a}");
     assert_eq!(a["generation"], generation);
+    // Revoke first: a keeps two, lets go of two; b gets nothing yet.
+    assert_eq!(partitions(&a["assignment"]), [0, 1], "{a}");
+    assert_eq!(partitions(&a["revoked"]), [2, 3], "{a}");
+    assert_eq!(a["rebalance_in_progress"], true, "{a}");
+    assert_eq!(partitions(&b["assignment"]), [] as [u64; 0], "{b}");
+    let b_heartbeat = json!({"member_id": b_id, "generation": generation});
+    let (status, b) = group_call(data, &app, "heartbeat", b_heartbeat.clone()).await?;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(partitions(&b["assignment"]), [] as [u64; 0], "{b}");
+    assert_eq!(b["rebalance_in_progress"], true, "{b}");
+    // a's heartbeat in the new generation acknowledges: then b owns them,
+    // in the same generation.
+    let (status, a_beat) = group_call(
+        data,
+        &app,
+        "heartbeat",
+        json!({"member_id": a_id, "generation": generation}),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{a_beat}");
+    assert_eq!(partitions(&a_beat["revoked"]), [] as [u64; 0], "{a_beat}");
+    let (status, b) = group_call(data, &app, "heartbeat", b_heartbeat).await?;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    assert_eq!(b["generation"], generation, "{b}");
+    assert_eq!(b["rebalance_in_progress"], false, "{b}");
     let (mut mine, theirs) = (partitions(&a["assignment"]), partitions(&b["assignment"]));
-    assert!(!mine.is_empty() && !theirs.is_empty(), "{a} {b}");
+    assert_eq!(theirs, [2, 3], "{b}");
     mine.extend(&theirs);
     mine.sort();
     assert_eq!(mine, [0, 1, 2, 3], "each partition has one owner");

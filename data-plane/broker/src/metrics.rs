@@ -13,7 +13,10 @@
 //!
 //! Streams: per partition hosted here the earliest / end offsets and log
 //! bytes (gauges at scrape time), produced and fetched records and bytes
-//! (counters, fetches per format), and per consumer group the lag.
+//! (counters, fetches per format), and per consumer group the lag of every
+//! partition of its stream — reported by the broker coordinating the group
+//! (partition 0's), which asks the brokers hosting the other partitions for
+//! their bounds (node key, cached for `peers::BOUNDS_TTL`).
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -97,7 +100,7 @@ pub fn stream_fetched(
 /// `GET /metrics`
 pub async fn render(State(state): State<BrokerState>) -> String {
     let topology = state.topology.current();
-    render_streams(&state, &topology);
+    render_streams(&state, &topology).await;
     let mut rows: Vec<QueueRow> = state
         .groups
         .all()
@@ -235,11 +238,41 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Adds to `bounds` those of the stream's partitions hosted elsewhere, one
+/// (cached) call per hosting broker.
+async fn remote_bounds(
+    state: &BrokerState,
+    tenant_id: i64,
+    stream: &str,
+    partitions: usize,
+    bounds: &mut std::collections::BTreeMap<u32, sluice_stream::PartitionBounds>,
+) {
+    let hosts: std::collections::BTreeSet<String> = (0..partitions as u32)
+        .filter(|p| !bounds.contains_key(p))
+        .filter_map(|p| crate::api::forward::remote_stream_url(state, tenant_id, stream, Some(p)))
+        .collect();
+    let asks = hosts
+        .iter()
+        .map(|url| state.peers.stream_bounds(url, tenant_id, stream));
+    for (url, answer) in hosts.iter().zip(futures_util::future::join_all(asks).await) {
+        match answer {
+            Ok(remote) => {
+                for (p, b) in &remote.partitions {
+                    bounds.entry(*p).or_insert(*b);
+                }
+            }
+            Err(err) => {
+                tracing::debug!(stream, broker = %url, error = %err, "no partition bounds for group lag")
+            }
+        }
+    }
+}
+
 /// Per stream partition hosted here: earliest and end offsets and log bytes;
-/// per consumer group coordinated here, the lag of each partition hosted
-/// here too (a partition on another broker is reported by none: its lag is
-/// in the group's describe).
-fn render_streams(state: &BrokerState, topology: &crate::topology::Topology) {
+/// per consumer group coordinated here, the lag of each of its stream's
+/// partitions, wherever hosted (a partition whose broker does not answer is
+/// left out of this scrape, not reported as zero).
+async fn render_streams(state: &BrokerState, topology: &crate::topology::Topology) {
     for ((tenant_id, name), stream) in topology.streams.iter() {
         let tenant = topology
             .tenants
@@ -267,6 +300,14 @@ fn render_streams(state: &BrokerState, topology: &crate::topology::Topology) {
         let Some(coordinator) = state.partitions.get(*tenant_id, name, 0) else {
             continue;
         };
+        remote_bounds(
+            state,
+            *tenant_id,
+            name,
+            stream.partitions.len(),
+            &mut bounds,
+        )
+        .await;
         let lags = coordinator.view().coordinator(|c| {
             c.groups()
                 .keys()

@@ -1,16 +1,25 @@
 //! Calls to other brokers that carry no client's credential: storing a
 //! message the broker republishes (a dead letter, a redrive) in a queue
-//! hosted on another broker. They authenticate with the node key every
-//! broker shares and land on `/internal/v1/...` (`api::internal`).
+//! hosted on another broker, and asking the bounds of a stream's partitions
+//! hosted on another broker (consumer-group lag in `/metrics`, which no
+//! client calls with a credential). They authenticate with the node key
+//! every broker shares and land on `/internal/v1/...` (`api::internal`).
+//!
+//! Bounds are cached per (stream, broker) for [`BOUNDS_TTL`]: a Prometheus
+//! scrape every few seconds then costs at most one call per broker and
+//! stream in that time, and lag is as fresh as the TTL.
 //!
 //! Client requests are forwarded with the client's own credential instead
 //! (`api::forward`); a dead letter has no client.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sluice_queue::PublishMessage;
+use sluice_stream::PartitionBounds;
 
 use crate::control::TopologyHandle;
 use crate::queue::{BodyEncoding, MessageBody};
@@ -48,6 +57,47 @@ impl Republish {
     }
 }
 
+/// How long another broker's partition bounds are reused.
+pub const BOUNDS_TTL: Duration = Duration::from_secs(5);
+
+/// What `GET /internal/v1/tenants/{tenant_id}/streams/{stream}/bounds`
+/// answers: the bounds of the stream's partitions hosted on that broker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamBounds {
+    #[serde(with = "bounds_map")]
+    pub partitions: BTreeMap<u32, PartitionBounds>,
+}
+
+/// JSON object keys are strings: partition numbers written as such.
+mod bounds_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use sluice_stream::PartitionBounds;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<u32, PartitionBounds>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let keyed: BTreeMap<String, &PartitionBounds> =
+            map.iter().map(|(p, b)| (p.to_string(), b)).collect();
+        keyed.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<u32, PartitionBounds>, D::Error> {
+        let keyed = BTreeMap::<String, PartitionBounds>::deserialize(deserializer)?;
+        keyed
+            .into_iter()
+            .map(|(p, b)| Ok((p.parse().map_err(serde::de::Error::custom)?, b)))
+            .collect()
+    }
+}
+
+/// (tenant id, stream, broker URL) → when asked, what it answered.
+type BoundsCache = HashMap<(i64, String, String), (Instant, Arc<StreamBounds>)>;
+
 /// This broker's way to the others.
 #[derive(Clone)]
 pub struct Peers {
@@ -55,6 +105,8 @@ pub struct Peers {
     node_key: Arc<String>,
     client: reqwest::Client,
     topology: TopologyHandle,
+    /// Locked only to look up or store an answer, never across a call.
+    bounds: Arc<Mutex<BoundsCache>>,
 }
 
 impl Peers {
@@ -69,7 +121,47 @@ impl Peers {
             node_key,
             client,
             topology,
+            bounds: Arc::default(),
         }
+    }
+
+    /// The bounds of the tenant's `stream` partitions hosted by the broker
+    /// at `url`, at most [`BOUNDS_TTL`] old.
+    pub async fn stream_bounds(
+        &self,
+        url: &str,
+        tenant_id: i64,
+        stream: &str,
+    ) -> anyhow::Result<Arc<StreamBounds>> {
+        let key = (tenant_id, stream.to_string(), url.to_string());
+        let now = Instant::now();
+        {
+            let cache = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, bounds)) = cache.get(&key)
+                && now.duration_since(*at) < BOUNDS_TTL
+            {
+                return Ok(bounds.clone());
+            }
+        }
+        let answer = self
+            .client
+            .get(format!(
+                "{url}/internal/v1/tenants/{tenant_id}/streams/{stream}/bounds"
+            ))
+            .bearer_auth(self.node_key.as_str())
+            .send()
+            .await?;
+        let status = answer.status();
+        if !status.is_success() {
+            let text = answer.text().await.unwrap_or_default();
+            anyhow::bail!("the broker at {url} answered {status}: {text}");
+        }
+        let bounds = Arc::new(answer.json::<StreamBounds>().await?);
+        let mut cache = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget what expired long ago (streams deleted, brokers gone).
+        cache.retain(|_, (at, _)| now.duration_since(*at) < 10 * BOUNDS_TTL);
+        cache.insert(key, (now, bounds.clone()));
+        Ok(bounds)
     }
 
     /// The URL of the broker hosting the tenant's `queue`, unless that is us
@@ -116,6 +208,26 @@ impl Peers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_bounds_are_keyed_by_partition_number() {
+        let bounds = StreamBounds {
+            partitions: BTreeMap::from([(
+                1,
+                PartitionBounds {
+                    earliest: 2,
+                    end: 9,
+                },
+            )]),
+        };
+        let wire = serde_json::to_value(&bounds).expect("json");
+        assert_eq!(
+            wire,
+            serde_json::json!({"partitions": {"1": {"earliest": 2, "end": 9}}})
+        );
+        let back: StreamBounds = serde_json::from_value(wire).expect("parse");
+        assert_eq!(back, bounds);
+    }
 
     #[test]
     fn a_republish_carries_the_body_byte_for_byte() {

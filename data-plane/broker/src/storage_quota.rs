@@ -1,6 +1,7 @@
 //! The tenants' storage quota (`max_storage_bytes`). Each broker measures
 //! what it stores per tenant — the bytes of every live queue message and
-//! the segment files of every stream partition it hosts — and reports it
+//! the stored bytes of the live produced batches of every stream partition
+//! it hosts — and reports it
 //! with each heartbeat; the control plane answers the sums over the live
 //! brokers, which publishes and produces are checked against.
 //!
@@ -8,6 +9,25 @@
 //! default) and concurrent publishes on several brokers may overshoot by
 //! what they admit within that time; a tenant over the quota is refused
 //! (403 `quota-exceeded`) until consuming, acking or retention frees room.
+//!
+//! Only tenant data counts. A partition's log also holds entries without
+//! records: partition 0 carries every join, heartbeat and commit of the
+//! stream's consumer groups (a member heartbeating every few seconds writes
+//! thousands of entries a day), plus `Retain` / blank entries. Those are
+//! the service's bookkeeping — a tenant could not shrink them by deleting
+//! data — so they are not counted, as `retention_bytes` does not count them.
+//!
+//! Heartbeats stay Raft entries (decided, not overlooked): expiry is
+//! applied by every replica at the same log index from the replicated
+//! `last_heartbeat_ms`, which is what keeps fencing deterministic across a
+//! leader change or a broker restart. Answering an unchanged heartbeat from
+//! the leader's memory would leave the replicated liveness behind the real
+//! one, so a member would be expelled early (by up to the skipped interval)
+//! — or, to avoid that, expiry would have to become a leader decision with
+//! a grace period after every failover (Kafka's coordinator keeps liveness
+//! in memory that way). A heartbeat that acknowledges a revocation must be
+//! logged in any case. The cost left is log growth on partition 0 between
+//! its live batches (purged only below the first live batch).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +42,8 @@ use crate::error::{BrokerError, BrokerResult};
 use crate::groups::Groups;
 use crate::stream_groups::Partitions;
 
-/// What this broker stores per tenant, now.
+/// What this broker stores per tenant, now. Blocking: it may read stream
+/// logs' indexes.
 pub fn measure(groups: &Groups, partitions: &Partitions) -> BTreeMap<i64, u64> {
     let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
     for group in groups.all() {
@@ -30,7 +51,12 @@ pub fn measure(groups: &Groups, partitions: &Partitions) -> BTreeMap<i64, u64> {
         *bytes.entry(group.spec.tenant_id).or_default() += stored;
     }
     for partition in partitions.all() {
-        *bytes.entry(partition.spec.tenant_id).or_default() += partition.log_bytes();
+        let stored = partition.record_bytes().unwrap_or_else(|err| {
+            // Over-count rather than under-count what could not be measured.
+            tracing::warn!(group = %partition.spec.group_id, error = %err, "measuring a partition's record bytes failed; counting its whole log");
+            partition.log_bytes()
+        });
+        *bytes.entry(partition.spec.tenant_id).or_default() += stored;
     }
     bytes
 }
@@ -44,7 +70,13 @@ pub async fn keep_measuring(
     shutdown: CancellationToken,
 ) {
     loop {
-        report.send_replace(Arc::new(measure(&groups, &partitions)));
+        let (g, p) = (groups.clone(), partitions.clone());
+        match tokio::task::spawn_blocking(move || measure(&g, &p)).await {
+            Ok(measured) => {
+                report.send_replace(Arc::new(measured));
+            }
+            Err(err) => tracing::warn!(error = %err, "measuring storage failed"),
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}

@@ -30,7 +30,7 @@ pub use command::{Command, GroupCommand, ProducerBatch, TimedCommand};
 pub use error::StreamError;
 pub use group::{
     AssignmentStrategy, ConsumerGroup, GroupApplied, GroupCoordinator, GroupReply, Member,
-    MemberId, PartitionBounds, SeekTarget,
+    MemberId, MemberView, PartitionBounds, Revocation, SeekTarget,
 };
 pub use partition::{BatchSpan, PartitionReply, PartitionState, ProduceResult};
 pub use producer::{ProducerState, RECENT_BATCHES};

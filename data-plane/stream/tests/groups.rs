@@ -1,11 +1,12 @@
 //! The consumer-group rules: membership, generations, cooperative
-//! assignment, session expiry, commits, seek, lag, independent groups.
+//! assignment (revoke, then assign), session expiry, commits, seek, lag,
+//! independent groups.
 
 use std::collections::BTreeMap;
 
 use sluice_stream::{
-    AssignmentStrategy, GroupCommand, GroupCoordinator, GroupReply, MemberId, PartitionBounds,
-    SeekTarget, StreamError, TimedCommand,
+    AssignmentStrategy, GroupCommand, GroupCoordinator, GroupReply, MemberId, MemberView,
+    PartitionBounds, SeekTarget, StreamError, TimedCommand,
 };
 
 const SESSION_MS: u64 = 10_000;
@@ -72,6 +73,33 @@ impl Harness {
         )
     }
 
+    /// Every member heartbeats in the current generation: every pending
+    /// revocation is acknowledged and its partition handed over.
+    fn settle(&mut self, now_ms: u64, group: &str) {
+        let members: Vec<MemberId> = self
+            .coordinator
+            .group(group)
+            .unwrap()
+            .members()
+            .keys()
+            .cloned()
+            .collect();
+        for m in &members {
+            self.heartbeat(now_ms, group, m).unwrap();
+        }
+        assert!(
+            !self
+                .coordinator
+                .group(group)
+                .unwrap()
+                .rebalance_in_progress()
+        );
+    }
+
+    fn view(&self, group: &str, member: &MemberId) -> MemberView {
+        self.coordinator.group(group).unwrap().view_of(member)
+    }
+
     fn commit(
         &mut self,
         group: &str,
@@ -108,7 +136,9 @@ fn member_ids_are_deterministic_and_joins_bump_the_generation() {
     let b = h.join(0, "g", AssignmentStrategy::Range);
     assert_eq!(b, MemberId::from("c-1"));
     assert_eq!(h.generation("g"), 2);
-    // Cooperative: a keeps 0..3, b gets what moved.
+    // Cooperative: a keeps 0..3, b gets what moved once a let go of it.
+    h.settle(0, "g");
+    assert_eq!(h.generation("g"), 2, "a hand-over is no new generation");
     assert_eq!(h.owned("g", &a), vec![0, 1, 2]);
     assert_eq!(h.owned("g", &b), vec![3, 4, 5]);
 }
@@ -118,6 +148,7 @@ fn three_members_split_six_partitions_and_a_leave_keeps_ownership() {
     for strategy in [AssignmentStrategy::Range, AssignmentStrategy::RoundRobin] {
         let mut h = Harness::new(6);
         let members: Vec<MemberId> = (0..3).map(|_| h.join(0, "g", strategy)).collect();
+        h.settle(0, "g");
         let before: Vec<Vec<u32>> = members.iter().map(|m| h.owned("g", m)).collect();
         assert!(
             before.iter().all(|p| p.len() == 2),
@@ -175,9 +206,10 @@ fn a_member_that_stops_heartbeating_is_expelled_after_its_session_timeout() {
     let a = h.join(0, "g", AssignmentStrategy::Range);
     let b = h.join(0, "g", AssignmentStrategy::Range);
     let c = h.join(0, "g", AssignmentStrategy::Range);
-    // a and b heartbeat; c goes silent.
+    // a and b heartbeat (a hands its revoked partitions over); c goes silent.
     h.heartbeat(6_000, "g", &a).unwrap();
     h.heartbeat(6_000, "g", &b).unwrap();
+    assert_eq!(h.owned("g", &c), vec![2, 5]);
     // Exactly at the timeout c is still in.
     h.apply(SESSION_MS, GroupCommand::Tick).unwrap();
     assert!(h.coordinator.group("g").unwrap().members().contains_key(&c));
@@ -239,11 +271,20 @@ fn a_stale_generation_is_fenced_until_the_member_rejoins() {
         GroupReply::Joined {
             member_id: a.clone(),
             generation: current,
-            assignment: vec![0, 1]
+            view: MemberView {
+                assignment: vec![0, 1],
+                revoked: vec![2, 3],
+                rebalance_in_progress: true,
+            }
         }
     );
     h.commit("g", &a, current, &[(0, 11)]).unwrap();
     assert_eq!(h.coordinator.group("g").unwrap().committed(0), Some(11));
+    // Still a stale commit of a revoked partition is refused.
+    assert_eq!(
+        h.commit("g", &a, old, &[(2, 11)]),
+        Err(StreamError::StaleGeneration { current, got: old })
+    );
 }
 
 #[test]
@@ -251,6 +292,7 @@ fn only_the_owner_commits_and_commits_are_all_or_nothing() {
     let mut h = Harness::new(4);
     let a = h.join(0, "g", AssignmentStrategy::Range);
     let b = h.join(0, "g", AssignmentStrategy::Range);
+    h.settle(0, "g");
     let generation = h.generation("g");
     assert_eq!(
         h.commit("g", &a, generation, &[(0, 5), (2, 5)]),
@@ -456,15 +498,20 @@ fn expiry_and_a_join_in_one_entry_make_one_rebalance() {
     let mut h = Harness::new(2);
     let a = h.join(0, "g", AssignmentStrategy::RoundRobin);
     let b = h.join(5_000, "g", AssignmentStrategy::RoundRobin);
-    assert_eq!(h.owned("g", &b), vec![1]);
+    // 1 is revoked from a, which never acknowledges: b waits for it.
+    assert!(h.owned("g", &b).is_empty());
+    assert_eq!(h.view("g", &a).revoked, vec![1]);
     let generation = h.generation("g");
-    // a's session ran out when c joins: one new generation, b keeps 1.
     h.heartbeat(9_000, "g", &b).unwrap();
+    assert!(h.owned("g", &b).is_empty());
+    // a's session ran out when c joins: one new generation; with a gone
+    // nobody holds 1, so b gets it at once, and c gets 0.
     let c = h.join(SESSION_MS + 1, "g", AssignmentStrategy::RoundRobin);
     assert_eq!(h.generation("g"), generation + 1);
     assert_eq!(h.owned("g", &b), vec![1]);
     assert_eq!(h.owned("g", &c), vec![0]);
     assert!(h.owned("g", &a).is_empty());
+    assert!(!h.coordinator.group("g").unwrap().rebalance_in_progress());
     // A heartbeat in the entry that expels someone sees the new generation.
     let current = h.generation("g");
     h.heartbeat(15_000, "g", &b).unwrap();
@@ -483,4 +530,177 @@ fn expiry_and_a_join_in_one_entry_make_one_rebalance() {
         })
     );
     assert_eq!(h.owned("g", &b), vec![0, 1]);
+}
+
+/// Every member's view: no partition in two members' `assignment ∪ revoked`.
+fn assert_disjoint(h: &Harness, group: &str) {
+    let g = h.coordinator.group(group).unwrap();
+    let mut seen = BTreeMap::new();
+    for m in g.members().keys() {
+        let view = g.view_of(m);
+        for p in view.assignment.iter().chain(&view.revoked) {
+            if let Some(other) = seen.insert(*p, m.clone()) {
+                panic!("partition {p} held by {other} and {m}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_moved_partition_is_revoked_first_and_assigned_once_its_owner_acknowledges() {
+    let mut h = Harness::new(4);
+    let a = h.join(0, "g", AssignmentStrategy::Range);
+    let b = h.join(0, "g", AssignmentStrategy::Range);
+    let generation = h.generation("g");
+    let in_flight = MemberView {
+        assignment: vec![0, 1],
+        revoked: vec![2, 3],
+        rebalance_in_progress: true,
+    };
+    assert_eq!(h.view("g", &a), in_flight);
+    assert_eq!(
+        h.view("g", &b),
+        MemberView {
+            assignment: vec![],
+            revoked: vec![],
+            rebalance_in_progress: true
+        }
+    );
+    assert_disjoint(&h, "g");
+    // b's heartbeat changes nothing: a has not let go.
+    assert_eq!(
+        h.heartbeat(1, "g", &b),
+        Ok(GroupReply::HeartbeatOk {
+            generation,
+            view: h.view("g", &b)
+        })
+    );
+    assert!(h.owned("g", &b).is_empty());
+    // The holder of a revoked partition may still commit where it got to;
+    // the new owner may not, yet.
+    h.commit("g", &a, generation, &[(2, 7)]).unwrap();
+    assert_eq!(
+        h.commit("g", &b, generation, &[(2, 8)]),
+        Err(StreamError::NotPartitionOwner {
+            member_id: b.clone(),
+            partition: 2
+        })
+    );
+    // A heartbeat in an older generation is fenced and acknowledges nothing.
+    assert_eq!(
+        h.apply(
+            2,
+            GroupCommand::Heartbeat {
+                group: "g".into(),
+                member_id: a.clone(),
+                generation: generation - 1,
+            }
+        ),
+        Err(StreamError::StaleGeneration {
+            current: generation,
+            got: generation - 1
+        })
+    );
+    assert_eq!(h.view("g", &a), in_flight);
+    // a's heartbeat in the current generation hands 2 and 3 over.
+    assert_eq!(
+        h.heartbeat(3, "g", &a),
+        Ok(GroupReply::HeartbeatOk {
+            generation,
+            view: MemberView {
+                assignment: vec![0, 1],
+                revoked: vec![],
+                rebalance_in_progress: false
+            }
+        })
+    );
+    assert_eq!(h.generation("g"), generation);
+    assert_eq!(h.owned("g", &b), vec![2, 3]);
+    assert_disjoint(&h, "g");
+    assert_eq!(
+        h.commit("g", &a, generation, &[(2, 9)]),
+        Err(StreamError::NotPartitionOwner {
+            member_id: a.clone(),
+            partition: 2
+        })
+    );
+    h.commit("g", &b, generation, &[(2, 9)]).unwrap();
+}
+
+#[test]
+fn a_losing_owner_that_times_out_instead_of_acknowledging_releases_its_partitions() {
+    let mut h = Harness::new(4);
+    let a = h.join(0, "g", AssignmentStrategy::Range);
+    let b = h.join(0, "g", AssignmentStrategy::Range);
+    let generation = h.generation("g");
+    // Only b heartbeats: a never acknowledges its revocation.
+    h.heartbeat(SESSION_MS / 2, "g", &b).unwrap();
+    h.heartbeat(SESSION_MS, "g", &b).unwrap();
+    assert!(h.owned("g", &b).is_empty());
+    assert!(h.coordinator.group("g").unwrap().rebalance_in_progress());
+    h.index += 1;
+    let applied = h.coordinator.apply(
+        h.index,
+        TimedCommand::new(SESSION_MS + 1, GroupCommand::Tick),
+    );
+    assert_eq!(applied.expired, vec![("g".to_owned(), a.clone())]);
+    assert_eq!(h.generation("g"), generation + 1);
+    assert_eq!(h.owned("g", &b), vec![0, 1, 2, 3]);
+    assert!(!h.coordinator.group("g").unwrap().rebalance_in_progress());
+}
+
+#[test]
+fn a_member_joining_mid_revocation_retargets_without_bouncing_partitions() {
+    let mut h = Harness::new(6);
+    let a = h.join(0, "g", AssignmentStrategy::Range);
+    let b = h.join(0, "g", AssignmentStrategy::Range);
+    assert_eq!(h.view("g", &a).revoked, vec![3, 4, 5]);
+    let c = h.join(0, "g", AssignmentStrategy::Range);
+    assert_disjoint(&h, "g");
+    // a never lost 0 and 1; everything else waits for a.
+    let view = h.view("g", &a);
+    assert_eq!(view.assignment, vec![0, 1]);
+    assert_eq!(view.revoked, vec![2, 3, 4, 5]);
+    assert!(h.owned("g", &b).is_empty() && h.owned("g", &c).is_empty());
+    let pending = h.coordinator.group("g").unwrap().pending().clone();
+    // b still gets two of the three it was promised.
+    let to_b: Vec<u32> = pending
+        .iter()
+        .filter(|(_, r)| r.to == b)
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(to_b, vec![3, 4]);
+    h.heartbeat(1, "g", &b).unwrap();
+    h.heartbeat(1, "g", &c).unwrap();
+    assert_disjoint(&h, "g");
+    h.heartbeat(1, "g", &a).unwrap();
+    assert_disjoint(&h, "g");
+    assert_eq!(h.owned("g", &a), vec![0, 1]);
+    assert_eq!(h.owned("g", &b), vec![3, 4]);
+    assert_eq!(h.owned("g", &c), vec![2, 5]);
+}
+
+#[test]
+fn a_partition_retargeted_to_its_holder_goes_back_without_a_hand_over() {
+    let mut h = Harness::new(4);
+    let a = h.join(0, "g", AssignmentStrategy::Range);
+    let b = h.join(0, "g", AssignmentStrategy::Range);
+    assert_eq!(h.view("g", &a).revoked, vec![2, 3]);
+    h.apply(
+        1,
+        GroupCommand::Leave {
+            group: "g".into(),
+            member_id: b,
+        },
+    )
+    .unwrap();
+    // Nobody but a ever held 2 and 3: they are a's again at once.
+    assert_eq!(
+        h.view("g", &a),
+        MemberView {
+            assignment: vec![0, 1, 2, 3],
+            revoked: vec![],
+            rebalance_in_progress: false
+        }
+    );
 }

@@ -3,10 +3,12 @@
 //!
 //! - partition: offsets are dense and monotonic, every live offset is
 //!   locatable in log order, retries answer with the original offsets;
-//! - groups: every partition has at most one owner, a live member; with
-//!   members, every partition is owned and the split is balanced; under a
-//!   rebalance a member that stays keeps as many of its partitions as its
-//!   new share allows (`|old ∩ new| = min(|old|, |new|)`);
+//! - groups: every partition has at most one holder (owner, or the live
+//!   member a pending revocation takes it from); a partition never passes
+//!   from one live member to another in one step; with members, every
+//!   partition is headed somewhere and the target split is balanced; under
+//!   a rebalance a member that stays keeps as many of its target partitions
+//!   as its new share allows (`|old ∩ new| = min(|old|, |new|)`);
 //! - both: restoring a snapshot and replaying the rest equals replaying all.
 
 use std::collections::BTreeMap;
@@ -299,11 +301,32 @@ impl GroupDriver {
     }
 }
 
+/// Where each member's partitions are headed (owned, or pending to it).
 fn owned_by(coordinator: &GroupCoordinator, group: &str) -> BTreeMap<MemberId, Vec<u32>> {
     let mut out: BTreeMap<MemberId, Vec<u32>> = BTreeMap::new();
     if let Some(g) = coordinator.group(group) {
         for id in g.members().keys() {
-            out.insert(id.clone(), g.assignment_of(id));
+            out.insert(id.clone(), Vec::new());
+        }
+        for (p, m) in g.target() {
+            out.entry(m).or_default().push(p);
+        }
+    }
+    out
+}
+
+/// Partition → the member holding it now (owner or revoking member).
+fn holders(coordinator: &GroupCoordinator, group: &str) -> BTreeMap<u32, MemberId> {
+    let mut out = BTreeMap::new();
+    if let Some(g) = coordinator.group(group) {
+        for id in g.members().keys() {
+            let view = g.view_of(id);
+            for p in view.assignment.into_iter().chain(view.revoked) {
+                assert!(
+                    out.insert(p, id.clone()).is_none(),
+                    "partition {p} held twice"
+                );
+            }
         }
     }
     out
@@ -320,6 +343,10 @@ proptest! {
         for (delta, op) in &steps {
             now += delta;
             let before: Vec<_> = GROUPS.iter().map(|g| owned_by(&d.coordinator, g)).collect();
+            let owned_before: Vec<BTreeMap<u32, MemberId>> = GROUPS
+                .iter()
+                .map(|g| d.coordinator.group(g).map(|g| g.assignment().clone()).unwrap_or_default())
+                .collect();
             let generations: Vec<u64> = GROUPS
                 .iter()
                 .map(|g| d.coordinator.group(g).map(|g| g.generation()).unwrap_or(0))
@@ -329,14 +356,32 @@ proptest! {
             for (gi, name) in GROUPS.iter().enumerate() {
                 let Some(g) = d.coordinator.group(name) else { continue };
                 prop_assert!(g.generation() >= generations[gi]);
-                // At most one owner per partition (a map), and a live one.
+                // At most one owner per partition (a map), and a live one;
+                // a pending partition is owned by nobody, between live members.
                 for (p, owner) in g.assignment() {
                     prop_assert!(*p < partitions);
                     prop_assert!(g.members().contains_key(owner));
+                    prop_assert!(!g.pending().contains_key(p));
+                }
+                for r in g.pending().values() {
+                    prop_assert!(g.members().contains_key(&r.from));
+                    prop_assert!(g.members().contains_key(&r.to));
+                    prop_assert!(r.from != r.to);
+                }
+                // Revoke before assign: a partition a live member owned is
+                // still held by it one step later (owned, or revoked from it
+                // until its next heartbeat lets go).
+                let held = holders(&d.coordinator, name);
+                for (p, was) in &owned_before[gi] {
+                    if let Some(now) = held.get(p)
+                        && now != was
+                    {
+                        prop_assert!(!g.members().contains_key(was), "partition {} went from live {} to {}", p, was, now);
+                    }
                 }
                 let after = owned_by(&d.coordinator, name);
                 if !g.members().is_empty() {
-                    prop_assert_eq!(g.assignment().len() as u32, partitions);
+                    prop_assert_eq!(g.target().len() as u32, partitions);
                     let counts: Vec<usize> = after.values().map(Vec::len).collect();
                     let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
                     prop_assert!(hi - lo <= 1, "unbalanced {:?}", after);
@@ -348,7 +393,7 @@ proptest! {
                         prop_assert_eq!(kept, old.len().min(new.len()), "{} {:?} → {:?}", member, old, new);
                     }
                 }
-                // Membership unchanged ⇒ assignment unchanged.
+                // Membership unchanged ⇒ targets unchanged.
                 if before[gi].keys().eq(after.keys()) && generations[gi] == g.generation() {
                     prop_assert_eq!(&before[gi], &after);
                 }

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_stream::{
-    AssignmentStrategy, GroupCommand, GroupReply, PartitionBounds, SeekTarget, TimedCommand,
+    AssignmentStrategy, GroupCommand, GroupReply, MemberView, PartitionBounds, SeekTarget,
+    TimedCommand,
 };
 
 /// Serializes `value` to JSON bytes and reads it back, also through a
@@ -150,11 +151,19 @@ fn every_group_reply_round_trips_through_json() {
         GroupReply::Joined {
             member_id: "c-1".into(),
             generation: 1,
-            assignment: vec![0, 2],
+            view: MemberView {
+                assignment: vec![0, 2],
+                revoked: vec![1],
+                rebalance_in_progress: true,
+            },
         },
         GroupReply::HeartbeatOk {
             generation: 1,
-            assignment: vec![1],
+            view: MemberView {
+                assignment: vec![1],
+                revoked: vec![],
+                rebalance_in_progress: false,
+            },
         },
         GroupReply::Left { generation: 2 },
         GroupReply::Committed { generation: 2 },

@@ -1,8 +1,9 @@
 //! `/internal/v1`: what the control plane and other brokers ask a broker,
 //! authenticated with the node key (the credential every broker presents to
-//! the control plane): queue stats for the control plane, and storing a
+//! the control plane): queue stats for the control plane, storing a
 //! message another broker republishes (a dead letter, a redrive) into a
-//! queue hosted here.
+//! queue hosted here, and the bounds of a stream's partitions hosted here
+//! (for consumer-group lag on the broker coordinating the groups).
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
@@ -102,4 +103,33 @@ pub async fn republish(
         .await
         .map_err(|e| BrokerError::Unavailable(format!("{e:#}")))?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /internal/v1/tenants/{tenant_id}/streams/{stream}/bounds`: the
+/// earliest and end offsets of every partition of the stream hosted here
+/// (partition → bounds; partitions hosted elsewhere are absent).
+pub async fn stream_bounds(
+    State(state): State<BrokerState>,
+    _node: NodeAuth,
+    Path((tenant_id, stream)): Path<(i64, String)>,
+) -> BrokerResult<Json<crate::peers::StreamBounds>> {
+    let topology = state.topology.current();
+    let placed = topology
+        .streams
+        .get(&(tenant_id, stream.clone()))
+        .ok_or_else(|| BrokerError::NotFound {
+            kind: "stream",
+            name: stream.clone(),
+        })?;
+    let partitions = (0..placed.partitions.len() as u32)
+        .filter_map(|p| {
+            let group = state.partitions.get(tenant_id, &stream, p)?;
+            let bounds = group.view().read(|s| sluice_stream::PartitionBounds {
+                earliest: s.earliest_offset(),
+                end: s.high_watermark(),
+            });
+            Some((p, bounds))
+        })
+        .collect();
+    Ok(Json(crate::peers::StreamBounds { partitions }))
 }

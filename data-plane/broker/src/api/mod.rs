@@ -156,6 +156,10 @@ pub fn router(state: BrokerState) -> Router {
             "/internal/v1/tenants/{tenant_id}/queues/{queue}/republish",
             post(internal::republish),
         )
+        .route(
+            "/internal/v1/tenants/{tenant_id}/streams/{stream}/bounds",
+            get(internal::stream_bounds),
+        )
         .fallback(|uri: Uri| async move {
             BrokerError::NotFound {
                 kind: "route",

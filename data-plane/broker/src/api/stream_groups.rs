@@ -6,6 +6,14 @@
 //! `GroupCoordinator` applies them (`consume` scope; a forced seek of a
 //! group with members needs `admin`).
 //!
+//! Rebalances are incremental and cooperative (`sluice_stream`'s group
+//! module has the protocol): a partition that moves is first *revoked* —
+//! the losing member's answers list it in `revoked`, it stops fetching it,
+//! may commit where it got to, and acknowledges with its next heartbeat —
+//! and only then appears in the new owner's `assignment` (with its
+//! committed offset in `committed`). `rebalance_in_progress` is true while
+//! any revocation in the group is pending.
+//!
 //! Sessions expire when the coordinator applies a group command after the
 //! session ran out: partition 0's timer proposes `Tick` then, so a silent
 //! member leaves and the others rebalance without waiting for traffic.
@@ -136,10 +144,32 @@ pub struct JoinRequest {
 pub struct JoinResponse {
     member_id: String,
     generation: u64,
-    /// The partitions this member consumes in this generation.
+    /// The partitions this member owns now: fetch and commit them.
     assignment: Vec<u32>,
-    /// The group's committed offsets of those partitions (where to fetch from).
+    /// Partitions taken from this member: stop fetching them, commit where
+    /// it got to, then heartbeat (with this generation) to hand them over.
+    revoked: Vec<u32>,
+    /// Partitions of the group are still moving: heartbeat promptly, more
+    /// may be assigned (or revoked) without a new generation.
+    rebalance_in_progress: bool,
+    /// The group's committed offsets of the assigned partitions (where to fetch from).
     committed: BTreeMap<u32, u64>,
+}
+
+/// The group's committed offsets of `partitions`.
+fn committed_of(partition: &PartitionGroup, group: &str, partitions: &[u32]) -> BTreeMap<u32, u64> {
+    partition
+        .view()
+        .coordinator(|c| {
+            c.group(group).map(|g| {
+                partitions
+                    .iter()
+                    .filter_map(|p| g.committed(*p).map(|o| (*p, o)))
+                    .collect()
+            })
+        })
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Join (or rejoin) a consumer group; answers the member's partitions.
@@ -176,27 +206,15 @@ pub async fn join(
         GroupReply::Joined {
             member_id,
             generation,
-            assignment,
-        } => {
-            let committed = partition
-                .view()
-                .coordinator(|c| {
-                    c.group(&group).map(|g| {
-                        assignment
-                            .iter()
-                            .filter_map(|p| g.committed(*p).map(|o| (*p, o)))
-                            .collect()
-                    })
-                })
-                .flatten()
-                .unwrap_or_default();
-            Ok(Json(JoinResponse {
-                member_id: member_id.0,
-                generation,
-                assignment,
-                committed,
-            }))
-        }
+            view,
+        } => Ok(Json(JoinResponse {
+            member_id: member_id.0,
+            generation,
+            committed: committed_of(&partition, &group, &view.assignment),
+            assignment: view.assignment,
+            revoked: view.revoked,
+            rebalance_in_progress: view.rebalance_in_progress,
+        })),
         other => Err(BrokerError::Internal(anyhow::anyhow!("join got {other:?}"))),
     }
 }
@@ -211,10 +229,21 @@ pub struct HeartbeatRequest {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HeartbeatResponse {
     generation: u64,
+    /// The partitions this member owns now (a hand-over adds to it within
+    /// a generation).
     assignment: Vec<u32>,
+    /// Partitions still to hand over: none after a heartbeat, which
+    /// acknowledges them (kept for symmetry with the join answer).
+    revoked: Vec<u32>,
+    /// Partitions of the group are still moving: keep heartbeating promptly.
+    rebalance_in_progress: bool,
+    /// The group's committed offsets of the assigned partitions (where a
+    /// newly assigned partition starts).
+    committed: BTreeMap<u32, u64>,
 }
 
-/// Keep a member's session alive; 409 `stale-generation` means rejoin.
+/// Keep a member's session alive and acknowledge its revocations; 409
+/// `stale-generation` means rejoin.
 #[utoipa::path(post, path = "/v1/streams/{stream}/groups/{group}/heartbeat", tag = "streams",
     params(("stream" = String, Path), ("group" = String, Path)),
     request_body = HeartbeatRequest,
@@ -228,17 +257,17 @@ pub async fn heartbeat(
 ) -> BrokerResult<Json<HeartbeatResponse>> {
     let partition = coordinator(&state, &caller, &stream, &group)?;
     let command = GroupCommand::Heartbeat {
-        group,
+        group: group.clone(),
         member_id: MemberId(request.member_id),
         generation: request.generation,
     };
     match apply(&partition, command).await? {
-        GroupReply::HeartbeatOk {
+        GroupReply::HeartbeatOk { generation, view } => Ok(Json(HeartbeatResponse {
             generation,
-            assignment,
-        } => Ok(Json(HeartbeatResponse {
-            generation,
-            assignment,
+            committed: committed_of(&partition, &group, &view.assignment),
+            assignment: view.assignment,
+            revoked: view.revoked,
+            rebalance_in_progress: view.rebalance_in_progress,
         })),
         other => Err(BrokerError::Internal(anyhow::anyhow!(
             "heartbeat got {other:?}"
@@ -538,6 +567,8 @@ pub struct GroupMember {
     member_id: String,
     client_id: String,
     assignment: Vec<u32>,
+    /// Revoked from it, not yet handed over (it has not heartbeated since).
+    revoked: Vec<u32>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -553,6 +584,8 @@ pub struct PartitionLag {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct GroupDescription {
     generation: u64,
+    /// Some revocation is pending: partitions are moving.
+    rebalance_in_progress: bool,
     #[schema(value_type = String)]
     strategy: String,
     members: Vec<GroupMember>,
@@ -591,6 +624,7 @@ pub async fn describe(
                 member_id: id.0.clone(),
                 client_id: m.client_id.clone(),
                 assignment: g.assignment_of(id),
+                revoked: g.revoked_from(id),
             })
             .collect();
         let partitions = all
@@ -605,6 +639,7 @@ pub async fn describe(
             .collect();
         Ok::<_, StreamError>(GroupDescription {
             generation: g.generation(),
+            rebalance_in_progress: g.rebalance_in_progress(),
             strategy: g.strategy().to_string(),
             members,
             partitions,

@@ -3,6 +3,7 @@
 //! the openraft group, produces batches and reads records back from the log
 //! by the log index `PartitionState::locate` returns.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -63,7 +64,29 @@ pub struct PartitionGroup {
     view: PartitionView,
     /// The current retention settings (the stream's spec may change).
     retention: Mutex<Retention>,
+    /// The live produced batches' stored bytes, counted incrementally.
+    record_bytes: Mutex<RecordBytes>,
     stop: CancellationToken,
+}
+
+/// The stored bytes of the live produced batches, kept up to date by
+/// [`PartitionGroup::record_bytes`]: only batches produced since the last
+/// count are looked up in the log, and retained-away ones are subtracted.
+#[derive(Debug, Default)]
+struct RecordBytes {
+    /// Log index → stored length of every counted batch.
+    lens: BTreeMap<u64, u64>,
+    total: u64,
+    /// The offset after the last counted batch.
+    next_offset: u64,
+}
+
+/// The stored length of the batch at log index `index` (0 once purged).
+pub(super) fn batch_len(log: &SegmentLog, index: u64) -> sluice_storage::Result<u64> {
+    Ok(log
+        .slice(index, 1)?
+        .filter(|slice| slice.first_offset == index)
+        .map_or(0, |slice| slice.len))
 }
 
 impl PartitionGroup {
@@ -84,6 +107,7 @@ impl PartitionGroup {
         let view = PartitionView::new(group.view().clone());
         let group = Arc::new(PartitionGroup {
             retention: Mutex::new(spec.retention),
+            record_bytes: Mutex::new(RecordBytes::default()),
             spec,
             group,
             view,
@@ -163,6 +187,46 @@ impl PartitionGroup {
     /// Bytes in the partition's segment files.
     pub fn log_bytes(&self) -> u64 {
         self.group.log().segments().iter().map(|s| s.len).sum()
+    }
+
+    /// The stored bytes of the produced batches still readable: what the
+    /// tenant stores here. Entries without records — partition 0's group
+    /// heartbeats and commits above all, `Retain`, blank entries — are the
+    /// service's bookkeeping, not tenant data (so, like `retention_bytes`,
+    /// the storage quota does not count them). Blocking: it may read the
+    /// log's index for batches produced since the last call.
+    pub fn record_bytes(&self) -> Result<u64, GroupError> {
+        let mut counted = self.record_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let from = counted.next_offset;
+        let (first_live, fresh) = self.view.read(|p| {
+            let first = p
+                .batches_from(p.earliest_offset())
+                .next()
+                .map(|s| s.log_index);
+            let fresh: Vec<sluice_stream::BatchSpan> = p
+                .batches_from(from)
+                .filter(|s| s.base_offset >= from)
+                .collect();
+            (first, fresh)
+        });
+        // Batches below the first live one were retained away.
+        let kept = match first_live {
+            Some(first) => counted.lens.split_off(&first),
+            None => BTreeMap::new(),
+        };
+        let dropped: u64 = counted.lens.values().sum();
+        counted.lens = kept;
+        counted.total = counted.total.saturating_sub(dropped);
+        for span in fresh {
+            if first_live.is_some_and(|first| span.log_index >= first) {
+                let len = batch_len(self.log(), span.log_index)
+                    .map_err(|e| GroupError::Storage(e.to_string()))?;
+                counted.lens.insert(span.log_index, len);
+                counted.total += len;
+            }
+            counted.next_offset = span.base_offset + u64::from(span.record_count);
+        }
+        Ok(counted.total)
     }
 
     /// Entries applied since the newest snapshot.
@@ -401,6 +465,73 @@ mod tests {
         assert!(records[0].record.value.starts_with(b"record 70-0 "));
         produce(&group, 100).await;
         assert_eq!(group.view().read(|p| p.end_offset()), 1010);
+        group.close().await;
+    }
+
+    /// What the storage quota counts: produced batches, never the group
+    /// heartbeats partition 0 carries; retained-away batches drop out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_bytes_count_produced_batches_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let group = PartitionGroup::open(dir.path(), "n1", spec(), 1 << 20)
+            .await
+            .expect("open");
+        assert_eq!(group.record_bytes().expect("measure"), 0);
+        for batch in 0..4 {
+            produce(&group, batch).await;
+        }
+        let four = group.record_bytes().expect("measure");
+        assert!(four > 4 * 10 * 200 && four < group.log_bytes(), "{four}");
+        let join = GroupCommand::Join {
+            group: "g".into(),
+            member_id: None,
+            client_id: "c".into(),
+            session_timeout_ms: 60_000,
+            strategy: sluice_stream::AssignmentStrategy::Range,
+        };
+        let joined = group.propose_group(join).await.expect("join");
+        let Ok(super::super::EntryReply::Group(sluice_stream::GroupApplied {
+            result: Ok(sluice_stream::GroupReply::Joined { member_id, .. }),
+            ..
+        })) = joined
+        else {
+            panic!("{joined:?}");
+        };
+        let before = group.log_bytes();
+        for _ in 0..300 {
+            let heartbeat = GroupCommand::Heartbeat {
+                group: "g".into(),
+                member_id: member_id.clone(),
+                generation: 1,
+            };
+            let beat = group.propose_group(heartbeat).await.expect("heartbeat");
+            assert!(beat.is_ok(), "{beat:?}");
+        }
+        assert!(group.log_bytes() > before + four, "heartbeats are logged");
+        assert_eq!(group.record_bytes().expect("measure"), four);
+        produce(&group, 4).await;
+        let five = group.record_bytes().expect("measure");
+        assert!(five > four);
+        let retain = Command::Retain {
+            earliest_offset: 20,
+        };
+        assert!(
+            group
+                .propose(retain, Vec::new())
+                .await
+                .expect("retain")
+                .is_ok()
+        );
+        let three = group.record_bytes().expect("measure");
+        // Five batches of the same size, two retained away.
+        assert!(three > 0 && three < four, "{three} of {five}");
+        group.close().await;
+        drop(group);
+        // A restart counts the same from scratch.
+        let group = PartitionGroup::open(dir.path(), "n1", spec(), 1 << 20)
+            .await
+            .expect("reopen");
+        assert_eq!(group.record_bytes().expect("measure"), three);
         group.close().await;
     }
 

@@ -191,13 +191,13 @@ mod tests {
         };
         let joined = apply_records(&mut zero, 2, &join);
         let Ok(EntryReply::Group(GroupApplied {
-            result: Ok(GroupReply::Joined { assignment, .. }),
+            result: Ok(GroupReply::Joined { view, .. }),
             ..
         })) = joined
         else {
             panic!("{joined:?}");
         };
-        assert_eq!(assignment, vec![0, 1]);
+        assert_eq!(view.assignment, vec![0, 1]);
         assert_eq!(zero.partition.applied_index(), 2);
         let mut one = PartitionMachine::default();
         assert_eq!(

@@ -24,7 +24,7 @@ use sluice_storage::SegmentLog;
 use sluice_stream::{Command, GroupCommand};
 use tokio_util::sync::CancellationToken;
 
-use super::partition::PartitionGroup;
+use super::partition::{PartitionGroup, batch_len};
 use super::state_machine::{PartitionOutcome, PartitionView};
 use crate::queue::GroupError;
 use crate::queue::group::now_ms;
@@ -210,14 +210,6 @@ fn retention_point_of(
     Ok(retention_point(earliest, end, locate, |index| {
         index >= min_index
     }))
-}
-
-/// The stored length of the batch at log index `index`.
-fn batch_len(log: &SegmentLog, index: u64) -> sluice_storage::Result<u64> {
-    Ok(log
-        .slice(index, 1)?
-        .filter(|slice| slice.first_offset == index)
-        .map_or(0, |slice| slice.len))
 }
 
 /// Walking the produced batches' log indexes newest first, the oldest one

@@ -1,10 +1,10 @@
 //! Partition assignment: `range` and `round-robin` layouts, applied
 //! cooperatively.
 //!
-//! Protocol (cooperative, in one step). On every membership change the
-//! coordinator computes a balanced target — every member gets
-//! `partitions / members` partitions and the remainder go one each to the
-//! members that already own the most — and then moves only what must move:
+//! The target. On every membership change the coordinator computes a
+//! balanced target — every member gets `partitions / members` partitions
+//! and the remainder go one each to the members that already own the most —
+//! and then moves only what must move:
 //!
 //! 1. each member keeps the partitions it owns, up to its quota, preferring
 //!    the ones the strategy's fresh layout would give it;
@@ -13,14 +13,12 @@
 //!    when that member has room, else to the first member with room.
 //!
 //! A member whose quota is at least what it owns keeps every partition it
-//! had; a fresh group gets exactly the strategy's layout. Ownership changes
-//! atomically in the replicated state (one log entry), so a partition never
-//! has two owners in the coordinator; the old owner learns of a revocation
-//! at its next heartbeat (stale generation → rejoin), and its commits for
-//! the moved partition are fenced from that log entry on. Kafka's
-//! two-phase revoke-then-assign exists to get the same single-owner
-//! guarantee across clients that each hold their own view; here the
-//! coordinator's view is the only one.
+//! had; a fresh group gets exactly the strategy's layout. "Owns" here is
+//! where a partition is headed (a partition pending revocation counts for
+//! its new owner), so a second change mid-rebalance does not bounce it.
+//! This module only computes the target: getting there — revoke from the
+//! live losing owner first, hand over once it acknowledged — is the group's
+//! (see the protocol in [`super`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -32,9 +32,11 @@ impl GroupCoordinator {
                 .ok_or_else(|| StreamError::UnknownMember(member_id.clone()))?;
             m.last_heartbeat_ms = now;
             m.session_timeout_ms = session_timeout_ms;
+            // Not an acknowledgement of its revocations: this answer is
+            // what tells the member about them.
             return Ok(GroupReply::Joined {
                 generation: g.generation,
-                assignment: g.assignment_of(&member_id),
+                view: g.view_of(&member_id),
                 member_id,
             });
         }
@@ -68,7 +70,7 @@ impl GroupCoordinator {
         g.settle(partitions);
         Ok(GroupReply::Joined {
             generation: g.generation,
-            assignment: g.assignment_of(&member_id),
+            view: g.view_of(&member_id),
             member_id,
         })
     }
@@ -93,9 +95,12 @@ impl GroupCoordinator {
             });
         }
         m.last_heartbeat_ms = now;
+        // The member learned this generation from a rejoin whose answer
+        // listed its revocations: it has let go of them.
+        g.release(member_id);
         Ok(GroupReply::HeartbeatOk {
             generation: current,
-            assignment: g.assignment_of(member_id),
+            view: g.view_of(member_id),
         })
     }
 

@@ -9,13 +9,53 @@
 //!
 //! Every membership change bumps the group's generation and rebalances —
 //! once per log entry: members expelled by expiry at the start of an entry
-//! and the entry's own join or leave make one rebalance, so its
-//! cooperative guarantee holds from one entry to the next.
+//! and the entry's own join or leave make one rebalance.
 //! Heartbeats and commits name the generation they act in; a stale one is
 //! fenced (`StaleGeneration`) and the member rejoins with its member id to
 //! learn the new generation and assignment — its unchanged partitions stay
 //! its own, so it keeps consuming them. Groups are independent of one
 //! another: a command names its group and touches nothing else.
+//!
+//! # Incremental cooperative rebalance (revoke, then assign)
+//!
+//! A partition moves from one live member to another in two steps, so no
+//! two members ever hold it at once, whatever their view's age:
+//!
+//! ```text
+//!                 membership change (generation G+1): target owner is B
+//!   owned by A ─────────────────────────────────────────────────────────┐
+//!      ▲  (target = A again: back to A, nobody else held it)            ▼
+//!      └──────────────────────────────────── pending revocation (from A, to B)
+//!                                             │ A heartbeats in G+1 or later: released
+//!                                             │ A leaves or its session runs out: released
+//!                                             ▼ (another change re-targets `to`, never `from`)
+//!                                           owned by B   (same generation: a gain needs no fence)
+//! ```
+//!
+//! - Owned: the member consumes and commits it. Partitions whose target
+//!   owner is their owner are never revoked: they stay put through any
+//!   number of rebalances.
+//! - Pending revocation: nobody may fetch it; the losing member `from`
+//!   still *holds* it — its answers list it in `revoked` — so it may commit
+//!   where it got to (current generation) before it lets go. Its next
+//!   heartbeat in the current generation is the acknowledgement: the member
+//!   only learns the generation by rejoining (whose answer lists the
+//!   revocation), so a heartbeat carrying it proves the member has seen it.
+//!   A rejoin is not an acknowledgement: its answer has not reached the
+//!   member yet. Each losing member releases its own partitions — there is
+//!   no need to wait for the slowest (Kafka's second join round exists
+//!   because its assignment is computed by a client; here the coordinator
+//!   holds every view).
+//! - A partition with no live holder (fresh, grown, or its owner left or
+//!   expired) goes straight to its target owner.
+//!
+//! The release does not bump the generation: it only adds partitions to a
+//! member, and fencing is needed only when a right is taken away. The
+//! gaining member learns of the partition (and its committed offset) from
+//! its next heartbeat answer; `rebalance_in_progress` is true while the
+//! group has pending revocations, telling members to keep heartbeating
+//! promptly. Commits are accepted only from a partition's holder (owner,
+//! or the losing member while pending) in the current generation.
 
 mod assignment;
 mod membership;
@@ -60,6 +100,26 @@ pub struct Member {
     pub join_seq: u64,
 }
 
+/// A partition on its way from `from` (who still holds it until it
+/// acknowledges) to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub from: MemberId,
+    pub to: MemberId,
+}
+
+/// What one member holds, as its join and heartbeat answers tell it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemberView {
+    /// The partitions it owns: fetch and commit them.
+    pub assignment: Vec<PartitionId>,
+    /// Revoked from it: stop fetching, commit where it got to, then
+    /// heartbeat (in the current generation) to hand them on.
+    pub revoked: Vec<PartitionId>,
+    /// The group has pending revocations: partitions are still moving.
+    pub rebalance_in_progress: bool,
+}
+
 /// One consumer group of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ConsumerGroup {
@@ -67,7 +127,12 @@ pub struct ConsumerGroup {
     generation: u64,
     next_join_seq: u64,
     members: BTreeMap<MemberId, Member>,
+    /// Owned partitions: the member may fetch and commit them.
     assignment: BTreeMap<PartitionId, MemberId>,
+    /// Partitions revoked from a live member that has not acknowledged it
+    /// yet: owned by nobody (never in `assignment`).
+    #[serde(default)]
+    pending: BTreeMap<PartitionId, Revocation>,
     committed: BTreeMap<PartitionId, Offset>,
     /// Membership (or the partition count) changed in the entry being
     /// applied: rebalance before the entry ends. Always false between
@@ -108,6 +173,64 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// Partitions pending revocation, with who holds them and who gets them.
+    pub fn pending(&self) -> &BTreeMap<PartitionId, Revocation> {
+        &self.pending
+    }
+
+    /// The partitions revoked from `member` that it has not released yet.
+    pub fn revoked_from(&self, member: &MemberId) -> Vec<PartitionId> {
+        self.pending
+            .iter()
+            .filter(|(_, r)| &r.from == member)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Whether partitions are still moving (some revocation is pending).
+    pub fn rebalance_in_progress(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// What `member` holds now, as its answers carry it.
+    pub fn view_of(&self, member: &MemberId) -> MemberView {
+        MemberView {
+            assignment: self.assignment_of(member),
+            revoked: self.revoked_from(member),
+            rebalance_in_progress: self.rebalance_in_progress(),
+        }
+    }
+
+    /// Where every partition is headed: its owner, or the member a pending
+    /// revocation hands it to.
+    pub fn target(&self) -> BTreeMap<PartitionId, MemberId> {
+        let mut target = self.assignment.clone();
+        target.extend(self.pending.iter().map(|(p, r)| (*p, r.to.clone())));
+        target
+    }
+
+    /// Whether `member` may commit `partition`: its owner, or the member it
+    /// is being revoked from (which may record where it got to until it
+    /// lets go).
+    pub(crate) fn holds(&self, member: &MemberId, partition: PartitionId) -> bool {
+        self.assignment.get(&partition) == Some(member)
+            || self
+                .pending
+                .get(&partition)
+                .is_some_and(|r| &r.from == member)
+    }
+
+    /// `member` acknowledged the current generation: what was revoked from
+    /// it goes to its new owners.
+    pub(crate) fn release(&mut self, member: &MemberId) {
+        let released: Vec<PartitionId> = self.revoked_from(member);
+        for p in released {
+            if let Some(r) = self.pending.remove(&p) {
+                self.assignment.insert(p, r.to);
+            }
+        }
+    }
+
     /// The committed offset (the next record to consume) of `partition`.
     pub fn committed(&self, partition: PartitionId) -> Option<Offset> {
         self.committed.get(&partition).copied()
@@ -128,19 +251,38 @@ impl ConsumerGroup {
         members.into_iter().map(|(_, id)| id.clone()).collect()
     }
 
-    /// Rebalances if anything changed in this entry: next generation,
-    /// cooperative assignment.
+    /// Rebalances if anything changed in this entry: next generation, a
+    /// cooperative target, and the revoke step of every partition whose
+    /// live holder is not its target owner (see the module doc).
     fn settle(&mut self, partitions: u32) {
         if !std::mem::take(&mut self.changed) {
             return;
         }
         self.generation += 1;
-        self.assignment = assignment::rebalance(
+        // Sticky to where partitions are headed, so a partition in flight
+        // is not bounced back and forth by a second change.
+        let target = assignment::rebalance(
             self.strategy,
             partitions,
             &self.ordered_members(),
-            &self.assignment,
+            &self.target(),
         );
+        let mut holders: BTreeMap<PartitionId, MemberId> = self.assignment.clone();
+        holders.extend(self.pending.iter().map(|(p, r)| (*p, r.from.clone())));
+        let mut owned = BTreeMap::new();
+        let mut pending = BTreeMap::new();
+        for (p, to) in target {
+            match holders.remove(&p).filter(|h| self.members.contains_key(h)) {
+                Some(from) if from != to => {
+                    pending.insert(p, Revocation { from, to });
+                }
+                _ => {
+                    owned.insert(p, to);
+                }
+            }
+        }
+        self.assignment = owned;
+        self.pending = pending;
     }
 }
 
@@ -152,12 +294,13 @@ pub enum GroupReply {
     Joined {
         member_id: MemberId,
         generation: u64,
-        assignment: Vec<PartitionId>,
+        view: MemberView,
     },
-    /// The session is alive and the generation current.
+    /// The session is alive and the generation current (which acknowledges
+    /// the member's revocations).
     HeartbeatOk {
         generation: u64,
-        assignment: Vec<PartitionId>,
+        view: MemberView,
     },
     Left {
         generation: u64,

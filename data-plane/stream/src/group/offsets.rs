@@ -1,5 +1,5 @@
-//! Committed offsets: commit (current owner, current generation, all or
-//! nothing), seek of a whole group, and lag.
+//! Committed offsets: commit (current holder — the owner, or the member a
+//! pending revocation takes it from — current generation, all or nothing), seek of a whole group, and lag.
 //!
 //! Seek rule: a plain seek needs the group to have no members (Kafka's
 //! `--reset-offsets` rule: nobody is consuming, so nobody overwrites the new
@@ -78,7 +78,7 @@ impl GroupCoordinator {
                     partitions,
                 });
             }
-            if g.assignment.get(&partition) != Some(member_id) {
+            if !g.holds(member_id, partition) {
                 return Err(StreamError::NotPartitionOwner {
                     member_id: member_id.clone(),
                     partition,
