@@ -215,5 +215,39 @@ async fn batches_are_the_stored_bytes_and_decode_to_the_json_records() -> anyhow
         metrics.contains(r#"sluice_stream_fetched_records_total{tenant="acme",stream="events",partition="0",format="batches"}"#),
         "{metrics}"
     );
+
+    // A deleted stream's series leave /metrics with its partitions.
+    let (status, body) = sluice
+        .api
+        .call(
+            Method::DELETE,
+            "/v1/streams/events",
+            Some(&sluice.admin),
+            None,
+        )
+        .await?;
+    assert!(status.is_success(), "{status} {body}");
+    let gone = sluice_e2e::eventually(std::time::Duration::from_secs(10), || async {
+        match reqwest::get(format!("{}/metrics", sluice.data.base)).await {
+            Ok(response) if response.status().is_success() => response
+                .text()
+                .await
+                .is_ok_and(|metrics| !metrics.contains(r#"stream="events""#)),
+            _ => false,
+        }
+    })
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", sluice.data.base))
+        .await?
+        .text()
+        .await?;
+    let left: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains(r#"stream="events""#))
+        .collect();
+    assert!(
+        gone,
+        "the deleted stream's series stay in /metrics: {left:?}"
+    );
     Ok(())
 }

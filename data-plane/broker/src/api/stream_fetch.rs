@@ -170,10 +170,9 @@ pub async fn fetch(
     let group = partition_group(&state, &caller, &name, partition)?;
     let format = params.format;
     let position = position(group, params).await?;
-    let labels = (caller.tenant.as_str(), name.as_str(), partition);
     match format {
-        FetchFormat::Json => fetch_json(position, labels).await,
-        FetchFormat::Batches => fetch_batches(position, labels).await,
+        FetchFormat::Json => fetch_json(position).await,
+        FetchFormat::Batches => fetch_batches(position).await,
     }
 }
 
@@ -284,9 +283,7 @@ async fn wait(
     }
 }
 
-type Labels<'a> = (&'a str, &'a str, u32);
-
-async fn fetch_json(at: Position, labels: Labels<'_>) -> BrokerResult<Response> {
+async fn fetch_json(at: Position) -> BrokerResult<Response> {
     let group = &at.group;
     let mut applied = group.view().subscribe();
     let mut start = at.offset;
@@ -312,7 +309,7 @@ async fn fetch_json(at: Position, labels: Labels<'_>) -> BrokerResult<Response> 
         }
         let (earliest, end) = bounds(group);
         if !records.is_empty() || tokio::time::Instant::now() >= at.deadline {
-            crate::metrics::stream_fetched(labels, "json", records.len() as u64, bytes);
+            group.traffic().fetched_json(records.len() as u64, bytes);
             let response = FetchResponse {
                 records,
                 next_offset,
@@ -329,7 +326,7 @@ async fn fetch_json(at: Position, labels: Labels<'_>) -> BrokerResult<Response> 
     }
 }
 
-async fn fetch_batches(at: Position, labels: Labels<'_>) -> BrokerResult<Response> {
+async fn fetch_batches(at: Position) -> BrokerResult<Response> {
     let group = &at.group;
     let mut applied = group.view().subscribe();
     loop {
@@ -341,7 +338,7 @@ async fn fetch_batches(at: Position, labels: Labels<'_>) -> BrokerResult<Respons
         if !raw.chunks.is_empty() || tokio::time::Instant::now() >= at.deadline {
             let (earliest, end) = bounds(group);
             let bytes: u64 = raw.chunks.iter().map(|c| c.len() as u64).sum();
-            crate::metrics::stream_fetched(labels, "batches", raw.records, bytes);
+            group.traffic().fetched_batches(raw.records, bytes);
             let chunks = raw
                 .chunks
                 .into_iter()
@@ -433,10 +430,9 @@ mod tests {
                 max_bytes: 1 << 20,
                 deadline: tokio::time::Instant::now() + Duration::from_millis(500),
             };
-            let labels = ("acme", "events", 0);
             let answer = match format {
-                FetchFormat::Json => fetch_json(at, labels).await,
-                FetchFormat::Batches => fetch_batches(at, labels).await,
+                FetchFormat::Json => fetch_json(at).await,
+                FetchFormat::Batches => fetch_batches(at).await,
             };
             match answer {
                 Err(BrokerError::OffsetOutOfRange {

@@ -472,9 +472,8 @@ pub async fn produce(
             duplicate_partitions.push(*p);
         }
         // A remote partition's broker counts what it stored.
-        if !was_duplicate && matches!(targets[p], Target::Local(_)) {
-            let count = indexes.len() as u64;
-            crate::metrics::stream_produced(&caller.tenant, &name, *p, count, bytes);
+        if let (false, Target::Local(group)) = (was_duplicate, &targets[p]) {
+            group.traffic().produced(indexes.len() as u64, bytes);
         }
         for (i, offset) in indexes.iter().zip(offsets) {
             answer[*i] = ProducedRecord {

@@ -7,12 +7,14 @@
 //! - [`partition`]: opening a partition group, producing, reading records back.
 //! - [`hash`]: Kafka's murmur2 partitioner for keyed records.
 //! - [`timer`]: retention, producer expiry and the group coordinator's tick.
+//! - [`traffic`]: produced and fetched counters, for `/metrics`.
 
 pub mod codec;
 pub mod hash;
 pub mod partition;
 pub mod state_machine;
 pub mod timer;
+pub mod traffic;
 
 pub use partition::{PartitionGroup, PartitionSpec, StoredRecord};
 pub use state_machine::{ApplyError, EntryReply, PartitionOutcome};

@@ -66,6 +66,8 @@ pub struct PartitionGroup {
     retention: Mutex<Retention>,
     /// The live produced batches' stored bytes, counted incrementally.
     record_bytes: Mutex<RecordBytes>,
+    /// Produced and fetched counters, for `/metrics`.
+    traffic: super::traffic::PartitionTraffic,
     stop: CancellationToken,
 }
 
@@ -90,6 +92,11 @@ pub(super) fn batch_len(log: &SegmentLog, index: u64) -> sluice_storage::Result<
 }
 
 impl PartitionGroup {
+    /// What this partition served since it was opened.
+    pub fn traffic(&self) -> &super::traffic::PartitionTraffic {
+        &self.traffic
+    }
+
     /// Opens (or creates) the partition in `dir`, initializes a new one with
     /// its replicas, waits for a leader and starts its timer task.
     pub async fn open(
@@ -108,6 +115,7 @@ impl PartitionGroup {
         let group = Arc::new(PartitionGroup {
             retention: Mutex::new(spec.retention),
             record_bytes: Mutex::new(RecordBytes::default()),
+            traffic: Default::default(),
             spec,
             group,
             view,
