@@ -372,18 +372,9 @@ mod tests {
 
     use super::*;
     use crate::stream::PartitionSpec;
-    use crate::stream::timer::Retention;
 
     async fn partition(dir: &std::path::Path) -> Arc<PartitionGroup> {
-        let spec = PartitionSpec {
-            group_id: "s1-p0".into(),
-            tenant_id: 1,
-            stream: "events".into(),
-            partition: 0,
-            partitions: 1,
-            replicas: vec!["n1".into()],
-            retention: Retention::default(),
-        };
+        let spec = PartitionSpec::for_test();
         let group = PartitionGroup::open(dir, "n1", spec, 1 << 20)
             .await
             .expect("open");

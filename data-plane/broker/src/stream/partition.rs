@@ -34,6 +34,22 @@ pub struct PartitionSpec {
     pub retention: Retention,
 }
 
+#[cfg(test)]
+impl PartitionSpec {
+    /// Partition 0 of tenant 1's one-partition stream `events`, on node `n1`.
+    pub(crate) fn for_test() -> PartitionSpec {
+        PartitionSpec {
+            group_id: "s1-p0".into(),
+            tenant_id: 1,
+            stream: "events".into(),
+            partition: 0,
+            partitions: 1,
+            replicas: vec!["n1".into()],
+            retention: Retention::default(),
+        }
+    }
+}
+
 /// Bytes before each batch of a raw fetch: the offset of the batch's first
 /// record (u64), its record count (u32) and the batch's length (u32), all
 /// little-endian like the storage format.
@@ -400,18 +416,6 @@ mod tests {
 
     use super::*;
 
-    fn spec() -> PartitionSpec {
-        PartitionSpec {
-            group_id: "s1-p0".into(),
-            tenant_id: 1,
-            stream: "events".into(),
-            partition: 0,
-            partitions: 1,
-            replicas: vec!["n1".into()],
-            retention: Retention::default(),
-        }
-    }
-
     async fn produce(group: &PartitionGroup, batch: u32) {
         let records = (0..10)
             .map(|i| Record::from_value(format!("record {batch}-{i} {}", "x".repeat(200))))
@@ -427,7 +431,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn compaction_deletes_the_segments_retention_released_and_restart_reads_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let group = PartitionGroup::open(dir.path(), "n1", spec(), 8 * 1024)
+        let group = PartitionGroup::open(dir.path(), "n1", PartitionSpec::for_test(), 8 * 1024)
             .await
             .expect("open");
         for batch in 0..100 {
@@ -463,7 +467,7 @@ mod tests {
         drop(group);
 
         // Restart: the state comes from the snapshot, records from what is left.
-        let group = PartitionGroup::open(dir.path(), "n1", spec(), 8 * 1024)
+        let group = PartitionGroup::open(dir.path(), "n1", PartitionSpec::for_test(), 8 * 1024)
             .await
             .expect("reopen");
         assert_eq!(group.view().read(|p| p.earliest_offset()), 700);
@@ -481,7 +485,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn record_bytes_count_produced_batches_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let group = PartitionGroup::open(dir.path(), "n1", spec(), 1 << 20)
+        let group = PartitionGroup::open(dir.path(), "n1", PartitionSpec::for_test(), 1 << 20)
             .await
             .expect("open");
         assert_eq!(group.record_bytes().expect("measure"), 0);
@@ -536,7 +540,7 @@ mod tests {
         group.close().await;
         drop(group);
         // A restart counts the same from scratch.
-        let group = PartitionGroup::open(dir.path(), "n1", spec(), 1 << 20)
+        let group = PartitionGroup::open(dir.path(), "n1", PartitionSpec::for_test(), 1 << 20)
             .await
             .expect("reopen");
         assert_eq!(group.record_bytes().expect("measure"), three);
@@ -546,7 +550,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn raw_reads_are_the_stored_batch_bytes_without_the_entries_holding_no_records() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let group = PartitionGroup::open(dir.path(), "n1", spec(), 1 << 20)
+        let group = PartitionGroup::open(dir.path(), "n1", PartitionSpec::for_test(), 1 << 20)
             .await
             .expect("open");
         for batch in 0..3 {

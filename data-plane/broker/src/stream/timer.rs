@@ -320,15 +320,7 @@ mod tests {
         use sluice_storage::Record;
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let spec = super::super::partition::PartitionSpec {
-            group_id: "s1-p0".into(),
-            tenant_id: 1,
-            stream: "events".into(),
-            partition: 0,
-            partitions: 1,
-            replicas: vec!["n1".into()],
-            retention: Retention::default(),
-        };
+        let spec = super::super::partition::PartitionSpec::for_test();
         let group = PartitionGroup::open(dir.path(), "n1", spec, 1 << 20)
             .await
             .expect("open");
