@@ -284,6 +284,24 @@ impl Deployment {
         Ok(deployment)
     }
 
+    /// A deployment with a stream of `partitions` partitions, and an app key
+    /// of the tenant (`publish` and `consume`).
+    pub async fn with_stream(
+        stream: &str,
+        partitions: u32,
+    ) -> anyhow::Result<(Deployment, String)> {
+        let sluice = Deployment::start().await?;
+        let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+        sluice
+            .declare(
+                &sluice.admin,
+                &format!("/v1/streams/{stream}"),
+                serde_json::json!({ "partitions": partitions }),
+            )
+            .await?;
+        Ok((sluice, app))
+    }
+
     /// Changes quotas of the `acme` tenant (as the operator).
     pub async fn set_quotas(&self, quotas: Value) -> anyhow::Result<()> {
         let (status, body) = self

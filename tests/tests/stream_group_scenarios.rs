@@ -386,15 +386,7 @@ fn members(described: &Value) -> BTreeMap<String, Vec<u32>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_groups_each_see_every_record_once() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/payments",
-            json!({"partitions": 3}),
-        )
-        .await?;
+    let (sluice, app) = Deployment::with_stream("payments", 3).await?;
 
     // 60 keyed records in six requests; what each partition holds, in offset order.
     let mut expected: BTreeMap<u32, Vec<Seen>> = BTreeMap::new();
@@ -469,15 +461,7 @@ async fn two_groups_each_see_every_record_once() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_members_split_six_partitions_and_rebalance() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/clicks",
-            json!({"partitions": 6}),
-        )
-        .await?;
+    let (sluice, app) = Deployment::with_stream("clicks", 6).await?;
     let group = Group::new(&sluice.broker.url, &app, "clicks", "analytics");
     let all: Vec<u32> = (0..6).collect();
 
@@ -827,15 +811,7 @@ async fn committed_offsets_survive_kill_9_and_consumption_resumes() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seek_to_a_timestamp_replays_from_there() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/metrics",
-            json!({"partitions": 2}),
-        )
-        .await?;
+    let (sluice, app) = Deployment::with_stream("metrics", 2).await?;
     // Yesterday's 10 records, then T, then today's 10, alternating partitions.
     let produce_run = |label: &'static str| {
         let data = &sluice.data;
@@ -938,15 +914,7 @@ async fn raw(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn other_tenants_and_scopeless_keys_are_kept_out() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/orders",
-            json!({"partitions": 2}),
-        )
-        .await?;
+    let (sluice, app) = Deployment::with_stream("orders", 2).await?;
     produce(
         &sluice.data,
         &app,

@@ -31,16 +31,8 @@ fn partitions(v: &Value) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn members_split_partitions_commit_and_seek() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("orders", 4).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/orders",
-            json!({"partitions": 4}),
-        )
-        .await?;
     for p in 0..4 {
         let records: Vec<Value> = (0..3)
             .map(|i| json!({"value": format!("{p}-{i}"), "partition": p}))
@@ -199,16 +191,8 @@ async fn members_split_partitions_commit_and_seek() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_is_deleted_once_it_has_no_members() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("orders", 2).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/orders",
-            json!({"partitions": 2}),
-        )
-        .await?;
     let delete = |key: String| async move {
         data.call(
             Method::DELETE,
@@ -268,16 +252,8 @@ async fn a_group_is_deleted_once_it_has_no_members() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seek_to_a_timestamp_lands_on_the_exact_record() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("orders", 1).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/orders",
-            json!({"partitions": 1}),
-        )
-        .await?;
     let base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
@@ -325,16 +301,8 @@ async fn seek_to_a_timestamp_lands_on_the_exact_record() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seek_to_explicit_offsets_and_to_earliest() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("orders", 2).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/orders",
-            json!({"partitions": 2}),
-        )
-        .await?;
     for p in 0..2 {
         let records: Vec<Value> = (0..3)
             .map(|i| json!({"value": format!("{p}-{i}"), "partition": p}))

@@ -35,16 +35,8 @@ async fn fetch(data: &Api, key: &str, partition: u32, query: &str) -> anyhow::Re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn produce_and_fetch_records() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("events", 3).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/events",
-            json!({"partitions": 3}),
-        )
-        .await?;
 
     // Keys: the same key always lands on the same partition.
     let mut partition_of = std::collections::HashMap::new();
@@ -155,16 +147,8 @@ async fn produce_and_fetch_records() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_producers_idempotence_and_errors() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("events", 2).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/events",
-            json!({"partitions": 2}),
-        )
-        .await?;
 
     // Four producers, 20 sequential batches each, to partition 0.
     let producers: Vec<_> = (0..4)
@@ -317,16 +301,8 @@ async fn concurrent_producers_idempotence_and_errors() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn producer_ids_are_allocated_by_the_broker() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("events", 2).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/events",
-            json!({"partitions": 2}),
-        )
-        .await?;
     let allocate = |key: String| async move {
         data.call(
             Method::POST,
@@ -398,16 +374,8 @@ async fn fetch_batches(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_bytes_bounds_a_fetch_but_returns_at_least_one_record() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("events", 1).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/events",
-            json!({"partitions": 1}),
-        )
-        .await?;
     // Ten records of 10 KB, one per request (so one per stored batch).
     for i in 0..10 {
         let value = format!("{i}{}", "x".repeat(10_000 - 1));
@@ -453,16 +421,8 @@ async fn max_bytes_bounds_a_fetch_but_returns_at_least_one_record() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_a_problem_naming_the_field() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (sluice, app) = Deployment::with_stream("events", 1).await?;
     let data = &sluice.data;
-    sluice
-        .declare(
-            &sluice.admin,
-            "/v1/streams/events",
-            json!({"partitions": 1}),
-        )
-        .await?;
     let fetch_path = "/v1/streams/events/partitions/0/records";
     let cases: Vec<(&str, Method, String, Option<Value>, &str)> = vec![
         (
