@@ -96,6 +96,10 @@ pub struct ReceiveResponse {
 
 /// Lease up to `max_messages` ready messages (long-poll up to `wait_ms`
 /// when none is ready). Each comes with a receipt for ack / nack / extend.
+/// On a single-active-consumer queue only the active consumer receives
+/// (the others get 409 `not-active-consumer` and wait their turn); a pull
+/// consumer stays the active one while it holds unacked messages or
+/// received within the queue's lease, then the next one takes over.
 #[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "consume",
     params(("queue" = String, Path, description = "Queue name")),
     request_body = ReceiveRequest,
@@ -495,8 +499,12 @@ pub struct QueueStatsResponse {
     ready_bytes: u64,
     /// Dead letters and redrives waiting to be republished.
     outbox: u64,
-    /// Unacked messages per consumer.
+    /// Unacked messages per consumer (attached consumers holding none
+    /// included).
     consumers: BTreeMap<String, u64>,
+    /// Single-active-consumer queues: the consumer that receives now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_consumer: Option<String>,
 }
 
 /// The queue's live counts.
@@ -520,5 +528,6 @@ pub async fn stats(
         ready_bytes: stats.ready_bytes,
         outbox: stats.outbox,
         consumers: stats.consumers.into_iter().map(|(c, n)| (c.0, n)).collect(),
+        active_consumer: stats.active_consumer.map(|c| c.0),
     }))
 }
