@@ -2,7 +2,12 @@
 //! (`consume` scope) streams messages as Server-Sent Events.
 //!
 //! The first event, `consumer`, names the consumer id the broker gave this
-//! connection (`{"consumer": ..., "prefetch": N}`); then every `message`
+//! connection (`{"consumer": ..., "prefetch": N}`). Without `consumer=` it
+//! is `push-<key id>-<random>`: every connection is a consumer of its own,
+//! as every RabbitMQ channel consumer has its own consumer tag, and never
+//! the same consumer as a pull `receive` with the same key (whose default
+//! is the key id) — else closing the stream would requeue what the pull
+//! consumer holds. Then every `message`
 //! event carries one message as `POST /receive` returns it, `receipt`
 //! included. Settle them through `POST /v1/queues/{q}/ack` and `/nack` with
 //! that receipt: the broker sends at most `prefetch` unacked messages to a
@@ -17,6 +22,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
+use rand::Rng;
+use rand::distr::Alphanumeric;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -43,6 +50,10 @@ pub struct ConsumeParams {
     prefetch: Option<u32>,
     #[serde(default)]
     lease_ms: Option<u64>,
+    /// Consumer id, 1 to 200 characters (default: `push-<key id>-<random>`,
+    /// new for every connection, so never the same consumer as another
+    /// stream or a pull `receive` with the same key). A name already
+    /// streaming on the queue gets a `#2`, `#3`, ... suffix.
     #[serde(default)]
     consumer: Option<String>,
 }
@@ -84,7 +95,9 @@ pub async fn consume(
             format!("must be between 1 and {MAX_LEASE_MS}"),
         ));
     }
-    let consumer_name = params.consumer.unwrap_or_else(|| caller.key_id.clone());
+    let consumer_name = params
+        .consumer
+        .unwrap_or_else(|| default_consumer_name(&caller.key_id));
     if consumer_name.is_empty() || consumer_name.len() > 200 {
         return Err(BrokerError::validation(
             "consumer",
@@ -122,10 +135,39 @@ pub async fn consume(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
+/// A push connection's own consumer id: random, so neither two streams
+/// (on this broker or after a restart, when the queue may still list the
+/// old ones) nor a pull consumer with the key's default id share it.
+fn default_consumer_name(key_id: &str) -> String {
+    let tag: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect();
+    format!("push-{key_id}-{}", tag.to_ascii_lowercase())
+}
+
 fn event(message: &ReceivedMessage) -> Event {
     let data = serde_json::to_string(message).unwrap_or_else(|_| "{}".into());
     Event::default()
         .event("message")
         .id(message.receipt.clone())
         .data(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_consumers_get_their_own_ids_never_the_pull_default() {
+        let first = default_consumer_name("abc123");
+        let second = default_consumer_name("abc123");
+        assert_ne!(first, second);
+        for id in [&first, &second] {
+            assert!(id.starts_with("push-abc123-"), "{id}");
+            assert_ne!(id, "abc123", "the pull default is the key id");
+            assert!(id.len() <= 200);
+        }
+    }
 }

@@ -85,6 +85,8 @@ pub struct ReceiveRequest {
     wait_ms: u64,
     #[serde(default)]
     lease_ms: Option<u64>,
+    /// Consumer id (default: the key id). Receives with the same id are one
+    /// consumer: on a single-active-consumer queue, one place in line.
     #[serde(default)]
     consumer: Option<String>,
 }
