@@ -1,15 +1,40 @@
 //! A real broker next to a real control plane: it registers, follows the
 //! feed (so declares answer 201 only once it has applied them), and
 //! authenticates tenants offline — keys from the feed's verifiers, tokens
-//! from the JWKS — with revocation and suspension taking effect within 5 s.
+//! from the JWKS — with revocation and suspension taking effect within 5 s,
+//! on open push streams too: they end, and what they held is requeued.
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sluice_e2e::{Api, Broker, ControlPlane, Postgres, eventually, random_operator_key};
+use sluice_e2e::{
+    Api, Broker, ControlPlane, Postgres, PushConsumer, SseEvent, eventually, random_operator_key,
+};
 
 const NODE_KEY: &str = "e2e-node-key";
+
+/// Reads `stream` until it ends, for at most 5 s; the last event it sent
+/// (None when it was still open after 5 s).
+async fn stream_end(stream: &mut PushConsumer) -> anyhow::Result<Option<SseEvent>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut last = None;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match stream.next_event(left).await? {
+            Some(event) => last = Some(event),
+            None if tokio::time::Instant::now() < deadline => return Ok(last),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The problem `type` of an `error` event.
+fn problem_type(event: &Option<SseEvent>) -> Option<String> {
+    let event = event.as_ref().filter(|e| e.event == "error")?;
+    let problem: serde_json::Value = serde_json::from_str(&event.data).ok()?;
+    problem["type"].as_str().map(str::to_string)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<()> {
@@ -101,7 +126,35 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
         )
     );
 
-    // Suspension: 403 at the broker within 5 s; resume restores it.
+    // Another consumer of the same tenant, for what revoked streams held.
+    let (_, other) = api
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "other", "scopes": ["consume"]})),
+        )
+        .await?;
+    let other = other["key"].as_str().unwrap_or_default().to_string();
+    let publish = |body: &'static str| {
+        let (data, app) = (&data, &app);
+        async move {
+            let (status, answer) = data
+                .call(
+                    Method::POST,
+                    "/v1/queues/jobs/messages",
+                    Some(app),
+                    Some(json!({"messages": [{"body": body}]})),
+                )
+                .await?;
+            anyhow::ensure!(status == StatusCode::OK, "publish: {status} {answer}");
+            anyhow::Ok(())
+        }
+    };
+
+    // Suspension: 403 at the broker within 5 s, and an open push stream
+    // ends with the problem as its last event; resume restores it.
+    let mut suspended_stream = PushConsumer::connect(&data, &app, "jobs", "prefetch=5").await?;
     api.call(
         Method::POST,
         "/v1/tenants/acme/suspend",
@@ -117,6 +170,12 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
     })
     .await;
     assert!(suspended, "suspension should reach the broker within 5 s");
+    let last = stream_end(&mut suspended_stream).await?;
+    assert_eq!(
+        problem_type(&last).as_deref(),
+        Some("https://sluice.dev/problems/tenant-suspended"),
+        "the stream ends within 5 s: {last:?}"
+    );
     api.call(
         Method::POST,
         "/v1/tenants/acme/resume",
@@ -133,7 +192,17 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
     .await;
     assert!(resumed);
 
-    // Revocation: the key and its token stop working at the broker within 5 s.
+    // A push stream holds a message, unacked, when its key is revoked.
+    let mut stream = PushConsumer::connect(&data, &app, "jobs", "prefetch=5").await?;
+    publish("held").await?;
+    let held = stream
+        .next_message(Duration::from_secs(10))
+        .await?
+        .expect("the stream gets the message");
+    assert_eq!(held["body"], "held");
+
+    // Revocation: the key and its token stop working at the broker within 5 s,
+    // and the open stream ends.
     api.call(
         Method::DELETE,
         &format!("/v1/api-keys/{key_id}"),
@@ -156,6 +225,35 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
     })
     .await;
     assert!(revoked, "a revoked key must stop within 5 s");
+    let last = stream_end(&mut stream).await?;
+    assert_eq!(
+        problem_type(&last).as_deref(),
+        Some("https://sluice.dev/problems/unauthorized"),
+        "the stream ends within 5 s of the revocation: {last:?}"
+    );
+    // The revoked key cannot ack what it held; another key gets it, redelivered.
+    let (status, _) = data
+        .call(
+            Method::POST,
+            "/v1/queues/jobs/ack",
+            Some(&app),
+            Some(json!({"receipts": [held["receipt"]]})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, received) = data
+        .call(
+            Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&other),
+            Some(json!({"max_messages": 10, "wait_ms": 5000})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{received}");
+    let messages = received["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(messages.len(), 1, "{received}");
+    assert_eq!(messages[0]["body"], "held");
+    assert_eq!(messages[0]["redelivered"], true);
 
     // The broker's feed long-poll does not hold the control plane's shutdown
     // open: SIGTERM ends it cleanly within the grace period (no SIGKILL).

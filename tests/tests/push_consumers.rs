@@ -3,7 +3,8 @@
 //! consumer does clearly more work than one that takes 300 ms per message
 //! (fair dispatch); and a consumer whose connection drops while it holds
 //! messages gets them redelivered to another, marked `redelivered`;
-//! deleting the queue ends its consumers' streams.
+//! deleting the queue ends its consumers' streams; a stream and a pull
+//! receive with one key are different consumers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -145,5 +146,62 @@ async fn push_consumers_share_work_fairly_and_survive_a_crash() -> anyhow::Resul
     })
     .await;
     assert!(matches!(ended, Ok(Ok(()))), "the stream ends: {ended:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_stream_and_a_pull_receive_with_one_key_are_different_consumers()
+-> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    sluice
+        .declare(&sluice.admin, "/v1/queues/shared", json!({}))
+        .await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let (_, me) = sluice
+        .data
+        .call(reqwest::Method::GET, "/v1/whoami", Some(&app), None)
+        .await?;
+    let key_id = me["key_id"].as_str().unwrap_or_default().to_string();
+
+    // Two streams with one key and no `consumer=`: two consumers of their own.
+    let mut pushed = PushConsumer::connect(&sluice.data, &app, "shared", "prefetch=1").await?;
+    let other = PushConsumer::connect(&sluice.data, &app, "shared", "prefetch=1").await?;
+    assert!(
+        pushed.id.starts_with(&format!("push-{key_id}-")),
+        "{}",
+        pushed.id
+    );
+    assert_ne!(pushed.id, other.id);
+    drop(other);
+
+    sluice
+        .publish_to_queue(&app, "shared", tasks("m", 2))
+        .await?;
+    let held_by_push = pushed.next_message(WAIT).await?.expect("one pushed");
+    // The pull consumer (default id: the key id) takes the other one.
+    let pulled = sluice.receive(&app, "shared", 1, 2_000).await?;
+    assert_eq!(pulled.len(), 1);
+    let stats = sluice.stats(&app, "shared").await?;
+    assert_eq!(stats["consumers"][&key_id], 1, "{stats}");
+    assert_eq!(stats["consumers"][&pushed.id], 1, "{stats}");
+
+    // Closing the stream gives back what the stream held, not what the
+    // pull consumer holds: its receipt still acks.
+    drop(pushed);
+    let returned = sluice_e2e::eventually(WAIT, || async {
+        sluice
+            .stats(&app, "shared")
+            .await
+            .is_ok_and(|stats| stats["ready"] == 1)
+    })
+    .await;
+    assert!(returned, "the stream's message comes back");
+    let stats = sluice.stats(&app, "shared").await?;
+    assert_eq!(stats["unacked"], 1, "{stats}");
+    sluice.ack(&app, "shared", &pulled[0]).await?;
+    let again = sluice.receive(&app, "shared", 1, 2_000).await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["body"], held_by_push["body"]);
+    assert_eq!(again[0]["redelivered"], true);
     Ok(())
 }

@@ -147,6 +147,34 @@ pub async fn authenticate(
     caller(topology, &claims.sub, scopes)
 }
 
+/// Whether `caller`, authenticated when its request began, may still use
+/// `scope` under `topology`: its key is still in the feed (not revoked, not
+/// expired), its tenant still active, and the key still grants the scope.
+/// Requests that outlive many feed snapshots (push streams) ask again, so
+/// revocation and suspension reach them as they reach new requests. A
+/// token's own expiry is checked once, when the request began.
+pub fn recheck(topology: &Topology, caller: &Caller, scope: &str) -> Result<(), BrokerError> {
+    let granted = topology
+        .keys
+        .get(&caller.key_id)
+        .map(|verifier| {
+            caller
+                .scopes
+                .iter()
+                .filter(|s| verifier.scopes.contains(s))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let current = self::caller(topology, &caller.key_id, granted)?;
+    if current.tenant_id != caller.tenant_id {
+        return Err(BrokerError::Unauthorized(
+            "unknown or revoked API key".into(),
+        ));
+    }
+    current.require(scope)
+}
+
 fn caller(topology: &Topology, key_id: &str, scopes: Vec<String>) -> Result<Caller, BrokerError> {
     let verifier = topology
         .keys
@@ -249,5 +277,44 @@ mod tests {
         let suspended = topology("suspended");
         let result = authenticate(&suspended, &jwks(), Some("Bearer sk_abc_s3cret")).await;
         assert!(matches!(result, Err(BrokerError::TenantSuspended(_))));
+    }
+
+    #[tokio::test]
+    async fn a_caller_is_rechecked_against_later_snapshots() {
+        let t = topology("active");
+        let caller = authenticate(&t, &jwks(), Some("Bearer sk_abc_s3cret"))
+            .await
+            .expect("valid");
+        assert!(recheck(&t, &caller, "publish").is_ok());
+        assert!(matches!(
+            recheck(&t, &caller, "consume"),
+            Err(BrokerError::Forbidden(_))
+        ));
+        let mut revoked = topology("active");
+        revoked.keys.clear();
+        assert!(matches!(
+            recheck(&revoked, &caller, "publish"),
+            Err(BrokerError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            recheck(&topology("suspended"), &caller, "publish"),
+            Err(BrokerError::TenantSuspended(_))
+        ));
+        let mut narrowed = topology("active");
+        if let Some(key) = narrowed.keys.get_mut("abc") {
+            key.scopes = vec!["consume".into()];
+        }
+        assert!(matches!(
+            recheck(&narrowed, &caller, "publish"),
+            Err(BrokerError::Forbidden(_))
+        ));
+        let mut expired = topology("active");
+        if let Some(key) = expired.keys.get_mut("abc") {
+            key.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+        }
+        assert!(matches!(
+            recheck(&expired, &caller, "publish"),
+            Err(BrokerError::Unauthorized(_))
+        ));
     }
 }

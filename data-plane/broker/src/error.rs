@@ -175,6 +175,58 @@ pub struct Problem {
     used: Option<u64>,
 }
 
+impl BrokerError {
+    /// The problem document this error renders as.
+    fn problem(&self) -> Problem {
+        let (status, slug, title) = self.kind();
+        let (field, rule) = match self {
+            BrokerError::Validation { field, rule, .. } => (Some(field.clone()), Some(*rule)),
+            BrokerError::TooLarge { field, .. } => (Some(field.clone()), Some("max_message_bytes")),
+            _ => (None, None),
+        };
+        let (earliest_offset, high_watermark) = match self {
+            BrokerError::OffsetOutOfRange {
+                earliest_offset,
+                high_watermark,
+                ..
+            } => (Some(*earliest_offset), Some(*high_watermark)),
+            _ => (None, None),
+        };
+        let expected_sequence = match self {
+            BrokerError::ProducerSequence {
+                expected_sequence, ..
+            } => *expected_sequence,
+            _ => None,
+        };
+        let (quota, limit, used) = match self {
+            BrokerError::QuotaExceeded {
+                quota, limit, used, ..
+            } => (Some(*quota), Some(*limit), Some(*used)),
+            _ => (None, None, None),
+        };
+        Problem {
+            problem_type: format!("{PROBLEM_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field,
+            rule,
+            earliest_offset,
+            high_watermark,
+            expected_sequence,
+            quota,
+            limit,
+            used,
+        }
+    }
+
+    /// The problem document as JSON text, for answers that are not an
+    /// HTTP response of their own (the last event of a push stream).
+    pub fn problem_json(&self) -> String {
+        serde_json::to_string(&self.problem()).unwrap_or_else(|_| "{}".into())
+    }
+}
+
 impl IntoResponse for BrokerError {
     fn into_response(self) -> Response {
         if let BrokerError::Internal(err) = &self {
@@ -197,46 +249,8 @@ impl IntoResponse for BrokerError {
             }
             return response;
         }
-        let (status, slug, title) = self.kind();
-        let (field, rule) = match &self {
-            BrokerError::Validation { field, rule, .. } => (Some(field.clone()), Some(*rule)),
-            BrokerError::TooLarge { field, .. } => (Some(field.clone()), Some("max_message_bytes")),
-            _ => (None, None),
-        };
-        let (earliest_offset, high_watermark) = match &self {
-            BrokerError::OffsetOutOfRange {
-                earliest_offset,
-                high_watermark,
-                ..
-            } => (Some(*earliest_offset), Some(*high_watermark)),
-            _ => (None, None),
-        };
-        let expected_sequence = match &self {
-            BrokerError::ProducerSequence {
-                expected_sequence, ..
-            } => *expected_sequence,
-            _ => None,
-        };
-        let (quota, limit, used) = match &self {
-            BrokerError::QuotaExceeded {
-                quota, limit, used, ..
-            } => (Some(*quota), Some(*limit), Some(*used)),
-            _ => (None, None, None),
-        };
-        let problem = Problem {
-            problem_type: format!("{PROBLEM_BASE}{slug}"),
-            title,
-            status: status.as_u16(),
-            detail: self.to_string(),
-            field,
-            rule,
-            earliest_offset,
-            high_watermark,
-            expected_sequence,
-            quota,
-            limit,
-            used,
-        };
+        let status = self.kind().0;
+        let problem = self.problem();
         let mut response = (status, Json(problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

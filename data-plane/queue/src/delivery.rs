@@ -23,8 +23,9 @@ impl QueueState {
     ) -> Result<Reply, QueueError> {
         if self.settings.single_active_consumer {
             // Receiving registers the consumer, so it can take over later
-            // even if it is not the active one now.
-            self.attach(&consumer);
+            // even if it is not the active one now; it stays registered
+            // while it keeps receiving (or holds leases).
+            self.note_pull(&consumer);
             if let Some(active) = self.active_consumer()
                 && *active != consumer
             {
@@ -138,7 +139,37 @@ impl QueueState {
         })
     }
 
+    /// Attach a consumer that receives and note when, unless it registered
+    /// with `ConsumerUp`: such a consumer stays until `ConsumerDown`.
+    fn note_pull(&mut self, consumer: &ConsumerId) {
+        if !self.attached.contains_key(consumer) || self.pulling.contains_key(consumer) {
+            self.pulling.insert(consumer.clone(), self.clock_ms);
+        }
+        self.attach(consumer);
+    }
+
+    /// Detach the pull consumers that hold nothing and have not received
+    /// for a lease, so the next consumer in line becomes the single active
+    /// one. Run with the other timers, on the command's clock.
+    pub(crate) fn detach_idle_pull_consumers(&mut self) {
+        let now = self.clock_ms;
+        let idle: Vec<ConsumerId> = self
+            .pulling
+            .iter()
+            .filter(|(consumer, seen)| {
+                self.pull_idle_deadline(consumer, **seen)
+                    .is_some_and(|deadline| deadline <= now)
+            })
+            .map(|(consumer, _)| consumer.clone())
+            .collect();
+        for consumer in &idle {
+            self.detach(consumer);
+        }
+    }
+
     pub(crate) fn consumer_up(&mut self, consumer: ConsumerId) -> Reply {
+        // Registered from now on: no longer detached for being idle.
+        self.pulling.remove(&consumer);
         self.attach(&consumer);
         let active = self
             .active_consumer()

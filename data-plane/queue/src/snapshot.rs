@@ -1,6 +1,7 @@
 //! Snapshots: the state serializes as its canonical data only (settings,
-//! applied index, clock, messages, attached consumers, dedup entries,
-//! outbox); the indexes are rebuilt on restore. Restoring a snapshot and
+//! applied index, clock, messages, attached consumers and when pull
+//! consumers last received, dedup entries, outbox); the indexes are rebuilt
+//! on restore. Fields added later default, so older snapshots still load. Restoring a snapshot and
 //! applying the rest of the log equals applying the whole log.
 //!
 //! `check_invariants` rebuilds the indexes the same way and compares: the
@@ -26,6 +27,7 @@ struct SnapshotRef<'a> {
     messages: Vec<&'a Message>,
     attached: &'a BTreeMap<ConsumerId, u64>,
     next_attach: u64,
+    pulling: &'a BTreeMap<ConsumerId, u64>,
     dedup: &'a BTreeMap<String, DedupEntry>,
     outbox: &'a BTreeMap<u64, OutboxEntry>,
     next_outbox_id: u64,
@@ -41,6 +43,10 @@ struct Snapshot {
     messages: Vec<Message>,
     attached: BTreeMap<ConsumerId, u64>,
     next_attach: u64,
+    /// Absent in snapshots from before pull consumers were tracked: their
+    /// pull consumers then count as registered, as they did.
+    #[serde(default)]
+    pulling: BTreeMap<ConsumerId, u64>,
     dedup: BTreeMap<String, DedupEntry>,
     outbox: BTreeMap<u64, OutboxEntry>,
     next_outbox_id: u64,
@@ -56,6 +62,7 @@ impl Serialize for QueueState {
             messages: self.messages.values().collect(),
             attached: &self.attached,
             next_attach: self.next_attach,
+            pulling: &self.pulling,
             dedup: &self.dedup,
             outbox: &self.outbox,
             next_outbox_id: self.next_outbox_id,
@@ -79,6 +86,7 @@ impl<'de> Deserialize<'de> for QueueState {
                 .collect(),
             attached: snapshot.attached,
             next_attach: snapshot.next_attach,
+            pulling: snapshot.pulling,
             dedup: snapshot.dedup,
             outbox: snapshot.outbox,
             next_outbox_id: snapshot.next_outbox_id,
@@ -119,6 +127,13 @@ impl QueueState {
                 "indexes drifted from the messages:\nkept:    {:?}\nrebuilt: {:?}",
                 self.idx, rebuilt
             ));
+        }
+        if let Some(consumer) = self
+            .pulling
+            .keys()
+            .find(|consumer| !self.attached.contains_key(*consumer))
+        {
+            return Err(format!("pull consumer {} is not attached", consumer.0));
         }
         for (seq, msg) in &self.messages {
             if *seq != msg.seq || *seq >= self.next_seq {

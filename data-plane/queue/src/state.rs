@@ -35,10 +35,16 @@ pub struct QueueState {
     pub(crate) next_seq: Seq,
     pub(crate) messages: BTreeMap<Seq, Message>,
     /// Consumers registered with `ConsumerUp` (or by receiving under
-    /// single-active-consumer) → attach order. Consumers that only pull are
-    /// not kept once they hold nothing.
+    /// single-active-consumer) → attach order.
     pub(crate) attached: BTreeMap<ConsumerId, u64>,
     pub(crate) next_attach: u64,
+    /// Attached consumers that only pull (attached by receiving, never
+    /// registered with `ConsumerUp`) → the clock of their last receive. A
+    /// pull consumer has no connection whose end could detach it, so it is
+    /// detached once it holds nothing and has not received for a lease
+    /// (see `detach_idle_pull_consumers`); else a dead active consumer
+    /// would stall a single-active-consumer queue for good.
+    pub(crate) pulling: BTreeMap<ConsumerId, u64>,
     pub(crate) dedup: BTreeMap<String, DedupEntry>,
     pub(crate) outbox: BTreeMap<u64, OutboxEntry>,
     pub(crate) next_outbox_id: u64,
@@ -55,6 +61,7 @@ impl QueueState {
             messages: BTreeMap::new(),
             attached: BTreeMap::new(),
             next_attach: 0,
+            pulling: BTreeMap::new(),
             dedup: BTreeMap::new(),
             outbox: BTreeMap::new(),
             next_outbox_id: 1,
@@ -189,7 +196,8 @@ impl QueueState {
             .map(|(_, consumer)| consumer)
     }
 
-    /// When the next timer (lease, delay, TTL, dedup window) falls due: the
+    /// When the next timer (lease, delay, TTL, dedup window, idle pull
+    /// consumer) falls due: the
     /// broker proposes a `Tick` then, so nothing waits for unrelated traffic.
     pub fn next_timer_ms(&self) -> Option<u64> {
         let lease = self.idx.leases.first().map(|(at, _)| *at);
@@ -208,7 +216,12 @@ impl QueueState {
                     .saturating_add(self.settings.dedup_window_ms.unwrap_or(0)),
             )
         });
-        [lease, delay, expiry, ttl, dedup]
+        let idle = self
+            .pulling
+            .iter()
+            .filter_map(|(consumer, seen)| self.pull_idle_deadline(consumer, *seen))
+            .min();
+        [lease, delay, expiry, ttl, dedup, idle]
             .into_iter()
             .flatten()
             .min()
@@ -253,8 +266,20 @@ impl QueueState {
     }
 
     pub(crate) fn detach(&mut self, consumer: &ConsumerId) {
+        self.pulling.remove(consumer);
         if let Some(order) = self.attached.remove(consumer) {
             self.idx.attach_order.remove(&order);
         }
+    }
+
+    /// When a pull consumer last seen at `seen` counts as gone: a lease
+    /// (the queue's visibility timeout) after its last receive. None while
+    /// it holds unacked messages — it may still be working on them, and
+    /// their leases running out is what ends that.
+    pub(crate) fn pull_idle_deadline(&self, consumer: &ConsumerId, seen: u64) -> Option<u64> {
+        if self.idx.unacked_by_consumer.contains_key(consumer) {
+            return None;
+        }
+        Some(seen.saturating_add(self.settings.lease_ms))
     }
 }

@@ -1,7 +1,8 @@
 //! Time-driven changes, run at the start of every command with the
 //! command's clock (so a `Tick` is only needed when nothing else happens):
 //! expired leases return, due delayed messages become ready, expired ready
-//! messages are dead-lettered, dedup entries leave their window. Also the
+//! messages are dead-lettered, dedup entries leave their window, idle pull
+//! consumers are detached. Also the
 //! administrative commands that reshape the ready queue: purge and settings.
 
 use crate::index::Indexes;
@@ -19,6 +20,8 @@ impl QueueState {
             }
             self.expire_lease(seq, dead);
         }
+        // After the leases: a consumer whose last lease just ran out is idle.
+        self.detach_idle_pull_consumers();
         // Delayed messages are never delivered before due; a message whose
         // TTL ran out while delayed expires in the next step.
         while let Some(&(due, seq)) = self.idx.delayed.first() {

@@ -60,6 +60,12 @@ pub struct Membership {
     requests: mpsc::UnboundedSender<Request>,
 }
 
+impl Membership {
+    pub fn consumer(&self) -> &ConsumerId {
+        &self.consumer
+    }
+}
+
 impl Drop for Membership {
     fn drop(&mut self) {
         let _ = self.requests.send(Request::Leave(self.consumer.clone()));

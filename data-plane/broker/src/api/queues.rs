@@ -85,6 +85,8 @@ pub struct ReceiveRequest {
     wait_ms: u64,
     #[serde(default)]
     lease_ms: Option<u64>,
+    /// Consumer id (default: the key id). Receives with the same id are one
+    /// consumer: on a single-active-consumer queue, one place in line.
     #[serde(default)]
     consumer: Option<String>,
 }
@@ -96,6 +98,10 @@ pub struct ReceiveResponse {
 
 /// Lease up to `max_messages` ready messages (long-poll up to `wait_ms`
 /// when none is ready). Each comes with a receipt for ack / nack / extend.
+/// On a single-active-consumer queue only the active consumer receives
+/// (the others get 409 `not-active-consumer` and wait their turn); a pull
+/// consumer stays the active one while it holds unacked messages or
+/// received within the queue's lease, then the next one takes over.
 #[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "consume",
     params(("queue" = String, Path, description = "Queue name")),
     request_body = ReceiveRequest,
@@ -495,10 +501,14 @@ pub struct QueueStatsResponse {
     ready_bytes: u64,
     /// Dead letters and redrives waiting to be republished.
     outbox: u64,
-    /// Unacked messages per consumer.
+    /// Unacked messages per consumer (attached consumers holding none
+    /// included).
     consumers: BTreeMap<String, u64>,
     /// Messages per second over the last 10 s, as this broker counted them.
     rates: crate::queue::Rates,
+    /// Single-active-consumer queues: the consumer that receives now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_consumer: Option<String>,
 }
 
 /// The queue's live counts and rates.
@@ -523,5 +533,6 @@ pub async fn stats(
         outbox: stats.outbox,
         consumers: stats.consumers.into_iter().map(|(c, n)| (c.0, n)).collect(),
         rates: group.rates(),
+        active_consumer: stats.active_consumer.map(|c| c.0),
     }))
 }

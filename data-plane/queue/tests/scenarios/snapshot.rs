@@ -48,3 +48,34 @@ fn a_restored_snapshot_continues_exactly_like_the_original() {
     }
     assert_eq!(restored, q.state);
 }
+
+#[test]
+fn a_snapshot_keeps_when_pull_consumers_last_received() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 5000}"#);
+    q.publish(vec![msg("m1"), msg("m2")]);
+    let held = q.receive("a", 1);
+    q.ack(&[held[0].receipt]);
+    let bytes = serde_json::to_vec(&q.state).unwrap();
+    let mut restored: QueueState = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(restored, q.state);
+    assert_eq!(restored.next_timer_ms(), Some(6_000));
+    // The restored queue detaches the idle consumer exactly when the original does.
+    let tick = sluice_queue::TimedCommand::new(6_000, Command::Tick);
+    let index = q.log_index + 1;
+    assert_eq!(
+        restored.apply(index, tick.clone()),
+        q.state.apply(index, tick)
+    );
+    assert_eq!(restored, q.state);
+    assert_eq!(restored.active_consumer(), None);
+
+    // A snapshot written before pull consumers were tracked still loads;
+    // its attached consumers count as registered.
+    let old = r#"{"settings": {"single_active_consumer": true}, "applied_index": 1,
+        "clock_ms": 1000, "next_seq": 1, "messages": [], "attached": {"a": 0},
+        "next_attach": 1, "dedup": {}, "outbox": {}, "next_outbox_id": 1}"#;
+    let old: QueueState = serde_json::from_str(old).unwrap();
+    old.check_invariants().unwrap();
+    assert_eq!(old.active_consumer().map(|c| c.0.as_str()), Some("a"));
+    assert_eq!(old.next_timer_ms(), None);
+}

@@ -168,6 +168,103 @@ fn single_active_consumer_fails_over_to_the_next_registered() {
 }
 
 #[test]
+fn an_idle_active_pull_consumer_gives_way_after_a_lease() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 5000}"#);
+    q.publish_keys(&["m1", "m2", "m3", "m4"]);
+    // t = 1000: "a" pulls first and becomes the active consumer.
+    let first = q.receive("a", 2);
+    assert_eq!(Harness::keys(&first), vec!["m1", "m2"]);
+    assert!(matches!(
+        q.try_receive("b", 1),
+        Err(QueueError::NotActiveConsumer { active, .. }) if active == c("a")
+    ));
+    let receipts: Vec<_> = first.iter().map(|d| d.receipt).collect();
+    q.at(2_000).ack(&receipts);
+    // Holding nothing, "a" still counts as alive until a lease passed
+    // since its last receive...
+    q.tick(5_999);
+    assert_eq!(q.state.active_consumer(), Some(&c("a")));
+    assert_eq!(q.state.next_timer_ms(), Some(6_000));
+    // ...then the timer detaches it (and "b", idle as long) and the next
+    // consumer to receive is the active one, in FIFO order.
+    q.tick(6_000);
+    assert_eq!(q.state.active_consumer(), None);
+    assert!(!q.state.stats().consumers.contains_key(&c("a")));
+    q.at(6_100);
+    assert_eq!(Harness::keys(&q.receive("b", 5)), vec!["m3", "m4"]);
+    assert_eq!(q.state.active_consumer(), Some(&c("b")));
+    // "a" comes back: it waits its turn behind "b" now.
+    assert!(q.try_receive("a", 1).is_err());
+}
+
+#[test]
+fn an_active_pull_consumer_holding_a_lease_is_not_detached() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 5000}"#);
+    q.publish_keys(&["m1", "m2"]);
+    // A lease longer than the queue's: "a" is working on m1 for a while.
+    let held = q
+        .run(Command::Receive {
+            consumer: c("a"),
+            max_messages: 1,
+            lease_ms: Some(20_000),
+        })
+        .unwrap();
+    let Reply::Received { deliveries } = held else {
+        panic!("receive: {held:?}")
+    };
+    assert!(q.try_receive("b", 1).is_err());
+    q.tick(15_000);
+    assert_eq!(q.state.active_consumer(), Some(&c("a")));
+    assert!(q.try_receive("b", 1).is_err(), "a holds m1: still active");
+    // Its work done in time: the ack settles, and only then does idleness count.
+    assert_eq!(q.at(16_000).ack(&[deliveries[0].receipt]), vec![Ok(1)]);
+    q.tick(16_001);
+    // "a" was idle since t = 1000; "b", which asked at t = 15000, is next.
+    assert_eq!(q.state.active_consumer(), Some(&c("b")));
+    assert_eq!(Harness::keys(&q.at(16_002).receive("b", 5)), vec!["m2"]);
+}
+
+#[test]
+fn an_active_pull_consumer_stays_until_its_lease_runs_out() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 5000}"#);
+    q.publish_keys(&["m1", "m2"]);
+    assert_eq!(Harness::keys(&q.receive("a", 1)), vec!["m1"]);
+    // "a" dies holding m1: it stays the active consumer for the lease, then
+    // m1 comes back and "a", idle as long, is detached in the same pass.
+    q.tick(5_999);
+    assert_eq!(q.state.active_consumer(), Some(&c("a")));
+    q.tick(6_000);
+    assert_eq!(q.state.active_consumer(), None);
+    let next = q.at(6_001).receive("b", 5);
+    assert_eq!(Harness::keys(&next), vec!["m1", "m2"]);
+    assert!(next[0].redelivered);
+}
+
+#[test]
+fn a_registered_consumer_is_never_detached_for_being_idle() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 1000}"#);
+    q.run(Command::ConsumerUp {
+        consumer: c("push"),
+    })
+    .unwrap();
+    q.publish_keys(&["m1"]);
+    // A push consumer receives too (its dispatcher proposes `Receive`).
+    let held = q.receive("push", 1);
+    q.ack(&[held[0].receipt]);
+    q.tick(100_000);
+    assert_eq!(q.state.active_consumer(), Some(&c("push")));
+    assert_eq!(q.state.next_timer_ms(), None);
+    // A pull consumer that later registers is kept from then on.
+    assert!(q.try_receive("pull", 1).is_err(), "not the active one");
+    q.run(Command::ConsumerUp {
+        consumer: c("pull"),
+    })
+    .unwrap();
+    q.tick(200_000);
+    assert!(q.state.stats().consumers.contains_key(&c("pull")));
+}
+
+#[test]
 fn peek_shows_ready_messages_without_consuming_and_purge_drops_them() {
     let mut q = Harness::new("{}");
     q.publish_keys(&["m1", "m2", "m3", "m4"]);

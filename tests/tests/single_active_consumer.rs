@@ -1,0 +1,176 @@
+//! Single active consumer on a real broker: one consumer receives at a time,
+//! in FIFO order, and when it goes away the next one takes over — a pull
+//! consumer once it held nothing and did not receive for a lease (it has no
+//! connection whose end the broker could see), a push consumer as soon as
+//! its stream closes.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_e2e::{Deployment, PushConsumer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn bodies(prefix: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"body": format!("{prefix}-{i}")}))
+        .collect()
+}
+
+fn body(message: &Value) -> &str {
+    message["body"].as_str().unwrap_or_default()
+}
+
+/// A pull receive as consumer `consumer`: the messages, or the problem's
+/// `type` when the broker refuses (409 `not-active-consumer`).
+async fn receive_as(
+    sluice: &Deployment,
+    key: &str,
+    queue: &str,
+    consumer: &str,
+    max: u32,
+) -> anyhow::Result<Result<Vec<Value>, String>> {
+    let request = json!({"max_messages": max, "wait_ms": 200, "consumer": consumer});
+    let (status, body) = sluice
+        .data
+        .call(
+            Method::POST,
+            &format!("/v1/queues/{queue}/receive"),
+            Some(key),
+            Some(request),
+        )
+        .await?;
+    match status {
+        StatusCode::OK => Ok(Ok(body["messages"].as_array().cloned().unwrap_or_default())),
+        StatusCode::CONFLICT => Ok(Err(body["type"].as_str().unwrap_or_default().to_string())),
+        _ => bail!("receive as {consumer}: {status} {body}"),
+    }
+}
+
+/// Receives as `consumer` until it gets messages, retrying while another
+/// consumer is the active one, for at most `WAIT`.
+async fn receive_when_active(
+    sluice: &Deployment,
+    key: &str,
+    queue: &str,
+    consumer: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(messages) = receive_as(sluice, key, queue, consumer, 10).await?
+            && !messages.is_empty()
+        {
+            return Ok(messages);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{consumer} never became the active consumer of {queue}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_consumer_takes_over_when_the_active_one_goes_away() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    let admin = &sluice.admin;
+    let spec = json!({"single_active_consumer": true, "lease_ms": 1000});
+    for queue in ["pulled", "pushed", "mixed"] {
+        sluice
+            .declare(admin, &format!("/v1/queues/{queue}"), spec.clone())
+            .await?;
+    }
+    let app = sluice.key(admin, &["publish", "consume"]).await?;
+
+    // Pull: "a" receives first and is the active consumer.
+    sluice
+        .publish_to_queue(&app, "pulled", bodies("m", 6))
+        .await?;
+    let first = receive_as(&sluice, &app, "pulled", "a", 2)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), ["m-0", "m-1"]);
+    for message in &first {
+        sluice.ack(&app, "pulled", message).await?;
+    }
+    let refused = receive_as(&sluice, &app, "pulled", "b", 10).await?;
+    assert_eq!(
+        refused,
+        Err("https://sluice.dev/problems/not-active-consumer".to_string()),
+        "b receives nothing while a is active"
+    );
+    // "a" takes one more and dies holding it.
+    let held = receive_as(&sluice, &app, "pulled", "a", 1)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(held.iter().map(body).collect::<Vec<_>>(), ["m-2"]);
+    let stats = sluice.stats(&app, "pulled").await?;
+    assert_eq!(stats["active_consumer"], "a", "{stats}");
+    // Once a's lease ran out "b" gets the rest, in order, m-2 redelivered.
+    let rest = receive_when_active(&sluice, &app, "pulled", "b").await?;
+    assert_eq!(
+        rest.iter().map(body).collect::<Vec<_>>(),
+        ["m-2", "m-3", "m-4", "m-5"]
+    );
+    assert_eq!(rest[0]["redelivered"], true, "{}", rest[0]);
+    for message in &rest {
+        sluice.ack(&app, "pulled", message).await?;
+    }
+    let stats = sluice.stats(&app, "pulled").await?;
+    assert_eq!(stats["active_consumer"], "b", "{stats}");
+    assert!(stats["consumers"].get("a").is_none(), "{stats}");
+
+    // Push: the first stream is active, the second waits; closing the
+    // first hands over what it held and the rest, in order.
+    let mut active = PushConsumer::connect(&sluice.data, &app, "pushed", "prefetch=1").await?;
+    let mut waiting = PushConsumer::connect(&sluice.data, &app, "pushed", "prefetch=10").await?;
+    sluice
+        .publish_to_queue(&app, "pushed", bodies("p", 4))
+        .await?;
+    let message = active.next_message(WAIT).await?.context("p-0 pushed")?;
+    assert_eq!(body(&message), "p-0");
+    sluice.ack(&app, "pushed", &message).await?;
+    let message = active.next_message(WAIT).await?.context("p-1 pushed")?;
+    assert_eq!(body(&message), "p-1");
+    assert!(
+        waiting
+            .next_message(Duration::from_millis(500))
+            .await?
+            .is_none(),
+        "the waiting consumer gets nothing while the first is active"
+    );
+    drop(active);
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let message = waiting
+            .next_message(WAIT)
+            .await?
+            .context("the waiting consumer takes over")?;
+        sluice.ack(&app, "pushed", &message).await?;
+        got.push(body(&message).to_string());
+    }
+    assert_eq!(got, ["p-1", "p-2", "p-3"]);
+
+    // Mixed: an idle pull consumer is active; a push consumer that joined
+    // after it gets the messages once the pull consumer was idle a lease.
+    sluice
+        .publish_to_queue(&app, "mixed", bodies("x", 3))
+        .await?;
+    let pulled = receive_as(&sluice, &app, "mixed", "puller", 1)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    sluice.ack(&app, "mixed", &pulled[0]).await?;
+    let mut pusher = PushConsumer::connect(&sluice.data, &app, "mixed", "prefetch=10").await?;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let message = pusher
+            .next_message(WAIT)
+            .await?
+            .context("the push consumer takes over from the idle puller")?;
+        sluice.ack(&app, "mixed", &message).await?;
+        got.push(body(&message).to_string());
+    }
+    assert_eq!(got, ["x-1", "x-2"]);
+    Ok(())
+}
