@@ -174,3 +174,56 @@ async fn the_next_consumer_takes_over_when_the_active_one_goes_away() -> anyhow:
     assert_eq!(got, ["x-1", "x-2"]);
     Ok(())
 }
+
+/// A broker that dies with an active push consumer leaves it registered in
+/// the queue's log; the restarted broker unregisters it on opening the
+/// queue, so the next consumer takes over (and gets what the dead one held)
+/// at once, not after the lease — nor never, as the dead consumer would
+/// otherwise stay the active one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_consumer_left_by_a_killed_broker_does_not_stay_active() -> anyhow::Result<()> {
+    let mut sluice = Deployment::start().await?;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/queues/ledger",
+            json!({"single_active_consumer": true, "lease_ms": 120000}),
+        )
+        .await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    sluice
+        .publish_to_queue(&app, "ledger", bodies("entry", 2))
+        .await?;
+    let mut push = PushConsumer::connect(&sluice.data, &app, "ledger", "prefetch=1").await?;
+    let held = push.next_message(WAIT).await?.context("push got nothing")?;
+    assert_eq!(body(&held), "entry-0");
+
+    sluice.kill_and_restart_broker()?;
+    drop(push);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let taken_over = loop {
+        let answer = sluice
+            .data
+            .call(
+                Method::POST,
+                "/v1/queues/ledger/receive",
+                Some(&app),
+                Some(json!({"max_messages": 10, "wait_ms": 200, "consumer": "b"})),
+            )
+            .await;
+        if let Ok((StatusCode::OK, ref answer)) = answer
+            && let Some(messages) = answer["messages"].as_array()
+            && !messages.is_empty()
+        {
+            break messages.clone();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("b never took over from the dead push consumer: {answer:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body(&taken_over[0]), "entry-0", "{taken_over:?}");
+    assert_eq!(taken_over[0]["redelivered"], true, "{taken_over:?}");
+    assert_eq!(taken_over.len(), 2, "{taken_over:?}");
+    Ok(())
+}

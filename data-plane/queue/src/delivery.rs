@@ -167,6 +167,18 @@ impl QueueState {
         }
     }
 
+    /// Consumers registered with `ConsumerUp`: push connections, which live
+    /// in the broker process serving them. A broker that opens the queue has
+    /// none yet, so any listed then were left by a process that ended and
+    /// are to be sent `ConsumerDown`.
+    pub fn registered_consumers(&self) -> Vec<ConsumerId> {
+        self.attached
+            .keys()
+            .filter(|consumer| !self.pulling.contains_key(*consumer))
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn consumer_up(&mut self, consumer: ConsumerId) -> Reply {
         // Registered from now on: no longer detached for being idle.
         self.pulling.remove(&consumer);

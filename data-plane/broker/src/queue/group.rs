@@ -98,6 +98,7 @@ impl QueueGroup {
             group.stop.clone(),
         ));
         tokio::spawn(super::compaction::run(group.clone(), group.stop.clone()));
+        group.release_leftover_consumers().await;
         let (unsettled, redriven) = group.view().read(|q| {
             let mut unsettled = Vec::new();
             let mut redriven = Vec::new();
@@ -121,6 +122,24 @@ impl QueueGroup {
             });
         }
         Ok(group)
+    }
+
+    /// Push consumers are connections of the process that served them: any
+    /// still registered when the queue opens were left by a broker that
+    /// ended (crash, restart). Unregister them, so what they held is ready
+    /// again now rather than when its leases run out, and a
+    /// single-active-consumer queue hands over instead of waiting for a
+    /// consumer that will never come back.
+    async fn release_leftover_consumers(&self) {
+        for consumer in self.view().read(|q| q.registered_consumers()) {
+            let command = Command::ConsumerDown {
+                consumer: consumer.clone(),
+            };
+            if let Err(err) = self.propose(command, Vec::new()).await {
+                tracing::warn!(queue = %self.spec.queue, consumer = %consumer.0, error = %err,
+                    "could not unregister a consumer left by an earlier run; its leases will run out");
+            }
+        }
     }
 
     pub fn view(&self) -> &QueueView {

@@ -330,3 +330,25 @@ fn stats_count_the_bytes_of_every_live_message() {
     q.ack(&[leased[0].receipt]);
     assert_eq!(q.state.stats().bytes, 20, "acked messages stop counting");
 }
+
+#[test]
+fn registered_consumers_are_the_push_ones_not_the_pullers() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 1000}"#);
+    assert!(q.state.registered_consumers().is_empty());
+    q.publish_keys(&["m1", "m2"]);
+    // A puller attaches first and is active; a push consumer waits in line.
+    let held = q.receive("pull", 1);
+    q.run(Command::ConsumerUp {
+        consumer: c("push"),
+    })
+    .unwrap();
+    assert_eq!(q.state.registered_consumers(), vec![c("push")]);
+    // What a broker does on opening the queue: the push consumer is gone.
+    q.run(Command::ConsumerDown {
+        consumer: c("push"),
+    })
+    .unwrap();
+    assert!(q.state.registered_consumers().is_empty());
+    q.ack(&[held[0].receipt]);
+    assert_eq!(Harness::keys(&q.receive("pull", 1)), vec!["m2"]);
+}
