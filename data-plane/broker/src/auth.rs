@@ -24,6 +24,9 @@ pub struct Caller {
     pub tenant: String,
     pub key_id: String,
     pub scopes: Vec<String>,
+    /// For a token: when it expires (Unix seconds). Requests that outlive
+    /// it (push streams) end then.
+    pub token_expires_at: Option<i64>,
 }
 
 impl Caller {
@@ -42,6 +45,7 @@ impl Caller {
 struct Claims {
     sub: String,
     scopes: Vec<String>,
+    exp: i64,
 }
 
 const ISSUER: &str = "sluice-control";
@@ -144,16 +148,24 @@ pub async fn authenticate(
         .into_iter()
         .filter(|s| verifier.scopes.contains(s))
         .collect();
-    caller(topology, &claims.sub, scopes)
+    let mut caller = caller(topology, &claims.sub, scopes)?;
+    caller.token_expires_at = Some(claims.exp);
+    Ok(caller)
 }
 
 /// Whether `caller`, authenticated when its request began, may still use
 /// `scope` under `topology`: its key is still in the feed (not revoked, not
 /// expired), its tenant still active, and the key still grants the scope.
 /// Requests that outlive many feed snapshots (push streams) ask again, so
-/// revocation and suspension reach them as they reach new requests. A
-/// token's own expiry is checked once, when the request began.
+/// revocation and suspension reach them as they reach new requests, and a
+/// token's expiry ends them too.
 pub fn recheck(topology: &Topology, caller: &Caller, scope: &str) -> Result<(), BrokerError> {
+    if caller
+        .token_expires_at
+        .is_some_and(|exp| exp <= Utc::now().timestamp())
+    {
+        return Err(BrokerError::Unauthorized("token expired".into()));
+    }
     let granted = topology
         .keys
         .get(&caller.key_id)
@@ -195,6 +207,7 @@ fn caller(topology: &Topology, key_id: &str, scopes: Vec<String>) -> Result<Call
         tenant: tenant.name.clone(),
         key_id: key_id.to_string(),
         scopes,
+        token_expires_at: None,
     })
 }
 
@@ -314,6 +327,20 @@ mod tests {
         }
         assert!(matches!(
             recheck(&expired, &caller, "publish"),
+            Err(BrokerError::Unauthorized(_))
+        ));
+        // A token's caller ends when the token does.
+        let token = Caller {
+            token_expires_at: Some(Utc::now().timestamp() + 60),
+            ..caller.clone()
+        };
+        assert!(recheck(&t, &token, "publish").is_ok());
+        let ended = Caller {
+            token_expires_at: Some(Utc::now().timestamp() - 1),
+            ..caller
+        };
+        assert!(matches!(
+            recheck(&t, &ended, "publish"),
             Err(BrokerError::Unauthorized(_))
         ));
     }

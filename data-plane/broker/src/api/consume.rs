@@ -53,7 +53,7 @@ pub const MAX_PREFETCH: u32 = 1000;
 /// (and its messages requeued) on the next write.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// How often an open stream checks its caller again even when no topology
-/// snapshot arrived (an API key's expiry is a time, not a snapshot).
+/// snapshot arrived (an API key's or a token's expiry is a time, not a snapshot).
 const RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize, utoipa::IntoParams)]
