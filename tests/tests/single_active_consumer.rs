@@ -227,3 +227,50 @@ async fn a_push_consumer_left_by_a_killed_broker_does_not_stay_active() -> anyho
     assert_eq!(taken_over.len(), 2, "{taken_over:?}");
     Ok(())
 }
+
+/// An active pull consumer that keeps long-polling an empty queue is alive:
+/// it keeps its turn through quiet periods longer than the lease, and a
+/// waiting consumer does not take over.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_active_puller_keeps_its_turn_while_it_polls_an_empty_queue() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    sluice
+        .declare(
+            &sluice.admin,
+            "/v1/queues/ledger",
+            json!({"single_active_consumer": true, "lease_ms": 1000}),
+        )
+        .await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    sluice
+        .publish_to_queue(&app, "ledger", bodies("early", 1))
+        .await?;
+    let first = receive_when_active(&sluice, &app, "ledger", "a").await?;
+    sluice.ack(&app, "ledger", &first[0]).await?;
+    // b gets in line while a is active (its empty receive says so).
+    assert_eq!(
+        receive_as(&sluice, &app, "ledger", "b", 1).await?,
+        Err("https://sluice.dev/problems/not-active-consumer".to_string())
+    );
+    // Three leases of quiet, a polling all along.
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(3000);
+    while tokio::time::Instant::now() < quiet {
+        let polled = receive_as(&sluice, &app, "ledger", "a", 10).await?;
+        assert_eq!(polled, Ok(Vec::new()), "a lost its turn while polling");
+    }
+    sluice
+        .publish_to_queue(&app, "ledger", bodies("late", 2))
+        .await?;
+    assert_eq!(
+        receive_as(&sluice, &app, "ledger", "b", 10).await?,
+        Err("https://sluice.dev/problems/not-active-consumer".to_string()),
+        "b took over from a polling consumer"
+    );
+    let late = receive_as(&sluice, &app, "ledger", "a", 10).await?;
+    let late = late.map_err(|problem| anyhow::anyhow!("a refused: {problem}"))?;
+    assert_eq!(
+        late.iter().map(body).collect::<Vec<_>>(),
+        ["late-0", "late-1"]
+    );
+    Ok(())
+}

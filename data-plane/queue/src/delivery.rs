@@ -167,6 +167,22 @@ impl QueueState {
         }
     }
 
+    /// Whether a receive by `consumer` that finds nothing ready should still
+    /// be proposed (as a `Receive` of no messages) to keep its place on a
+    /// single-active-consumer queue: it is not in line yet, or its last
+    /// receive is half a lease old. An active puller that long-polls an
+    /// empty queue is alive, and must not lose its turn for the quiet.
+    pub fn pull_place_needs_renewal(&self, consumer: &ConsumerId, now_ms: u64) -> bool {
+        if !self.settings.single_active_consumer {
+            return false;
+        }
+        match self.pulling.get(consumer) {
+            Some(seen) => now_ms.saturating_sub(*seen) >= self.settings.lease_ms / 2,
+            // Registered with `ConsumerUp` (a push id): its connection keeps it.
+            None => !self.attached.contains_key(consumer),
+        }
+    }
+
     /// Consumers registered with `ConsumerUp`: push connections, which live
     /// in the broker process serving them. A broker that opens the queue has
     /// none yet, so any listed then were left by a process that ended and

@@ -100,8 +100,11 @@ pub struct ReceiveResponse {
 /// when none is ready). Each comes with a receipt for ack / nack / extend.
 /// On a single-active-consumer queue only the active consumer receives
 /// (the others get 409 `not-active-consumer` and wait their turn); a pull
-/// consumer stays the active one while it holds unacked messages or
-/// received within the queue's lease, then the next one takes over.
+/// consumer stays the active one while it holds unacked messages or keeps
+/// receiving (a long-poll on an empty queue counts) within the queue's
+/// lease, then the next one takes over. A consumer's first receive puts it
+/// in line, so a waiting consumer learns it is not active (409) even when
+/// nothing is ready.
 #[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "consume",
     params(("queue" = String, Path, description = "Queue name")),
     request_body = ReceiveRequest,
@@ -140,6 +143,17 @@ pub async fn receive(
     }
     let deadline = Instant::now() + Duration::from_millis(request.wait_ms);
     let mut changes = group.view().subscribe();
+    if group
+        .view()
+        .read(|q| q.pull_place_needs_renewal(&consumer, crate::queue::group::now_ms()))
+    {
+        let command = Command::Receive {
+            consumer: consumer.clone(),
+            max_messages: 0,
+            lease_ms: None,
+        };
+        reply(group.propose(command, Vec::new()).await?)?;
+    }
     loop {
         changes.borrow_and_update();
         let ready = group.view().read(|q| q.stats().ready);

@@ -352,3 +352,34 @@ fn registered_consumers_are_the_push_ones_not_the_pullers() {
     q.ack(&[held[0].receipt]);
     assert_eq!(Harness::keys(&q.receive("pull", 1)), vec!["m2"]);
 }
+
+#[test]
+fn an_active_puller_polling_an_empty_queue_keeps_its_place() {
+    let mut q = Harness::new(r#"{"single_active_consumer": true, "lease_ms": 1000}"#);
+    // Not in line yet: an empty receive is worth proposing.
+    assert!(q.state.pull_place_needs_renewal(&c("a"), 1_000));
+    q.publish_keys(&["m1"]);
+    let held = q.receive("a", 1);
+    q.ack(&[held[0].receipt]);
+    let seen = q.now;
+    assert!(!q.state.pull_place_needs_renewal(&c("a"), seen + 400));
+    assert!(q.state.pull_place_needs_renewal(&c("a"), seen + 500));
+    // The broker renews with a receive of no messages; past the first
+    // lease `a` is still the active one.
+    q.at(seen + 500);
+    assert!(q.receive("a", 0).is_empty());
+    q.tick(seen + 1_200);
+    assert_eq!(q.state.active_consumer(), Some(&c("a")));
+    q.publish_keys(&["m2"]);
+    assert!(q.try_receive("b", 1).is_err(), "b waits its turn");
+    assert_eq!(Harness::keys(&q.receive("a", 1)), vec!["m2"]);
+    // A push consumer's place is its connection's, never renewed by polling.
+    q.run(Command::ConsumerUp {
+        consumer: c("push"),
+    })
+    .unwrap();
+    assert!(!q.state.pull_place_needs_renewal(&c("push"), seen + 100_000));
+    // Without single active consumer there is no place to keep.
+    let plain = Harness::new("{}");
+    assert!(!plain.state.pull_place_needs_renewal(&c("a"), 1_000));
+}
