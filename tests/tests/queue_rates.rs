@@ -206,5 +206,41 @@ async fn counters_are_exact_rates_show_and_a_deleted_queue_leaves_metrics() -> a
         value(&text, "sluice_tenant_published_messages_total", tenant),
         Some(9)
     );
+
+    // A deleted tenant's counters go with it.
+    sluice
+        .declare(&other_admin, "/v1/queues/jobs", json!({}))
+        .await?;
+    let publisher = sluice.key(&other_admin, &["publish"]).await?;
+    sluice
+        .publish_to_queue(&publisher, "jobs", vec![json!({"body": "x"})])
+        .await?;
+    let globex = "tenant=\"globex\"";
+    let text = metrics(&sluice).await?;
+    assert_eq!(
+        value(&text, "sluice_tenant_published_messages_total", globex),
+        Some(1),
+        "{text}"
+    );
+    let (status, body) = sluice
+        .api
+        .call(
+            Method::DELETE,
+            "/v1/tenants/globex",
+            Some(&sluice.operator),
+            None,
+        )
+        .await?;
+    assert!(status.is_success(), "{status} {body}");
+    let gone = eventually(Duration::from_secs(10), || async {
+        matches!(metrics(&sluice).await, Ok(text) if !text.contains(globex))
+    })
+    .await;
+    assert!(gone, "series of the deleted tenant remain");
+    let text = metrics(&sluice).await?;
+    assert_eq!(
+        value(&text, "sluice_tenant_published_messages_total", tenant),
+        Some(9)
+    );
     Ok(())
 }

@@ -18,14 +18,16 @@
 //! the brokers hosting the other partitions for their bounds (node key,
 //! cached for `peers::BOUNDS_TTL`). Like the queues' series, they are written
 //! from the hosted groups, so a deleted stream's series go with it.
-
 //!
-//! The registry keeps only the per-tenant counters; per-queue and
-//! per-partition series are written at scrape time from the groups hosted
-//! here ([`queues`], [`streams`]).
+//! Every series is written at scrape time ([`queues`], [`streams`],
+//! [`tenants`]) rather than kept in the `metrics` registry, which cannot
+//! forget a series; the registry is left to whatever else records into it.
 
 mod queues;
 mod streams;
+mod tenants;
+
+pub use tenants::{add_activity as tenant_activity, add_rate_limited as rate_limited};
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -34,7 +36,6 @@ use axum::extract::State;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::api::BrokerState;
-use crate::queue::Totals;
 
 /// The process-wide recorder, installed once.
 pub fn handle() -> PrometheusHandle {
@@ -50,36 +51,12 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Adds what one queue command did to its tenant's counters.
-pub fn tenant_activity(tenant: &str, done: &Totals) {
-    let label = [("tenant", tenant.to_string())];
-    for (name, n) in [
-        ("sluice_tenant_published_messages_total", done.published),
-        ("sluice_tenant_published_bytes_total", done.published_bytes),
-        ("sluice_tenant_delivered_messages_total", done.delivered),
-        ("sluice_tenant_redelivered_messages_total", done.redelivered),
-        ("sluice_tenant_acked_messages_total", done.acked),
-        ("sluice_tenant_nacked_messages_total", done.nacked),
-        (
-            "sluice_tenant_dead_lettered_messages_total",
-            done.dead_lettered,
-        ),
-    ] {
-        if n > 0 {
-            metrics::counter!(name, &label).increment(n);
-        }
-    }
-}
-
-/// Counts a publish refused by the tenant's rate quota.
-pub fn rate_limited(tenant: &str) {
-    metrics::counter!("sluice_publish_rate_limited_total", "tenant" => tenant.to_string())
-        .increment(1);
-}
-
 /// `GET /metrics`
 pub async fn render(State(state): State<BrokerState>) -> String {
     let mut text = handle().render();
+    let topology = state.topology.current();
+    let tenants = tenants::rows(|name| topology.tenants.values().any(|t| t.name == name));
+    tenants::render(&mut text, &tenants);
     queues::render(&mut text, &queues::rows(&state));
     let (partitions, lags) = streams::rows(&state).await;
     streams::render(&mut text, &partitions, &lags);
