@@ -3,7 +3,9 @@
 //! header text a publisher sends), exchange-to-exchange bindings into an
 //! internal exchange (which refuses direct publishes), and an alternate
 //! exchange that catches what no binding matched (so `mandatory` has nothing
-//! to return).
+//! to return); a consistent-hash exchange hashing a header over weighted
+//! bindings keeps each order on one queue, and a message without the header
+//! is unroutable.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -115,5 +117,46 @@ async fn headers_exchange_to_exchange_and_alternate_exchange() -> anyhow::Result
         sluice.bodies(&app, "pdf-or-v2").await?,
         Vec::<String>::new()
     );
+
+    // Consistent hash on the `order` header, one shard weighted double.
+    sluice
+        .declare(
+            admin,
+            "/v1/exchanges/orders",
+            json!({"type": "consistent-hash", "hash_header": "order"}),
+        )
+        .await?;
+    for (shard, weight) in [("shard-a", 1), ("shard-b", 1), ("shard-c", 2)] {
+        sluice
+            .declare(admin, &format!("/v1/queues/{shard}"), json!({}))
+            .await?;
+        sluice
+            .bind_spec(json!({"source": "orders", "destination": shard, "weight": weight}))
+            .await?;
+    }
+    let mut events: Vec<Value> = Vec::new();
+    for step in ["created", "paid", "shipped"] {
+        for order in 0..20 {
+            events.push(
+                json!({"body": format!("{order} {step}"), "routing_key": "ignored",
+                               "headers": {"order": format!("o-{order}")}}),
+            );
+        }
+    }
+    events.push(json!({"body": "no order", "routing_key": "ignored"}));
+    let results = sluice.publish(&app, "orders", events).await?;
+    let mut shard_of: std::collections::BTreeMap<String, Value> = Default::default();
+    for (i, result) in results.iter().take(60).enumerate() {
+        assert_eq!(result["routed"], 1, "{result}");
+        let order = format!("o-{}", i % 20);
+        let first = shard_of
+            .entry(order.clone())
+            .or_insert(result["queues"].clone());
+        assert_eq!(*first, result["queues"], "{order} moved between shards");
+    }
+    let used: std::collections::BTreeSet<String> =
+        shard_of.values().map(Value::to_string).collect();
+    assert!(used.len() >= 2, "20 orders all on one shard: {used:?}");
+    assert_eq!(results[60]["status"], "unroutable", "{}", results[60]);
     Ok(())
 }
