@@ -131,6 +131,27 @@ pub struct PublishMessage {
     pub republished: bool,
 }
 
+impl PublishMessage {
+    /// A message with nothing but its body: no id, routing key, headers,
+    /// group, delay, expiry or priority. Fill in what differs with struct
+    /// update syntax.
+    pub fn new(body_ref: BodyRef, size: u64) -> Self {
+        PublishMessage {
+            message_id: None,
+            body_ref,
+            size,
+            routing_key: String::new(),
+            headers: BTreeMap::new(),
+            group: None,
+            delay_ms: None,
+            expiration_ms: None,
+            priority: None,
+            deaths: Vec::new(),
+            republished: false,
+        }
+    }
+}
+
 /// Metadata kept per stored message and handed back with every delivery,
 /// peek and dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

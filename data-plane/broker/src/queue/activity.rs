@@ -264,7 +264,6 @@ pub async fn sample(activity: Arc<Activity>, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use sluice_queue::{
         BodyRef, ConsumerId, NackAction, Overflow, PublishMessage, QueueSettings, QueueState,
@@ -374,22 +373,13 @@ mod tests {
     }
 
     fn message(size: u64) -> PublishMessage {
-        PublishMessage {
-            message_id: None,
-            body_ref: BodyRef {
+        PublishMessage::new(
+            BodyRef {
                 log_index: 0,
                 slot: 1,
             },
             size,
-            routing_key: String::new(),
-            headers: BTreeMap::new(),
-            group: None,
-            delay_ms: None,
-            expiration_ms: None,
-            priority: None,
-            deaths: Vec::new(),
-            republished: false,
-        }
+        )
     }
 
     /// A queue and the sum of what its commands did.

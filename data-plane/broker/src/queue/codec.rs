@@ -135,7 +135,6 @@ pub fn body_from_record(record: Record) -> MessageBody {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use sluice_queue::{BodyRef, PublishMessage};
 
@@ -145,19 +144,14 @@ mod tests {
         let messages = (0..n)
             .map(|i| PublishMessage {
                 message_id: Some(format!("m{i}")),
-                body_ref: BodyRef {
-                    log_index: 0,
-                    slot: i + 1,
-                },
-                size: 3,
                 routing_key: "rk".into(),
-                headers: BTreeMap::new(),
-                group: None,
-                delay_ms: None,
-                expiration_ms: None,
-                priority: None,
-                deaths: Vec::new(),
-                republished: false,
+                ..PublishMessage::new(
+                    BodyRef {
+                        log_index: 0,
+                        slot: i + 1,
+                    },
+                    3,
+                )
             })
             .collect();
         TimedCommand::new(1_000, Command::Publish { messages })

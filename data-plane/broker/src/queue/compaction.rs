@@ -60,22 +60,13 @@ mod tests {
     }
 
     async fn publish(group: &QueueGroup, text: &str) {
-        let message = PublishMessage {
-            message_id: None,
-            body_ref: BodyRef {
+        let message = PublishMessage::new(
+            BodyRef {
                 log_index: 0,
                 slot: 1,
             },
-            size: text.len() as u64,
-            routing_key: String::new(),
-            headers: Default::default(),
-            group: None,
-            delay_ms: None,
-            expiration_ms: None,
-            priority: None,
-            deaths: Vec::new(),
-            republished: false,
-        };
+            text.len() as u64,
+        );
         let body = MessageBody {
             bytes: text.as_bytes().to_vec(),
             encoding: Default::default(),

@@ -37,7 +37,6 @@ impl Replicated for QueueState {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use sluice_queue::{
         BodyRef, Command, PublishMessage, PublishResult, QueueSettings, Reply, TimedCommand,
@@ -48,21 +47,12 @@ mod tests {
 
     fn publish_entry(bodies: &[&str]) -> Records {
         let messages = (0..bodies.len())
-            .map(|i| PublishMessage {
-                message_id: None,
-                body_ref: BodyRef {
+            .map(|i| {
+                let body_ref = BodyRef {
                     log_index: 0,
                     slot: i as u32 + 1,
-                },
-                size: bodies[i].len() as u64,
-                routing_key: String::new(),
-                headers: BTreeMap::new(),
-                group: None,
-                delay_ms: None,
-                expiration_ms: None,
-                priority: None,
-                deaths: Vec::new(),
-                republished: false,
+                };
+                PublishMessage::new(body_ref, bodies[i].len() as u64)
             })
             .collect();
         let bodies = bodies
