@@ -404,14 +404,7 @@ mod tests {
     async fn retention_passing_a_waiting_fetch_answers_out_of_range() {
         let dir = tempfile::tempdir().expect("tempdir");
         let group = partition(dir.path()).await;
-        let retain = Command::Retain { earliest_offset: 5 };
-        assert!(
-            group
-                .propose(retain, Vec::new())
-                .await
-                .expect("retain")
-                .is_ok()
-        );
+        group.retain_for_test(5).await;
         for format in [FetchFormat::Json, FetchFormat::Batches] {
             let at = Position {
                 group: group.clone(),

@@ -35,6 +35,18 @@ pub struct PartitionSpec {
 }
 
 #[cfg(test)]
+impl PartitionGroup {
+    /// Moves the earliest offset to `earliest_offset` as retention would.
+    pub(crate) async fn retain_for_test(&self, earliest_offset: u64) {
+        let outcome = self
+            .propose(Command::Retain { earliest_offset }, Vec::new())
+            .await
+            .expect("retain");
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
+
+#[cfg(test)]
 impl PartitionSpec {
     /// Partition 0 of tenant 1's one-partition stream `events`, on node `n1`.
     pub(crate) fn for_test() -> PartitionSpec {
@@ -442,16 +454,7 @@ mod tests {
             segments_before > 10,
             "small segments roll ({segments_before})"
         );
-        let retain = Command::Retain {
-            earliest_offset: 700,
-        };
-        assert!(
-            group
-                .propose(retain, Vec::new())
-                .await
-                .expect("retain")
-                .is_ok()
-        );
+        group.retain_for_test(700).await;
 
         let purged_upto = group.compact().await.expect("compact").expect("purged");
         let first_live = group.view().read(|p| p.log_index_for_offset(700));
@@ -524,16 +527,7 @@ mod tests {
         produce(&group, 4).await;
         let five = group.record_bytes().expect("measure");
         assert!(five > four);
-        let retain = Command::Retain {
-            earliest_offset: 20,
-        };
-        assert!(
-            group
-                .propose(retain, Vec::new())
-                .await
-                .expect("retain")
-                .is_ok()
-        );
+        group.retain_for_test(20).await;
         let three = group.record_bytes().expect("measure");
         // Five batches of the same size, two retained away.
         assert!(three > 0 && three < four, "{three} of {five}");
