@@ -140,6 +140,9 @@ impl Broker {
     }
 }
 
+/// How long [`Deployment::key`] waits for the broker to learn a new key.
+const KEY_PROPAGATION: Duration = Duration::from_secs(30);
+
 /// Polls `check` every 20 ms until it returns true or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
@@ -355,7 +358,10 @@ impl Deployment {
             bail!("creating a key: {status} {key}");
         }
         let key = key["key"].as_str().context("no key")?.to_string();
-        let known = eventually(Duration::from_secs(5), || async {
+        // Setup, not the revocation bound (broker_auth.rs asserts that): a CI
+        // machine under load gets a generous wait, and a slow one is reported.
+        let started = std::time::Instant::now();
+        let known = eventually(KEY_PROPAGATION, || async {
             matches!(
                 self.data
                     .call(Method::GET, "/v1/whoami", Some(&key), None)
@@ -364,8 +370,23 @@ impl Deployment {
             )
         })
         .await;
-        if !known {
-            bail!("the broker did not learn the new key within 5 s");
+        let waited = started.elapsed();
+        if !known || waited > Duration::from_secs(5) {
+            let (_, ready) = self
+                .data
+                .call(Method::GET, "/readyz", None, None)
+                .await
+                .unwrap_or_default();
+            let report = format!(
+                "the broker learned a new key after {waited:?} (known: {known}); broker: {ready}\n\
+                 broker log:\n{}\ncontrol-plane log:\n{}",
+                self.broker.process.log_tail(40),
+                self.control.process.log_tail(40)
+            );
+            if !known {
+                bail!(report);
+            }
+            eprintln!("slow key propagation: {report}");
         }
         Ok(key)
     }

@@ -74,7 +74,7 @@ async fn retries_back_off_then_dead_letter_and_redrive_back() -> anyhow::Result<
     }
 
     // Dead-lettered with why and from where.
-    let arrived = eventually(Duration::from_secs(5), || async {
+    let arrived = eventually(Duration::from_secs(20), || async {
         matches!(sluice.stats(&app, "orders-dlq").await, Ok(s) if s["ready"] == 1)
     })
     .await;

@@ -184,7 +184,8 @@ async fn follow_feed(
                 backoff = RETRY_MIN;
                 since = snapshot.version;
                 let topology = Topology::from_snapshot(snapshot);
-                tracing::debug!(
+                // Info: when a declare or a new key seems late, the log shows when it arrived.
+                tracing::info!(
                     version = since,
                     groups = topology.groups_on(&node.node_id).len(),
                     "topology received"
