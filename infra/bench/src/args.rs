@@ -93,6 +93,16 @@ pub struct QueueArgs {
     /// latency at that load rather than the backlog of an overdriven queue.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Publish everything first and start the consumers only once the last
+    /// confirm is in: measures draining a deep queue, and (with `--spawn`)
+    /// the broker's resident memory idle, holding the backlog, and drained.
+    #[arg(long)]
+    pub backlog: bool,
+    /// With `--backlog` and `--spawn`: once the backlog is confirmed, kill the
+    /// broker with SIGKILL and restart it, report how long it took to be
+    /// ready, then drain: a complete run proves no confirmed message was lost.
+    #[arg(long, requires = "backlog")]
+    pub crash: bool,
     /// Queue name; a fresh `bench-<random>` when not given.
     #[arg(long)]
     pub queue: Option<String>,

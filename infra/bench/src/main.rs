@@ -84,7 +84,7 @@ fn main() -> ExitCode {
 async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
     args.validate()?;
     eprintln!("sluice-bench: preparing the target");
-    let target = Target::prepare(&args.target, Resource::Queue, args.queue.as_deref()).await?;
+    let mut target = Target::prepare(&args.target, Resource::Queue, args.queue.as_deref()).await?;
     let mut baseline = serde_json::Map::new();
     if args.baseline_secs > 0 {
         eprintln!("sluice-bench: baselines ({} s each)", args.baseline_secs);
@@ -105,7 +105,7 @@ async fn queue_mode(args: Arc<QueueArgs>) -> anyhow::Result<bool> {
         target.name,
         args.consume_mode()
     );
-    let mut run = queue::run(&target, args.clone()).await?;
+    let mut run = queue::run(&mut target, args.clone()).await?;
     target.cleanup().await;
 
     let baseline = Value::Object(baseline);

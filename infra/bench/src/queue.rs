@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::args::QueueArgs;
 use crate::report::{Latencies, round3};
-use crate::target::Target;
+use crate::target::{Resident, Target};
 
 const STAMP_DIGITS: usize = 20;
 /// Kept in the report at most, so a failing run stays one readable line.
@@ -348,7 +348,7 @@ async fn consume_loop(
 }
 
 /// Runs the scenario against `target` and returns the report's queue part.
-pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value> {
+pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Value> {
     let epoch = Instant::now();
     let shared = Arc::new(Shared {
         epoch,
@@ -367,25 +367,35 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
     });
     let base = format!("{}/v1/queues/{}", target.broker_url, target.name);
     let (stop, stopped) = watch::channel(false);
-
-    let mut consumers = Vec::new();
-    for index in 0..args.consumers {
-        let (shared, client, base, key, args, stopped) = (
-            shared.clone(),
-            reqwest::Client::new(),
-            base.clone(),
-            target.key.clone(),
-            args.clone(),
-            stopped.clone(),
-        );
-        consumers.push(if args.push {
-            tokio::spawn(crate::push::consume_loop(
-                shared, client, base, key, args, index, stopped,
-            ))
-        } else {
-            tokio::spawn(consume_loop(shared, client, base, key, args, stopped))
-        });
-    }
+    let rss = |target: &Target| target.spawned.as_ref().and_then(|s| s.broker_memory());
+    let rss_idle = rss(target);
+    let key = target.key.clone();
+    let spawn_consumers = |base: &str| {
+        (0..args.consumers)
+            .map(|index| {
+                let (shared, client, base, key, args, stopped) = (
+                    shared.clone(),
+                    reqwest::Client::new(),
+                    base.to_string(),
+                    key.clone(),
+                    args.clone(),
+                    stopped.clone(),
+                );
+                if args.push {
+                    tokio::spawn(crate::push::consume_loop(
+                        shared, client, base, key, args, index, stopped,
+                    ))
+                } else {
+                    tokio::spawn(consume_loop(shared, client, base, key, args, stopped))
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut consumers = if args.backlog {
+        Vec::new()
+    } else {
+        spawn_consumers(&base)
+    };
     let mut publishers = Vec::new();
     for _ in 0..args.publishers {
         let client = reqwest::Client::new();
@@ -402,6 +412,25 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
     let mut publish_latencies = Latencies::new();
     for publisher in publishers {
         publish_latencies.merge(&publisher.await.context("a publisher panicked")?);
+    }
+    let mut backlog = None;
+    if args.backlog {
+        let rss_held = rss(target);
+        let mut recovery = None;
+        if args.crash {
+            let ready = target.crash_and_restart_broker().await?;
+            recovery = Some(Recovery {
+                ready,
+                rss_recovered: rss(target),
+            });
+        }
+        let base = format!("{}/v1/queues/{}", target.broker_url, target.name);
+        backlog = Some(Backlog {
+            rss_held,
+            recovery,
+            drain_start: Instant::now(),
+        });
+        consumers = spawn_consumers(&base);
     }
 
     // Every confirmed message acked (or the deadline) ends the run; consumers
@@ -453,6 +482,19 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
             0.0
         }
     };
+    let memory = backlog.map(|backlog| {
+        let drain_secs = Shared::read(&shared.last_ack).map_or(0.0, |at| {
+            at.saturating_duration_since(backlog.drain_start)
+                .as_secs_f64()
+        });
+        backlog.report(
+            rss_idle,
+            rss(target),
+            stored,
+            args.size,
+            per_s(acked, drain_secs),
+        )
+    });
     let errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
     let push_only = |value: u64| if args.push { json!(value) } else { Value::Null };
     let receipts_per_ack = match ack.count() {
@@ -481,6 +523,61 @@ pub async fn run(target: &Target, args: Arc<QueueArgs>) -> anyhow::Result<Value>
         "ack_linger_ms": push_only(args.ack_linger_ms),
         "receipts_per_ack": receipts_per_ack,
         "stream_restarts": shared.stream_restarts.load(Ordering::Relaxed),
+        "backlog": memory,
         "errors": errors,
     }))
+}
+
+/// With `--backlog`: the broker's memory while holding every message, and
+/// how fast the consumers drained them.
+struct Backlog {
+    rss_held: Option<Resident>,
+    /// With `--crash`: the broker restarted before the drain.
+    recovery: Option<Recovery>,
+    drain_start: Instant,
+}
+
+struct Recovery {
+    /// From the restarted broker's start until it answered ready.
+    ready: Duration,
+    rss_recovered: Option<Resident>,
+}
+
+impl Backlog {
+    /// The memory figures are null without a spawned broker (no pid to read).
+    fn report(
+        &self,
+        rss_idle: Option<Resident>,
+        rss_drained: Option<Resident>,
+        messages: u64,
+        size: u64,
+        drain_msgs_per_s: f64,
+    ) -> Value {
+        let mb = |bytes: u64| round3(bytes as f64 / 1e6);
+        let at = |resident: Option<Resident>| {
+            resident.map(|r| json!({"rss_mb": mb(r.total), "anonymous_mb": mb(r.anonymous)}))
+        };
+        // What each held message costs in anonymous memory beyond the idle
+        // broker, and that as a share of its body (bodies live in the log on
+        // disk; file pages of mapped segments are the kernel's to reclaim).
+        let per_message = match (rss_idle, self.rss_held) {
+            (Some(idle), Some(held)) if messages > 0 => {
+                Some(held.anonymous.saturating_sub(idle.anonymous) as f64 / messages as f64)
+            }
+            _ => None,
+        };
+        json!({
+            "messages_held": messages,
+            "drain_msgs_per_s": drain_msgs_per_s,
+            "idle": at(rss_idle),
+            "held": at(self.rss_held),
+            "drained": at(rss_drained),
+            "crash": self.recovery.as_ref().map(|r| json!({
+                "ready_after_restart_s": round3(r.ready.as_secs_f64()),
+                "recovered": at(r.rss_recovered),
+            })),
+            "anonymous_bytes_per_held_message": per_message.map(round3),
+            "anonymous_per_held_message_over_body": per_message.map(|b| round3(b / size as f64)),
+        })
+    }
 }

@@ -35,7 +35,9 @@ struct DevJson {
 /// A private deployment; its processes and Postgres stop when this drops
 /// (processes first, then Postgres, then the temp directory goes).
 pub struct Spawned {
-    _broker: ChildProcess,
+    broker: ChildProcess,
+    broker_bin: PathBuf,
+    control_url: String,
     _control: ChildProcess,
     _pg: PgCluster,
     dir: tempfile::TempDir,
@@ -46,6 +48,57 @@ impl Spawned {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Kills the broker with SIGKILL (no shutdown at all) and starts it again
+    /// on the same data directory; blocking. Returns the new broker's URL and
+    /// how long it took from its start to ready (every queue group reopened
+    /// from its snapshot and log).
+    pub fn crash_and_restart_broker(&mut self) -> anyhow::Result<(String, Duration)> {
+        let pid = self.broker.id().to_string();
+        let killed = Command::new("kill").args(["-9", &pid]).status()?;
+        if !killed.success() {
+            bail!("kill -9 {pid} failed");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.broker.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!("broker {pid} survived kill -9");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let started = Instant::now();
+        let (broker, url) = start_broker(
+            &self.broker_bin,
+            &self.control_url,
+            self.dir.path(),
+            "broker-restarted.log",
+        )?;
+        self.broker = broker;
+        Ok((url, started.elapsed()))
+    }
+
+    /// The broker's resident memory, where `/proc` has it.
+    pub fn broker_memory(&self) -> Option<Resident> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.broker.id())).ok()?;
+        let bytes = |field: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        };
+        Some(Resident {
+            total: bytes("VmRSS:")?,
+            anonymous: bytes("RssAnon:")?,
+        })
+    }
+}
+
+/// A process's resident memory in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Resident {
+    /// Everything resident (`VmRSS`), file pages such as mapped segments included.
+    pub total: u64,
+    /// Heap and stacks (`RssAnon`): what the process cannot give back to the page cache.
+    pub anonymous: u64,
 }
 
 /// What a run loads: a queue, or a stream with this many partitions.
@@ -138,30 +191,40 @@ fn spawn_deployment(operator_key: &str) -> anyhow::Result<(Spawned, String, Stri
         .wait_http_ok(&format!("{control_url}/readyz"), READY_TIMEOUT)
         .with_context(|| format!("sluice-control:\n{}", control.log_tail(20)))?;
 
-    let port = free_port()?;
-    let broker_url = format!("http://127.0.0.1:{port}");
-    let mut command = Command::new(broker_bin);
-    command
-        .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SLUICE_BROKER_CONTROL_URL", &control_url)
-        .env("SLUICE_BROKER_NODE_KEY", NODE_KEY)
-        .env("SLUICE_BROKER_NODE_ID", "n1")
-        .env("SLUICE_BROKER_DATA_DIR", dir.path().join("broker"));
-    let mut broker = ChildProcess::spawn(
-        "sluice-broker",
-        command,
-        Output::LogFile(dir.path().join("broker.log")),
-    )?;
-    broker
-        .wait_http_ok(&format!("{broker_url}/readyz"), READY_TIMEOUT)
-        .with_context(|| format!("sluice-broker:\n{}", broker.log_tail(20)))?;
+    let (broker, broker_url) = start_broker(&broker_bin, &control_url, dir.path(), "broker.log")?;
     let spawned = Spawned {
-        _broker: broker,
+        broker,
+        broker_bin,
+        control_url: control_url.clone(),
         _control: control,
         _pg: pg,
         dir,
     };
     Ok((spawned, control_url, broker_url))
+}
+
+/// Starts the broker (node `n1`, data in `dir/broker`, output in `dir/log`)
+/// and waits until it is ready; blocking.
+fn start_broker(
+    bin: &Path,
+    control_url: &str,
+    dir: &Path,
+    log: &str,
+) -> anyhow::Result<(ChildProcess, String)> {
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(bin);
+    command
+        .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLUICE_BROKER_CONTROL_URL", control_url)
+        .env("SLUICE_BROKER_NODE_KEY", NODE_KEY)
+        .env("SLUICE_BROKER_NODE_ID", "n1")
+        .env("SLUICE_BROKER_DATA_DIR", dir.join("broker"));
+    let mut broker = ChildProcess::spawn("sluice-broker", command, Output::LogFile(dir.join(log)))?;
+    broker
+        .wait_http_ok(&format!("{url}/readyz"), READY_TIMEOUT)
+        .with_context(|| format!("sluice-broker:\n{}", broker.log_tail(20)))?;
+    Ok((broker, url))
 }
 
 impl Target {
@@ -286,6 +349,25 @@ impl Target {
             resource,
             spawned,
         })
+    }
+
+    /// With a spawned deployment: [`Spawned::crash_and_restart_broker`], and
+    /// the target now points at the new broker. Returns the time to ready.
+    pub async fn crash_and_restart_broker(&mut self) -> anyhow::Result<Duration> {
+        let mut spawned = self
+            .spawned
+            .take()
+            .context("--crash needs a deployment started here (--spawn)")?;
+        let (spawned, restarted) = tokio::task::spawn_blocking(move || {
+            let restarted = spawned.crash_and_restart_broker();
+            (spawned, restarted)
+        })
+        .await
+        .context("the broker restarter panicked")?;
+        self.spawned = Some(spawned);
+        let (url, ready) = restarted?;
+        self.broker_url = url;
+        Ok(ready)
     }
 
     /// Best-effort removal of the queue or stream after a run against `make dev`
