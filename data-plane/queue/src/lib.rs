@@ -25,6 +25,7 @@ mod publish;
 mod settings;
 mod snapshot;
 mod state;
+mod store;
 mod timers;
 
 pub use command::{Command, NackAction, RedriveTarget, TimedCommand};

@@ -79,11 +79,7 @@ impl<'de> Deserialize<'de> for QueueState {
             applied_index: snapshot.applied_index,
             clock_ms: snapshot.clock_ms,
             next_seq: snapshot.next_seq,
-            messages: snapshot
-                .messages
-                .into_iter()
-                .map(|msg| (msg.seq, msg))
-                .collect(),
+            messages: snapshot.messages.into_iter().collect(),
             attached: snapshot.attached,
             next_attach: snapshot.next_attach,
             pulling: snapshot.pulling,
@@ -135,7 +131,7 @@ impl QueueState {
         {
             return Err(format!("pull consumer {} is not attached", consumer.0));
         }
-        for (seq, msg) in &self.messages {
+        for (seq, msg) in self.messages.iter() {
             if *seq != msg.seq || *seq >= self.next_seq {
                 return Err(format!("message {} filed under {seq}", msg.seq));
             }

@@ -16,6 +16,7 @@ use crate::index::Indexes;
 use crate::message::{ConsumerId, Message, MessageView, Seq};
 use crate::output::{Applied, OutboxEntry, Reply, Stats};
 use crate::settings::QueueSettings;
+use crate::store::MessageStore;
 
 /// A message id seen by dedup, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +34,7 @@ pub struct QueueState {
     /// when a new leader's clock is behind the old one's.
     pub(crate) clock_ms: u64,
     pub(crate) next_seq: Seq,
-    pub(crate) messages: BTreeMap<Seq, Message>,
+    pub(crate) messages: MessageStore,
     /// Consumers registered with `ConsumerUp` (or by receiving under
     /// single-active-consumer) → attach order.
     pub(crate) attached: BTreeMap<ConsumerId, u64>,
@@ -58,7 +59,7 @@ impl QueueState {
             applied_index: 0,
             clock_ms: 0,
             next_seq: 1,
-            messages: BTreeMap::new(),
+            messages: MessageStore::default(),
             attached: BTreeMap::new(),
             next_attach: 0,
             pulling: BTreeMap::new(),
@@ -234,7 +235,7 @@ impl QueueState {
     /// Store a new message at its location.
     pub(crate) fn insert(&mut self, msg: Message) {
         self.idx.add(&msg, self.groups_on());
-        self.messages.insert(msg.seq, msg);
+        self.messages.insert(msg);
     }
 
     /// Take a message out of the queue for good.
