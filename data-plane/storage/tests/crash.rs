@@ -83,8 +83,11 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();
     let mut generation = 0u64;
-    // About 40 kills, bounded in time to keep the suite fast on slow machines.
-    while generation < 40 && started.elapsed() < Duration::from_secs(15) {
+    // At least MIN_KILLS however slow the machine (a busy CI host once managed
+    // only 9 in a fixed time budget), and up to 40 while within 15 s.
+    const MIN_KILLS: u64 = 12;
+    while generation < MIN_KILLS || (generation < 40 && started.elapsed() < Duration::from_secs(15))
+    {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, dir.path())
@@ -121,7 +124,6 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
         acked.len(),
         started.elapsed()
     );
-    assert!(generation >= 10, "only {generation} kills ran");
     assert!(
         acked.len() > 100,
         "children acknowledged too little: {}",
@@ -131,21 +133,22 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
 
 async fn verify(dir: &std::path::Path, acked: &BTreeMap<u64, (u64, u64, u64)>) {
     let log = SegmentLog::open(dir, config()).await.unwrap();
+    // Everything that is served decodes (CRC checked) and is in order...
+    let all = log.read(0, usize::MAX).unwrap();
+    assert!(all.windows(2).all(|w| w[0].offset < w[1].offset));
+    // ... every acknowledged batch is among it, intact (one scan, not a
+    // read per offset: the log grows with every kill) ...
+    let served: BTreeMap<u64, _> = all.iter().map(|b| (b.offset, &b.records)).collect();
     for (&offset, &(generation, task, n)) in acked {
-        let got = log.read(offset, 1).unwrap();
+        let records = served
+            .get(&offset)
+            .unwrap_or_else(|| panic!("acknowledged offset {offset} missing"));
         assert_eq!(
-            got[0].offset, offset,
-            "acknowledged offset {offset} missing"
-        );
-        assert_eq!(
-            got[0].records,
+            **records,
             expected_batch(generation, task, n).records,
             "acknowledged offset {offset} has the wrong content"
         );
     }
-    // Everything that is served decodes (CRC checked) and is in order...
-    let all = log.read(0, usize::MAX).unwrap();
-    assert!(all.windows(2).all(|w| w[0].offset < w[1].offset));
     log.verify().unwrap();
     // ... and nothing is served past the recovered tail.
     let next = log.next_offset();
