@@ -210,7 +210,10 @@ fn sigkill_during_raft_io_keeps_acknowledged_state() {
     let mut expected = Expected::default();
     let started = Instant::now();
     let mut kills = 0;
-    while kills < 25 && started.elapsed() < Duration::from_secs(10) {
+    // At least MIN_KILLS however slow the host, up to 25 while within 10 s:
+    // a time budget alone fails on a busy CI machine.
+    const MIN_KILLS: u32 = 5;
+    while kills < MIN_KILLS || (kills < 25 && started.elapsed() < Duration::from_secs(10)) {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -245,6 +248,5 @@ fn sigkill_during_raft_io_keeps_acknowledged_state() {
         expected.vote_term,
         expected.purged
     );
-    assert!(kills >= 5);
     assert!(expected.vote_term >= 3, "children made too little progress");
 }
