@@ -9,16 +9,17 @@
 //! reads: it hands receipts to its own ack task (one `POST /ack` in flight at
 //! a time) whenever its stream has nothing more buffered, or as soon as
 //! `--ack-batch` of them are waiting, so the window keeps moving without one
-//! ack per message. With `--ack-linger-ms N` it first waits up to N ms for
+//! ack per message. Receipts handed over while an ack is in flight go out
+//! together in the next (at most `--ack-batch`), as a client acking with
+//! AMQP's `multiple` flag would. With `--ack-linger-ms N` it first waits up to N ms for
 //! more of the stream before acking what it has. A message's end-to-end
 //! latency is taken when the chunk holding its event arrives, as the pull
 //! consumer takes it when the receive answer arrives.
 //!
 //! How often a consumer acks shapes what the broker sends: each ack frees
-//! that much of the window and the dispatcher leases just that much in its
-//! next round (one Raft commit per round), so a consumer that acks every
-//! message as soon as the stream is idle keeps getting one message per
-//! round. `--ack-linger-ms 1` lets acks (and so rounds) grow.
+//! that much of the window for the dispatcher's next round (one Raft commit
+//! per round), and a client that sent one request per receipt would be held
+//! to its ack round trips. `--ack-linger-ms 1` lets acks (and so rounds) grow.
 //!
 //! A stream that ends or fails is opened again (`run.stream_restarts`); what
 //! it held comes back redelivered, and those acks are refused.
@@ -194,6 +195,7 @@ pub async fn consume_loop(
         client.clone(),
         format!("{base}/ack"),
         key.clone(),
+        args.ack_batch,
         inbox,
     ));
     let url = format!(
@@ -227,16 +229,34 @@ pub async fn consume_loop(
     latencies
 }
 
-/// Acks each batch of receipts it is handed, one request at a time.
+/// Acks the receipts it is handed, one request at a time: each request
+/// takes every batch waiting, up to `max_receipts`.
 async fn ack_loop(
     shared: Arc<Shared>,
     client: reqwest::Client,
     url: String,
     key: String,
+    max_receipts: u64,
     mut batches: mpsc::UnboundedReceiver<Vec<String>>,
 ) -> Latencies {
     let mut latencies = Latencies::new();
-    while let Some(receipts) = batches.recv().await {
+    let max_receipts = usize::try_from(max_receipts).unwrap_or(usize::MAX).max(1);
+    let mut carried: Option<Vec<String>> = None;
+    loop {
+        let mut receipts = match carried.take() {
+            Some(receipts) => receipts,
+            None => match batches.recv().await {
+                Some(receipts) => receipts,
+                None => break,
+            },
+        };
+        while let Ok(more) = batches.try_recv() {
+            if receipts.len() + more.len() > max_receipts {
+                carried = Some(more);
+                break;
+            }
+            receipts.extend(more);
+        }
         ack(&shared, &client, &url, &key, &receipts, &mut latencies).await;
     }
     latencies
