@@ -9,7 +9,8 @@
 //! per round, not per message), the walk starting one consumer further each
 //! round — round-robin, and RabbitMQ's fair dispatch: with prefetch 1 a
 //! consumer that acks quickly has room again sooner and does more of the
-//! work. A consumer that
+//! work. `round` decides who is served (a consumer with only a little room
+//! briefly waits for more). A consumer that
 //! leaves (its connection dropped) is proposed `ConsumerDown`, so what it
 //! held goes back to the queue, redelivered.
 
@@ -20,11 +21,16 @@ use std::time::Duration;
 
 use sluice_queue::{Command, ConsumerId, Reply, Stats};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::messages::ReceivedMessage;
 use super::receipts::ReceiptSeal;
 use crate::groups::Groups;
 use crate::queue::QueueGroup;
+
+mod round;
+
+use round::{LINGER, Round, Window};
 
 /// How often an idle dispatcher checks that its queue is still hosted here
 /// (a deleted queue ends its consumers' streams) and tries another round.
@@ -101,6 +107,7 @@ impl Dispatchers {
                         consumers: Vec::new(),
                         next: 0,
                         receipts: self.receipts.clone(),
+                        lingering_since: None,
                     };
                     tokio::spawn(dispatcher.run(inbox, self.clone()));
                     requests
@@ -146,9 +153,6 @@ struct PushConsumer {
     deliveries: mpsc::Sender<ReceivedMessage>,
 }
 
-/// Most messages one consumer leases in one round.
-const MAX_ROUND_MESSAGES: u64 = 100;
-
 struct Dispatcher {
     groups: Groups,
     group: Arc<QueueGroup>,
@@ -156,6 +160,19 @@ struct Dispatcher {
     /// Where the next round-robin walk starts.
     next: usize,
     receipts: ReceiptSeal,
+    /// Since when consumers with a little room have waited for more
+    /// (`round`); `None` while nobody waits.
+    lingering_since: Option<Instant>,
+}
+
+/// What a dispatch round did.
+enum RoundOutcome {
+    /// Someone got messages (or left): try another round at once.
+    Delivered,
+    /// Nobody could take anything: wait for a change.
+    Idle,
+    /// Consumers with a little room wait for more, at most until then.
+    LingerUntil(Instant),
 }
 
 /// What a dispatch round looks at: when none of it changed, another round
@@ -184,14 +201,17 @@ impl Dispatcher {
                 continue;
             }
             changes.borrow_and_update();
-            if self.deliver_round().await {
-                continue;
-            }
+            let linger_until = match self.deliver_round().await {
+                RoundOutcome::Delivered => continue,
+                RoundOutcome::Idle => None,
+                RoundOutcome::LingerUntil(deadline) => Some(deadline),
+            };
             // Nothing to hand out: wait for a change that could matter
             // (our own empty receives change nothing that counts).
             let idle = fingerprint(&self.group.view().read(|q| q.stats()));
             loop {
                 tokio::select! {
+                    _ = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => break,
                     request = inbox.recv() => {
                         if let Some(request) = request {
                             self.handle(request).await;
@@ -293,42 +313,56 @@ impl Dispatcher {
         }
     }
 
-    /// One dispatch round: every consumer with room in its prefetch window
-    /// leases its share of the ready messages (ready ÷ consumers with room,
-    /// rounded up, at most its room), all proposed at once so the round
-    /// costs one group commit; then each gets its messages. The walk starts
-    /// one consumer further each round, so the rounded-up shares rotate.
-    /// False when nobody could take anything.
-    async fn deliver_round(&mut self) -> bool {
+    /// One dispatch round: the consumers `round::plan` serves lease their
+    /// share of the ready messages, all proposed at once so the round costs
+    /// one group commit; then each gets its messages. The walk starts one
+    /// consumer further each round, so the rounded-up shares rotate.
+    async fn deliver_round(&mut self) -> RoundOutcome {
         if let Some(closed) = self.consumers.iter().find(|c| c.deliveries.is_closed()) {
             let id = closed.id.clone();
             self.leave(&id).await;
-            return true;
+            return RoundOutcome::Delivered;
         }
         let stats = self.group.view().read(|q| q.stats());
-        if stats.ready == 0 {
-            return false;
-        }
         let count = self.consumers.len();
-        let with_room: Vec<(usize, u64)> = (0..count)
+        let windows: Vec<(usize, Window)> = (0..count)
             .map(|step| (self.next + step) % count)
-            .filter_map(|index| {
+            .map(|index| {
                 let consumer = &self.consumers[index];
                 let unacked = stats.consumers.get(&consumer.id).copied().unwrap_or(0);
-                let room = consumer.prefetch.saturating_sub(unacked);
-                (room > 0).then_some((index, room))
+                (
+                    index,
+                    Window {
+                        prefetch: consumer.prefetch,
+                        unacked,
+                    },
+                )
             })
             .collect();
-        if with_room.is_empty() {
-            return false;
+        let lingered = self
+            .lingering_since
+            .is_some_and(|since| since.elapsed() >= LINGER);
+        let leases = match round::plan(stats.ready, &windows, lingered) {
+            Round::Idle => {
+                self.lingering_since = None;
+                return RoundOutcome::Idle;
+            }
+            Round::Linger => {
+                let since = *self.lingering_since.get_or_insert_with(Instant::now);
+                return RoundOutcome::LingerUntil(since + LINGER);
+            }
+            Round::Lease(leases) => leases,
+        };
+        let left_waiting = windows.iter().filter(|(_, w)| w.room() > 0).count() > leases.len();
+        if !left_waiting {
+            self.lingering_since = None;
         }
         self.next = (self.next + 1) % count;
-        let share = stats.ready.div_ceil(with_room.len() as u64);
-        let receives = with_room.iter().map(|&(index, room)| {
+        let receives = leases.into_iter().map(|(index, max_messages)| {
             let consumer = &self.consumers[index];
             let command = Command::Receive {
                 consumer: consumer.id.clone(),
-                max_messages: u32::try_from(room.min(share).min(MAX_ROUND_MESSAGES)).unwrap_or(1),
+                max_messages,
                 lease_ms: consumer.lease_ms,
             };
             let group = &self.group;
@@ -352,7 +386,11 @@ impl Dispatcher {
             delivered |= !deliveries.is_empty();
             self.hand_over(index, deliveries).await;
         }
-        delivered
+        if delivered {
+            RoundOutcome::Delivered
+        } else {
+            RoundOutcome::Idle
+        }
     }
 
     /// Reads the bodies of `deliveries` and sends them to consumer `index`.
