@@ -4,7 +4,9 @@
 //! (fair dispatch); and a consumer whose connection drops while it holds
 //! messages gets them redelivered to another, marked `redelivered`;
 //! deleting the queue ends its consumers' streams; a stream and a pull
-//! receive with one key are different consumers.
+//! receive with one key are different consumers; a full window gets the
+//! next message as soon as one ack frees room (the dispatcher's brief wait
+//! for more room never stalls it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -203,5 +205,55 @@ async fn a_push_stream_and_a_pull_receive_with_one_key_are_different_consumers()
     assert_eq!(again.len(), 1);
     assert_eq!(again[0]["body"], held_by_push["body"]);
     assert_eq!(again[0]["redelivered"], true);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    sluice
+        .declare(&sluice.admin, "/v1/queues/window", json!({}))
+        .await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let mut consumer = PushConsumer::connect(&sluice.data, &app, "window", "prefetch=8").await?;
+    sluice
+        .publish_to_queue(&app, "window", tasks("w", 12))
+        .await?;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(
+            consumer
+                .next_message(WAIT)
+                .await?
+                .expect("a window's worth"),
+        );
+    }
+    assert!(
+        consumer
+            .next_message(Duration::from_millis(300))
+            .await?
+            .is_none(),
+        "no more than the prefetch unacked"
+    );
+    // One ack frees one slot, less than a quarter of the window: the
+    // dispatcher waits a moment for more acks, then sends one anyway.
+    for round in 0..2 {
+        sluice.ack(&app, "window", &held.remove(0)).await?;
+        let next = consumer
+            .next_message(WAIT)
+            .await?
+            .unwrap_or_else(|| panic!("ack {round} freed a slot: the next message comes"));
+        held.push(next);
+        assert!(
+            consumer
+                .next_message(Duration::from_millis(100))
+                .await?
+                .is_none(),
+            "one slot, one message"
+        );
+    }
+    let stats = sluice.stats(&app, "window").await?;
+    assert_eq!(stats["unacked"], 8, "{stats}");
+    assert_eq!(stats["ready"], 2, "{stats}");
     Ok(())
 }
