@@ -343,7 +343,8 @@ impl Deployment {
     }
 
     /// A new key of `admin`'s tenant with `scopes`, once the broker knows it
-    /// (key creation does not wait for the brokers, unlike declares).
+    /// (key creation waits at most `apply_wait_ms` for the brokers and
+    /// answers 201 either way, where a declare would answer 202).
     pub async fn key(&self, admin: &str, scopes: &[&str]) -> anyhow::Result<String> {
         let (status, key) = self
             .api
