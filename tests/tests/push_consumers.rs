@@ -6,7 +6,9 @@
 //! deleting the queue ends its consumers' streams; a stream and a pull
 //! receive with one key are different consumers; a full window gets the
 //! next message as soon as one ack frees room (the dispatcher's brief wait
-//! for more room never stalls it).
+//! for more room never stalls it); acking one message at a time (each ack
+//! refilling the window in its own commit) keeps publish order and never
+//! exceeds the prefetch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -255,5 +257,58 @@ async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<(
     let stats = sluice.stats(&app, "window").await?;
     assert_eq!(stats["unacked"], 8, "{stats}");
     assert_eq!(stats["ready"], 2, "{stats}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_ack_at_a_time_gets_every_message_in_order_within_the_window() -> anyhow::Result<()> {
+    let sluice = Deployment::start().await?;
+    sluice
+        .declare(&sluice.admin, "/v1/queues/ordered", json!({}))
+        .await?;
+    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
+    let mut consumer = PushConsumer::connect(&sluice.data, &app, "ordered", "prefetch=3").await?;
+    sluice
+        .publish_to_queue(&app, "ordered", tasks("o", 30))
+        .await?;
+    // Each ack carries the consumer's next message in its own commit (the
+    // refill): they still come in publish order, and never more than the
+    // window.
+    let mut held = std::collections::VecDeque::new();
+    let mut bodies = Vec::new();
+    while bodies.len() < 30 {
+        let message = consumer
+            .next_message(WAIT)
+            .await?
+            .unwrap_or_else(|| panic!("message {} never came", bodies.len()));
+        bodies.push(message["body"].as_str().unwrap_or_default().to_string());
+        held.push_back(message);
+        assert!(held.len() <= 3, "more than the prefetch unacked");
+        if held.len() == 3 && bodies.len() % 10 == 0 {
+            // A full window stays full until the next ack.
+            assert!(
+                consumer
+                    .next_message(Duration::from_millis(100))
+                    .await?
+                    .is_none(),
+                "more than the prefetch unacked"
+            );
+        }
+        if held.len() == 3 || bodies.len() == 30 {
+            let oldest = held.pop_front().expect("a held message");
+            sluice.ack(&app, "ordered", &oldest).await?;
+        }
+    }
+    let expected: Vec<String> = (0..30).map(|i| format!("o-{i}")).collect();
+    assert_eq!(bodies, expected);
+    for message in held {
+        sluice.ack(&app, "ordered", &message).await?;
+    }
+    let stats = sluice.stats(&app, "ordered").await?;
+    assert_eq!(
+        (stats["ready"].as_u64(), stats["unacked"].as_u64()),
+        (Some(0), Some(0)),
+        "{stats}"
+    );
     Ok(())
 }

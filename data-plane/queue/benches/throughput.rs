@@ -63,7 +63,16 @@ fn round(state: &mut QueueState, index: &mut u64, groups: bool) {
         }
         *index += 1;
         let receipts = deliveries.iter().map(|d| d.receipt).collect();
-        black_box(state.apply(*index, TimedCommand::new(now, Command::Ack { receipts })));
+        black_box(state.apply(
+            *index,
+            TimedCommand::new(
+                now,
+                Command::Ack {
+                    receipts,
+                    refill: None,
+                },
+            ),
+        ));
     }
 }
 

@@ -35,8 +35,16 @@ pub enum Command {
         #[serde(default)]
         lease_ms: Option<u64>,
     },
-    /// Settle deliveries for good (one result per receipt).
-    Ack { receipts: Vec<Receipt> },
+    /// Settle deliveries for good (one result per receipt); with `refill`,
+    /// then lease its consumer the messages it now has room for, in the
+    /// same entry. A push consumer's next messages ride on its ack, so
+    /// prefetch 1 costs one commit per message, not two (RabbitMQ's quorum
+    /// queues likewise deliver as a side effect of a settle).
+    Ack {
+        receipts: Vec<Receipt>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refill: Option<Refill>,
+    },
     /// Give a delivery back.
     Nack {
         receipt: Receipt,
@@ -91,6 +99,17 @@ impl RedriveTarget {
     pub fn is_origin(&self) -> bool {
         matches!(self, Self::Origin)
     }
+}
+
+/// A registered consumer's prefetch window, topped up after its ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refill {
+    pub consumer: ConsumerId,
+    /// Lease until the consumer holds this many unacked messages.
+    pub prefetch: u32,
+    /// The leases' length (default the queue's), as for `Receive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
 }
 
 /// What to do with a nacked delivery.

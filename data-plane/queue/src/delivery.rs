@@ -2,7 +2,7 @@
 //! nack (requeue, retry after a backoff, dead-letter), lease extension —
 //! with the delivery limit applied whenever a message would go out again.
 
-use crate::command::NackAction;
+use crate::command::{NackAction, Refill};
 use crate::error::QueueError;
 use crate::message::{ConsumerId, DeadLetterReason, Location, Receipt, Seq};
 use crate::output::{DeadLetter, Delivery, NackOutcome, Reply};
@@ -75,7 +75,12 @@ impl QueueState {
         Ok(Reply::Received { deliveries })
     }
 
-    pub(crate) fn ack(&mut self, receipts: &[Receipt]) -> Reply {
+    pub(crate) fn ack(
+        &mut self,
+        receipts: &[Receipt],
+        refill: Option<Refill>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Reply {
         let results = receipts
             .iter()
             .map(|receipt| {
@@ -84,7 +89,36 @@ impl QueueState {
                 Ok(receipt.seq)
             })
             .collect();
-        Reply::Acked { results }
+        let refilled = refill
+            .map(|refill| self.refill(refill, dead))
+            .unwrap_or_default();
+        Reply::Acked { results, refilled }
+    }
+
+    /// Lease `refill.consumer` what it takes to hold `refill.prefetch`
+    /// unacked messages again. Only a consumer registered with `ConsumerUp`
+    /// and still there is refilled: one whose `ConsumerDown` came first is
+    /// gone, and leasing to it would strand messages until their leases
+    /// ran out. Under single-active-consumer only the active one gets any.
+    fn refill(&mut self, refill: Refill, dead: &mut Vec<DeadLetter>) -> Vec<Delivery> {
+        let registered = self.attached.contains_key(&refill.consumer)
+            && !self.pulling.contains_key(&refill.consumer);
+        if !registered {
+            return Vec::new();
+        }
+        let held = self
+            .idx
+            .unacked_by_consumer
+            .get(&refill.consumer)
+            .map_or(0, |seqs| seqs.len());
+        let room = (refill.prefetch as usize).saturating_sub(held);
+        if room == 0 {
+            return Vec::new();
+        }
+        match self.receive(refill.consumer, room as u32, refill.lease_ms, dead) {
+            Ok(Reply::Received { deliveries }) => deliveries,
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn nack(

@@ -28,7 +28,7 @@ mod state;
 mod store;
 mod timers;
 
-pub use command::{Command, NackAction, RedriveTarget, TimedCommand};
+pub use command::{Command, NackAction, RedriveTarget, Refill, TimedCommand};
 pub use error::QueueError;
 pub use message::{
     BodyRef, ConsumerId, DeadLetterReason, DeathRecord, Location, MalformedReceipt, Message,

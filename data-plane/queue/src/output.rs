@@ -32,9 +32,12 @@ pub enum Reply {
     Received {
         deliveries: Vec<Delivery>,
     },
-    /// Per receipt: the acked message's seq, or why not.
+    /// Per receipt: the acked message's seq, or why not; and what the
+    /// ack's `refill` leased to its consumer.
     Acked {
         results: Vec<Result<Seq, QueueError>>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refilled: Vec<Delivery>,
     },
     Nacked {
         outcome: NackOutcome,

@@ -93,7 +93,7 @@ impl QueueState {
                 max_messages,
                 lease_ms,
             } => self.receive(consumer, max_messages, lease_ms, &mut dead),
-            Command::Ack { receipts } => Ok(self.ack(&receipts)),
+            Command::Ack { receipts, refill } => Ok(self.ack(&receipts, refill, &mut dead)),
             Command::Nack { receipt, action } => self.nack(receipt, action, &mut dead),
             Command::ExtendLease { receipt, lease_ms } => {
                 self.extend_lease(receipt, lease_ms, &mut dead)
@@ -157,6 +157,15 @@ impl QueueState {
             active_consumer: self.active_consumer().cloned(),
             outbox: self.outbox.len() as u64,
         }
+    }
+
+    /// How many unacked messages `consumer` holds (its prefetch window's
+    /// use), without building the whole of [`Self::stats`].
+    pub fn held_by(&self, consumer: &ConsumerId) -> u64 {
+        self.idx
+            .unacked_by_consumer
+            .get(consumer)
+            .map_or(0, |seqs| seqs.len() as u64)
     }
 
     /// The first `max` ready messages in publish (seq) order, untouched.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use sluice_queue::{
     Applied, BodyRef, Command, ConsumerId, Location, NackAction, NackOutcome, Overflow,
-    PublishMessage, PublishResult, QueueSettings, QueueState, Receipt, RedriveTarget, Reply,
-    RetryBackoff, Seq, TimedCommand,
+    PublishMessage, PublishResult, QueueSettings, QueueState, Receipt, RedriveTarget, Refill,
+    Reply, RetryBackoff, Seq, TimedCommand,
 };
 
 #[derive(Debug, Clone)]
@@ -29,7 +29,8 @@ enum Op {
         max: u32,
         lease_ms: Option<u64>,
     },
-    Ack(Vec<usize>),
+    /// Picks, and maybe a refill of (consumer, prefetch).
+    Ack(Vec<usize>, Option<(u8, u32)>),
     Nack {
         pick: usize,
         action: u8,
@@ -79,7 +80,11 @@ fn op() -> impl Strategy<Value = Op> {
         4 => proptest::collection::vec(publish(), 1..4).prop_map(Op::Publish),
         4 => (0..3u8, 1..4u32, proptest::option::of(500..3_000u64))
             .prop_map(|(consumer, max, lease_ms)| Op::Receive { consumer, max, lease_ms }),
-        3 => proptest::collection::vec(any::<usize>(), 1..3).prop_map(Op::Ack),
+        3 => (
+            proptest::collection::vec(any::<usize>(), 1..3),
+            proptest::option::of((0..3u8, 1..4u32))
+        )
+            .prop_map(|(picks, refill)| Op::Ack(picks, refill)),
         2 => (any::<usize>(), 0..4u8, 0..2_000u64)
             .prop_map(|(pick, action, delay_ms)| Op::Nack { pick, action, delay_ms }),
         1 => (any::<usize>(), 0..3_000u64).prop_map(|(pick, lease_ms)| Op::Extend { pick, lease_ms }),
@@ -206,11 +211,16 @@ fn command(op: &Op, seen: &Observed, state: &QueueState, log_index: u64) -> Comm
             max_messages: *max,
             lease_ms: *lease_ms,
         },
-        Op::Ack(picks) => Command::Ack {
+        Op::Ack(picks, refill) => Command::Ack {
             receipts: picks
                 .iter()
                 .map(|i| pick(&seen.receipts, *i).unwrap_or(NO_RECEIPT))
                 .collect(),
+            refill: refill.map(|(c, prefetch)| Refill {
+                consumer: consumer(c),
+                prefetch,
+                lease_ms: None,
+            }),
         },
         Op::Nack {
             pick: i,
@@ -389,8 +399,34 @@ fn check_step(
                 }
             }
         }
-        Ok(Reply::Acked { results }) => {
-            seen.gone += results.iter().filter(|r| r.is_ok()).count() as u64
+        Ok(Reply::Acked { results, refilled }) => {
+            seen.gone += results.iter().filter(|r| r.is_ok()).count() as u64;
+            let Command::Ack { refill, .. } = command else {
+                unreachable!()
+            };
+            match refill {
+                Some(refill) if !refilled.is_empty() => {
+                    let held = state.stats().consumers.get(&refill.consumer).copied();
+                    assert!(
+                        held.unwrap_or(0) <= u64::from(refill.prefetch),
+                        "a refill overfilled the window: {held:?} > {}",
+                        refill.prefetch
+                    );
+                }
+                Some(_) => {}
+                None => assert!(refilled.is_empty(), "refilled without a refill"),
+            }
+            for d in refilled {
+                let not_before = seen.not_before.get(&d.seq).copied().unwrap_or(0);
+                assert!(now >= not_before, "message {} refilled before due", d.seq);
+                assert_eq!(d.redelivered, d.delivery_count > 1);
+                assert!(
+                    deliverable_when_taken(state, d.seq),
+                    "message {} overtook its group",
+                    d.seq
+                );
+                seen.receipts.push(d.receipt);
+            }
         }
         Ok(Reply::Nacked {
             outcome: NackOutcome::Delayed { due_ms },

@@ -251,8 +251,7 @@ pub async fn ack(
         .enumerate()
         .map(|(i, r)| parse_receipt(&state, &group, &format!("receipts[{i}]"), r))
         .collect::<BrokerResult<Vec<Receipt>>>()?;
-    let Reply::Acked { results } =
-        reply(group.propose(Command::Ack { receipts }, Vec::new()).await?)?
+    let Reply::Acked { results, .. } = reply(state.dispatchers.ack(&group, receipts).await?)?
     else {
         return Err(BrokerError::Internal(anyhow::anyhow!(
             "ack got another reply"

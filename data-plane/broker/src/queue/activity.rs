@@ -73,8 +73,10 @@ impl Totals {
                 totals.delivered = deliveries.len() as u64;
                 totals.redelivered = deliveries.iter().filter(|d| d.redelivered).count() as u64;
             }
-            (Ok(Reply::Acked { results }), _) => {
+            (Ok(Reply::Acked { results, refilled }), _) => {
                 totals.acked = results.iter().filter(|r| r.is_ok()).count() as u64;
+                totals.delivered = refilled.len() as u64;
+                totals.redelivered = refilled.iter().filter(|d| d.redelivered).count() as u64;
             }
             (Ok(Reply::Nacked { .. }), _) => totals.nacked = 1,
             _ => {}
@@ -439,6 +441,7 @@ mod tests {
         // One acked, one nacked back (requeued), one left to expire.
         let ack = Command::Ack {
             receipts: vec![deliveries[0].receipt],
+            refill: None,
         };
         assert_eq!(run.apply(1_100, ack).1.acked, 1);
         let nack = Command::Nack {
@@ -470,6 +473,45 @@ mod tests {
         );
         let stats = run.queue.stats();
         assert_eq!(stats.ready + stats.unacked + stats.delayed, 0);
+    }
+
+    #[test]
+    fn an_ack_that_refills_counts_what_it_delivered() {
+        let mut run = Run {
+            queue: QueueState::new(QueueSettings::default()),
+            index: 0,
+            sum: Totals::default(),
+        };
+        let consumer = ConsumerId("push".into());
+        run.apply(
+            1_000,
+            Command::ConsumerUp {
+                consumer: consumer.clone(),
+            },
+        );
+        let publish = Command::Publish {
+            messages: vec![message(10), message(20)],
+        };
+        run.apply(1_000, publish);
+        let receive = Command::Receive {
+            consumer: consumer.clone(),
+            max_messages: 1,
+            lease_ms: None,
+        };
+        let (reply, _) = run.apply(1_000, receive);
+        let Some(Reply::Received { deliveries }) = reply else {
+            panic!("receive: {reply:?}");
+        };
+        let ack = Command::Ack {
+            receipts: vec![deliveries[0].receipt],
+            refill: Some(sluice_queue::Refill {
+                consumer,
+                prefetch: 1,
+                lease_ms: None,
+            }),
+        };
+        let (_, delta) = run.apply(1_100, ack);
+        assert_eq!((delta.acked, delta.delivered, delta.redelivered), (1, 1, 0));
     }
 
     #[test]

@@ -112,7 +112,13 @@ mod tests {
         // Ack all but the last ten, which go back to ready.
         let receipts = deliveries[..90].iter().map(|d| d.receipt).collect();
         group
-            .propose(Command::Ack { receipts }, Vec::new())
+            .propose(
+                Command::Ack {
+                    receipts,
+                    refill: None,
+                },
+                Vec::new(),
+            )
             .await
             .expect("ack");
         for delivery in &deliveries[90..] {

@@ -4,6 +4,7 @@ mod dead_letter;
 mod groups;
 mod priority;
 mod publish;
+mod refill;
 mod snapshot;
 mod support;
 mod work_queue;

@@ -3,8 +3,8 @@
 
 use sluice_queue::{
     Applied, BodyRef, Command, ConsumerId, DeadLetter, Delivery, NackAction, NackOutcome,
-    PublishMessage, PublishResult, QueueError, QueueSettings, QueueState, Receipt, Reply, Seq,
-    TimedCommand,
+    PublishMessage, PublishResult, QueueError, QueueSettings, QueueState, Receipt, Refill, Reply,
+    Seq, TimedCommand,
 };
 
 pub struct Harness {
@@ -112,10 +112,20 @@ impl Harness {
     }
 
     pub fn ack(&mut self, receipts: &[Receipt]) -> Vec<Result<Seq, QueueError>> {
+        self.ack_refilling(receipts, None).0
+    }
+
+    /// Ack, then refill `refill`'s window; the results and the refill.
+    pub fn ack_refilling(
+        &mut self,
+        receipts: &[Receipt],
+        refill: Option<Refill>,
+    ) -> (Vec<Result<Seq, QueueError>>, Vec<Delivery>) {
         match self.run(Command::Ack {
             receipts: receipts.to_vec(),
+            refill,
         }) {
-            Ok(Reply::Acked { results }) => results,
+            Ok(Reply::Acked { results, refilled }) => (results, refilled),
             other => panic!("ack: {other:?}"),
         }
     }

@@ -10,9 +10,12 @@
 //! round — round-robin, and RabbitMQ's fair dispatch: with prefetch 1 a
 //! consumer that acks quickly has room again sooner and does more of the
 //! work. `round` decides who is served (a consumer with only a little room
-//! briefly waits for more). A consumer that
-//! leaves (its connection dropped) is proposed `ConsumerDown`, so what it
-//! held goes back to the queue, redelivered.
+//! briefly waits for more). An ack that frees a good part of a push
+//! consumer's window passes through the task too (`settle`): it is proposed
+//! with a refill of that window, so with prefetch 1 the next message rides
+//! on the ack's commit. A consumer
+//! that leaves (its connection dropped) is proposed `ConsumerDown`, so what
+//! it held goes back to the queue, redelivered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,8 +32,10 @@ use crate::groups::Groups;
 use crate::queue::QueueGroup;
 
 mod round;
+mod settle;
 
 use round::{LINGER, Round, Window};
+use settle::Settle;
 
 /// How often an idle dispatcher checks that its queue is still hosted here
 /// (a deleted queue ends its consumers' streams) and tries another round.
@@ -51,13 +56,24 @@ type Joined = oneshot::Sender<Result<ConsumerId, String>>;
 enum Request {
     Join(Join, Joined),
     Leave(ConsumerId),
+    Settle(Settle),
 }
 
 /// The dispatch tasks of the queues that have push consumers, by group id.
 pub struct Dispatchers {
-    tasks: Mutex<HashMap<String, mpsc::UnboundedSender<Request>>>,
+    tasks: Mutex<HashMap<String, Task>>,
     receipts: ReceiptSeal,
 }
+
+/// A running dispatch task, as others reach it.
+struct Task {
+    requests: mpsc::UnboundedSender<Request>,
+    /// The prefetch of each consumer the task serves: a copy the task keeps
+    /// up to date, read by acks deciding whether to go through the task.
+    windows: Windows,
+}
+
+type Windows = Arc<Mutex<HashMap<ConsumerId, u64>>>;
 
 /// Tells the dispatcher that a consumer left when dropped (the consumer's
 /// stream owns it, so a closed connection drops it).
@@ -101,17 +117,20 @@ impl Dispatchers {
                 .entry(group.spec.group_id.clone())
                 .or_insert_with(|| {
                     let (requests, inbox) = mpsc::unbounded_channel();
+                    let windows = Windows::default();
                     let dispatcher = Dispatcher {
                         groups: groups.clone(),
                         group: group.clone(),
                         consumers: Vec::new(),
+                        windows: windows.clone(),
                         next: 0,
                         receipts: self.receipts.clone(),
                         lingering_since: None,
                     };
                     tokio::spawn(dispatcher.run(inbox, self.clone()));
-                    requests
+                    Task { requests, windows }
                 })
+                .requests
                 .clone();
             // Sent under the lock: a task retires under it too, so it never
             // drops a request it has not seen.
@@ -157,6 +176,8 @@ struct Dispatcher {
     groups: Groups,
     group: Arc<QueueGroup>,
     consumers: Vec<PushConsumer>,
+    /// The consumers' prefetch, mirrored for `Dispatchers::ack`.
+    windows: Windows,
     /// Where the next round-robin walk starts.
     next: usize,
     receipts: ReceiptSeal,
@@ -190,9 +211,17 @@ impl Dispatcher {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Request>, owner: Arc<Dispatchers>) {
         let group_id = self.group.spec.group_id.clone();
         let mut changes = self.group.view().subscribe();
+        let mut woken_by: Option<Request> = None;
         loop {
+            let mut settles = Vec::new();
+            if let Some(request) = woken_by.take() {
+                self.handle(request, &mut settles).await;
+            }
             while let Ok(request) = inbox.try_recv() {
-                self.handle(request).await;
+                self.handle(request, &mut settles).await;
+            }
+            if !settles.is_empty() {
+                self.settle(settles).await;
             }
             if self.consumers.is_empty() {
                 if owner.retire(&group_id, &mut inbox) {
@@ -213,9 +242,7 @@ impl Dispatcher {
                 tokio::select! {
                     _ = tokio::time::sleep_until(linger_until.unwrap_or_else(Instant::now)), if linger_until.is_some() => break,
                     request = inbox.recv() => {
-                        if let Some(request) = request {
-                            self.handle(request).await;
-                        }
+                        woken_by = request;
                         break;
                     }
                     _ = tokio::time::sleep(HOSTED_CHECK) => {
@@ -250,7 +277,9 @@ impl Dispatcher {
             .is_some_and(|current| Arc::ptr_eq(&current, &self.group))
     }
 
-    async fn handle(&mut self, request: Request) {
+    /// Handles a join or leave at once; an ack joins `settles`, proposed
+    /// together with the others waiting.
+    async fn handle(&mut self, request: Request, settles: &mut Vec<Settle>) {
         match request {
             Request::Join(join, joined) => {
                 let id = self.unique_id(&join.name);
@@ -265,6 +294,10 @@ impl Dispatcher {
                     Err(err) => Err(err.to_string()),
                 };
                 if answer.is_ok() {
+                    self.windows
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.clone(), u64::from(join.prefetch));
                     self.consumers.push(PushConsumer {
                         id,
                         prefetch: u64::from(join.prefetch),
@@ -275,6 +308,7 @@ impl Dispatcher {
                 let _ = joined.send(answer);
             }
             Request::Leave(id) => self.leave(&id).await,
+            Request::Settle(settle) => settles.push(settle),
         }
     }
 
@@ -295,6 +329,10 @@ impl Dispatcher {
             return;
         };
         self.consumers.remove(position);
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         if self.next > position {
             self.next -= 1;
         }

@@ -4,7 +4,9 @@
 //! Every round costs a Raft commit, so a round is worth running for a
 //! consumer only when it can take a good part of its window. Otherwise a
 //! consumer that acks a message at a time gets a message per round, and
-//! every message costs two commits (its ack and its lease). So a consumer
+//! every message costs two commits (its ack and its lease). (An ack that
+//! frees as much as a round would wait for refills the window in its own
+//! commit instead, `super::settle`.) So a consumer
 //! that still holds messages waits, while its room is under a quarter of
 //! its prefetch, until more acks free room or [`LINGER`] passes. A consumer
 //! holding nothing never waits: nothing stalls, and prefetch 1 keeps
@@ -34,8 +36,9 @@ impl Window {
         self.prefetch.saturating_sub(self.unacked)
     }
 
-    /// Whether a round for this consumer alone is worth its commit.
-    fn worth_a_round(&self) -> bool {
+    /// Whether a round for this consumer alone is worth its commit (and
+    /// an ack leaving it this window worth refilling it).
+    pub fn worth_a_round(&self) -> bool {
         self.unacked == 0 || self.room() >= self.prefetch.div_ceil(4)
     }
 }
