@@ -210,17 +210,30 @@ async fn a_push_stream_and_a_pull_receive_with_one_key_are_different_consumers()
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<()> {
+/// A deployment with queue `queue`, an app key, one push consumer with
+/// window `prefetch`, and `count` messages `<queue>-<i>` published after it
+/// connected.
+async fn one_consumer_of(
+    queue: &str,
+    prefetch: u32,
+    count: usize,
+) -> anyhow::Result<(Deployment, String, PushConsumer)> {
     let sluice = Deployment::start().await?;
     sluice
-        .declare(&sluice.admin, "/v1/queues/window", json!({}))
+        .declare(&sluice.admin, &format!("/v1/queues/{queue}"), json!({}))
         .await?;
     let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-    let mut consumer = PushConsumer::connect(&sluice.data, &app, "window", "prefetch=8").await?;
+    let consumer =
+        PushConsumer::connect(&sluice.data, &app, queue, &format!("prefetch={prefetch}")).await?;
     sluice
-        .publish_to_queue(&app, "window", tasks("w", 12))
+        .publish_to_queue(&app, queue, tasks(queue, count))
         .await?;
+    Ok((sluice, app, consumer))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<()> {
+    let (sluice, app, mut consumer) = one_consumer_of("window", 8, 12).await?;
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(
@@ -262,15 +275,7 @@ async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_ack_at_a_time_gets_every_message_in_order_within_the_window() -> anyhow::Result<()> {
-    let sluice = Deployment::start().await?;
-    sluice
-        .declare(&sluice.admin, "/v1/queues/ordered", json!({}))
-        .await?;
-    let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-    let mut consumer = PushConsumer::connect(&sluice.data, &app, "ordered", "prefetch=3").await?;
-    sluice
-        .publish_to_queue(&app, "ordered", tasks("o", 30))
-        .await?;
+    let (sluice, app, mut consumer) = one_consumer_of("ordered", 3, 30).await?;
     // Each ack carries the consumer's next message in its own commit (the
     // refill): they still come in publish order, and never more than the
     // window.
@@ -299,7 +304,7 @@ async fn one_ack_at_a_time_gets_every_message_in_order_within_the_window() -> an
             sluice.ack(&app, "ordered", &oldest).await?;
         }
     }
-    let expected: Vec<String> = (0..30).map(|i| format!("o-{i}")).collect();
+    let expected: Vec<String> = (0..30).map(|i| format!("ordered-{i}")).collect();
     assert_eq!(bodies, expected);
     for message in held {
         sluice.ack(&app, "ordered", &message).await?;
