@@ -532,6 +532,12 @@ impl PushConsumer {
         }
     }
 
+    /// Whether no message arrives within `period` (a full window stays
+    /// full, a waiting consumer waits).
+    pub async fn stays_quiet(&mut self, period: Duration) -> anyhow::Result<bool> {
+        Ok(self.next_message(period).await?.is_none())
+    }
+
     /// The next pushed message within `timeout`.
     pub async fn next_message(&mut self, timeout: Duration) -> anyhow::Result<Option<Value>> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -57,12 +57,7 @@ async fn push_consumers_share_work_fairly_and_survive_a_crash() -> anyhow::Resul
     }
     // Nobody got more than their share.
     for consumer in [&mut first, &mut second] {
-        assert!(
-            consumer
-                .next_message(Duration::from_millis(300))
-                .await?
-                .is_none()
-        );
+        assert!(consumer.stays_quiet(Duration::from_millis(300)).await?);
     }
     let mut all: Vec<String> = got.concat();
     all.sort();
@@ -244,10 +239,7 @@ async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<(
         );
     }
     assert!(
-        consumer
-            .next_message(Duration::from_millis(300))
-            .await?
-            .is_none(),
+        consumer.stays_quiet(Duration::from_millis(300)).await?,
         "no more than the prefetch unacked"
     );
     // One ack frees one slot, less than a quarter of the window: the
@@ -260,10 +252,7 @@ async fn a_full_window_gets_the_next_message_after_one_ack() -> anyhow::Result<(
             .unwrap_or_else(|| panic!("ack {round} freed a slot: the next message comes"));
         held.push(next);
         assert!(
-            consumer
-                .next_message(Duration::from_millis(100))
-                .await?
-                .is_none(),
+            consumer.stays_quiet(Duration::from_millis(100)).await?,
             "one slot, one message"
         );
     }
@@ -292,10 +281,7 @@ async fn one_ack_at_a_time_gets_every_message_in_order_within_the_window() -> an
         if held.len() == 3 && bodies.len() % 10 == 0 {
             // A full window stays full until the next ack.
             assert!(
-                consumer
-                    .next_message(Duration::from_millis(100))
-                    .await?
-                    .is_none(),
+                consumer.stays_quiet(Duration::from_millis(100)).await?,
                 "more than the prefetch unacked"
             );
         }

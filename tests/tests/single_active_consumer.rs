@@ -134,10 +134,7 @@ async fn the_next_consumer_takes_over_when_the_active_one_goes_away() -> anyhow:
     let message = active.next_message(WAIT).await?.context("p-1 pushed")?;
     assert_eq!(body(&message), "p-1");
     assert!(
-        waiting
-            .next_message(Duration::from_millis(500))
-            .await?
-            .is_none(),
+        waiting.stays_quiet(Duration::from_millis(500)).await?,
         "the waiting consumer gets nothing while the first is active"
     );
     drop(active);
