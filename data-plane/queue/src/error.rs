@@ -29,3 +29,25 @@ pub enum QueueError {
     #[error("log index {got} is below the applied index {applied}")]
     LogIndexRegressed { applied: u64, got: u64 },
 }
+
+/// A queue setting the queue cannot honour: the field (a JSON path inside
+/// the settings, such as `retry.multiplier`), the rule it broke (`range`,
+/// `requires`, ...) and why. The control plane answers it as a validation
+/// problem naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {detail}")]
+pub struct InvalidSetting {
+    pub field: String,
+    pub rule: &'static str,
+    pub detail: String,
+}
+
+impl InvalidSetting {
+    pub(crate) fn new(field: &str, rule: &'static str, detail: impl Into<String>) -> Self {
+        InvalidSetting {
+            field: field.to_string(),
+            rule,
+            detail: detail.into(),
+        }
+    }
+}

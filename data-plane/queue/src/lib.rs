@@ -29,7 +29,7 @@ mod store;
 mod timers;
 
 pub use command::{Command, NackAction, RedriveTarget, Refill, TimedCommand};
-pub use error::QueueError;
+pub use error::{InvalidSetting, QueueError};
 pub use message::{
     BodyRef, ConsumerId, DeadLetterReason, DeathRecord, Location, MalformedReceipt, Message,
     MessageMeta, MessageView, PublishMessage, Receipt, Seq,

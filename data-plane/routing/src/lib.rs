@@ -32,6 +32,7 @@
 
 pub mod consistent_hash;
 pub mod headers;
+pub mod settings;
 pub mod topic;
 pub mod topology;
 
@@ -40,6 +41,7 @@ mod router;
 
 pub use build::TopologyIssue;
 pub use router::{Route, RouteError, Router};
+pub use settings::{InvalidSetting, validate_topic_key};
 pub use topology::{
     Binding, BindingSpec, DEFAULT_EXCHANGE, DestinationType, Exchange, ExchangeSpec, ExchangeType,
     HeaderMatch, Headers,

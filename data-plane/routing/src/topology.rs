@@ -1,10 +1,12 @@
-//! Input types: a tenant's exchanges and bindings exactly as the control plane's
-//! topology feed carries them (`{"name", "spec"}` and `{"id", "spec"}`).
+//! Input types: a tenant's exchanges and bindings. [`ExchangeSpec`] and
+//! [`BindingSpec`] are the very types the control plane declares, stores and
+//! sends in its topology feed (`{"name", "spec"}` and `{"id", "spec"}`); the
+//! rules a declaration must keep are in [`crate::settings`].
 //!
 //! Unknown fields (such as the feed's `tenant_id`) are ignored, so the feed can grow
-//! without breaking brokers that have not been upgraded yet. Defaults match the
-//! control plane's: `durable` true, `internal` false, `destination_type` queue,
-//! `match` all, `weight` 1.
+//! without breaking brokers that have not been upgraded yet. Defaults:
+//! `durable` true, `internal` false, `destination_type` queue, `match` all,
+//! `weight` 1.
 
 use std::collections::BTreeMap;
 
@@ -24,18 +26,27 @@ pub struct Exchange {
     pub spec: ExchangeSpec,
 }
 
+// The control plane validates ([`ExchangeSpec::validate`]), stores and
+// returns this type, and the topology feed carries it to the brokers. The doc
+// comments are the published API's descriptions (`openapi/control-plane.json`);
+// every field is serialised, which is how the control plane tells an unknown
+// input field from a known one (it refuses unknown fields, brokers ignore them).
+/// Settings of an exchange, as declared with `PUT /v1/exchanges/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExchangeSpec {
     #[serde(rename = "type")]
     pub kind: ExchangeType,
-    /// Does not affect routing; carried so the input round-trips.
+    // Does not affect routing; carried so the declaration round-trips.
+    /// Survives broker restarts (default true).
     #[serde(default = "default_true")]
     pub durable: bool,
-    /// Refuses direct publishes; still reachable through exchange-to-exchange bindings
-    /// and as an alternate exchange.
+    // Still reachable through exchange-to-exchange bindings and as an
+    // alternate exchange.
+    /// Internal exchanges accept no direct publishes, only exchange-to-exchange routing.
     #[serde(default)]
     pub internal: bool,
-    /// Receives the message when none of this exchange's bindings matched.
+    /// Exchange that receives messages no binding matched. Must exist.
     #[serde(default)]
     pub alternate_exchange: Option<String>,
     /// `consistent-hash` only: hash this header's value instead of the routing key.
@@ -48,12 +59,18 @@ fn default_true() -> bool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ExchangeType {
+    /// Routing key equals the binding key.
     Direct,
+    /// Every bound queue gets a copy; routing keys are ignored.
     Fanout,
+    /// Dot-separated words; binding keys use `*` (one word) and `#` (zero or more).
     Topic,
+    /// Matches message headers against the binding's headers (`all` or `any`).
     Headers,
+    /// Hashes the routing key (or `hash_header`) onto bindings in proportion to their weight.
     ConsistentHash,
 }
 
@@ -64,29 +81,40 @@ pub struct Binding {
     pub spec: BindingSpec,
 }
 
+// Declared, checked ([`BindingSpec::normalize`]) and stored by the control
+// plane, carried by the feed; the doc comments are the published API's.
+/// A binding as declared with `POST /v1/bindings`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BindingSpec {
-    /// The exchange the binding belongs to.
+    /// Source exchange (not the default exchange, which binds every queue by its name).
     pub source: String,
     #[serde(default)]
     pub destination_type: DestinationType,
     pub destination: String,
-    /// Binding key: compared with the routing key by direct and topic exchanges,
-    /// ignored by the others.
+    // Direct and topic exchanges compare it with the routing key; the others
+    // ignore it.
+    /// Binding key. For topic exchanges `*` matches one word and `#` zero or more.
     #[serde(default)]
     pub routing_key: String,
-    /// Headers exchanges only.
+    // Spelled out rather than `Headers`: the schema generator would take the
+    // alias for a schema of its own.
+    /// Headers exchanges only: header values to match (strings, numbers or booleans,
+    /// compared with the text of the message's header: `2` matches `"2"`).
     #[serde(default)]
-    pub headers: Headers,
-    /// Headers exchanges only; `None` means [`HeaderMatch::All`].
+    pub headers: BTreeMap<String, serde_json::Value>,
+    // `None` means [`HeaderMatch::All`].
+    /// Headers exchanges only: `all` (default) or `any`.
     #[serde(default, rename = "match")]
     pub header_match: Option<HeaderMatch>,
-    /// Consistent-hash exchanges only: share of the hash ring; `None` means 1.
+    // `None` means 1.
+    /// Consistent-hash exchanges only: share of the hash space, 1 to 1000 (default 1).
     #[serde(default)]
     pub weight: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum DestinationType {
     #[default]
@@ -94,14 +122,15 @@ pub enum DestinationType {
     Exchange,
 }
 
-/// How a headers binding combines its headers (AMQP's `x-match`).
+/// How a headers binding combines its headers (`x-match`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum HeaderMatch {
-    /// Every binding header must be present in the message with an equal value.
+    /// Every header must be present with the given value.
     #[default]
     All,
-    /// At least one binding header must be present with an equal value.
+    /// At least one header must match.
     Any,
 }
 

@@ -14,6 +14,9 @@
 //!   assignment, committed offsets, lag and seek. Its commands travel in a
 //!   designated partition's log (partition 0).
 //!
+//! - [`StreamSettings`]: a stream's declared settings, as the control plane
+//!   validates and stores them and the brokers run partitions by.
+//!
 //! Both states are serde types: their serialized form is the Raft snapshot,
 //! and restoring a snapshot then applying the rest of the log equals
 //! applying the whole log. Commands are serde types because they are written
@@ -25,6 +28,7 @@ mod group;
 mod partition;
 mod partition_map;
 mod producer;
+mod settings;
 
 pub use command::{Command, GroupCommand, ProducerBatch, TimedCommand};
 pub use error::StreamError;
@@ -34,6 +38,7 @@ pub use group::{
 };
 pub use partition::{BatchSpan, PartitionReply, PartitionState, ProduceResult};
 pub use producer::{ProducerState, RECENT_BATCHES};
+pub use settings::{InvalidSetting, MAX_PARTITIONS, StreamSettings};
 
 /// A record's position in its partition: dense, starting at 0.
 pub type Offset = u64;
