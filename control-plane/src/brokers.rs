@@ -1,48 +1,15 @@
 //! Calls from the control plane to the brokers that host a queue: its live
 //! depth, consumers and rates for `GET /v1/queues/{q}` and for the
 //! `if_empty` / `if_unused` checks of a delete. The brokers hold the
-//! messages; Postgres only the topology.
+//! messages; Postgres only the topology. The answer is `sluice-protocol`'s
+//! [`QueueStats`], the type brokers answer with.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub use sluice_protocol::peer::{QueueRates, QueueStats};
 use sqlx::PgPool;
-use utoipa::ToSchema;
 
 use crate::placement::LIVE_NODE_WINDOW_SECONDS;
-
-/// A queue's live counts and rates, as its group's leader reports them.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct QueueStats {
-    /// Messages waiting to be delivered.
-    pub ready: u64,
-    /// Delivered, waiting for ack (leased).
-    pub unacked: u64,
-    /// Waiting for their delay or retry backoff.
-    pub delayed: u64,
-    pub ready_bytes: u64,
-    /// Consumers holding messages or registered with the queue.
-    pub consumers: u64,
-    /// Messages per second over the last 10 s.
-    // Brokers from before rates answer without them: zeros.
-    #[serde(default)]
-    #[schema(required = true)]
-    pub rates: QueueRates,
-}
-
-/// Messages per second over the last 10 s, as the hosting broker counted them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-pub struct QueueRates {
-    /// Messages stored.
-    pub publish: f64,
-    /// Deliveries, redeliveries included.
-    pub deliver: f64,
-    pub ack: f64,
-    /// Deliveries of messages delivered before (nack requeue, lease expiry).
-    pub redeliver: f64,
-    /// Messages dead-lettered (or dropped without a dead-letter exchange).
-    pub dead_letter: f64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {

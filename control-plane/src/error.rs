@@ -255,4 +255,26 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The domain crates check their own settings and name the field and rule
+/// they broke in one shape each; all become the same validation problem.
+macro_rules! invalid_setting_is_validation {
+    ($($invalid:ty),+) => {$(
+        impl From<$invalid> for ApiError {
+            fn from(invalid: $invalid) -> Self {
+                ApiError::Validation {
+                    field: invalid.field,
+                    rule: invalid.rule,
+                    detail: invalid.detail,
+                }
+            }
+        }
+    )+};
+}
+
+invalid_setting_is_validation!(
+    sluice_queue::InvalidSetting,
+    sluice_stream::InvalidSetting,
+    sluice_routing::InvalidSetting
+);
+
 pub type ApiResult<T> = Result<T, ApiError>;

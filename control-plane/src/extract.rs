@@ -4,7 +4,9 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -39,12 +41,75 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// JSON body of a type shared with brokers (a queue's, stream's, exchange's
+/// or binding's settings). Those types ignore unknown fields, so that a
+/// newer control plane can add a setting before every broker knows it; the
+/// control plane still refuses what it does not know itself, as
+/// `deny_unknown_fields` would, naming the field's JSON path.
+pub struct StrictJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
+        let typed: T = from_value(value.clone())?;
+        // Every field of these types serialises, so a key of the request that
+        // the typed value does not write back is one the type does not know.
+        let known = serde_json::to_value(&typed)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("re-serialising a body: {e}")))?;
+        match unknown_field(&value, &known, "") {
+            Some(unknown) => Err(unknown),
+            None => Ok(StrictJson(typed)),
+        }
+    }
+}
+
+/// The first key of `given` that `known` (the same body, read and written
+/// back) lacks, as serde's `deny_unknown_fields` would report it.
+fn unknown_field(given: &Value, known: &Value, path: &str) -> Option<ApiError> {
+    let join = |name: &str| {
+        if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    match (given, known) {
+        (Value::Object(given), Value::Object(known)) => {
+            given
+                .iter()
+                .find_map(|(name, value)| match known.get(name) {
+                    Some(known_value) => unknown_field(value, known_value, &join(name)),
+                    None => {
+                        let expected: Vec<String> =
+                            known.keys().map(|k| format!("`{k}`")).collect();
+                        Some(ApiError::validation(
+                            join(name),
+                            "unknown-field",
+                            format!(
+                                "unknown field `{name}`, expected one of {}",
+                                expected.join(", ")
+                            ),
+                        ))
+                    }
+                })
+        }
+        (Value::Array(given), Value::Array(known)) => given
+            .iter()
+            .zip(known)
+            .enumerate()
+            .find_map(|(i, (g, k))| unknown_field(g, k, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
 /// Parses a JSON object, naming the field that broke a rule. The text is
 /// parsed to a value first, so that only real syntax errors are "malformed"
 /// (serde_json reports some type mismatches as syntax errors), and only
 /// objects are accepted (serde would take an array as a struct's fields in order).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
+    let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::validation(
@@ -53,6 +118,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object",
         ));
     }
+    from_value(value)
+}
+
+/// Reads a parsed body as `T`, naming the field that broke a rule.
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
         classify(&path, &err.into_inner().to_string())

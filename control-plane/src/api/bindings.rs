@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::db;
 use crate::db::bindings::BindingFilter;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::binding::{Binding, BindingSpec};
 use crate::model::common::{Deleted, Page, PageParams};
@@ -35,7 +35,7 @@ use crate::state::AppState;
 pub async fn declare_binding(
     State(state): State<AppState>,
     principal: Principal,
-    ApiJson(spec): ApiJson<BindingSpec>,
+    StrictJson(spec): StrictJson<BindingSpec>,
 ) -> ApiResult<(StatusCode, Json<Binding>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let (created, binding) = db::bindings::declare(&state.pool, &actor, spec).await?;

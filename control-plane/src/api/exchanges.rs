@@ -9,10 +9,10 @@ use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::common::{DeleteParams, Deleted, Page, PageParams};
-use crate::model::exchange::{Exchange, ExchangeSpec};
+use crate::model::exchange::{self, Exchange, ExchangeSpec};
 use crate::names;
 use crate::state::AppState;
 
@@ -35,11 +35,11 @@ pub async fn declare_exchange(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    ApiJson(spec): ApiJson<ExchangeSpec>,
+    StrictJson(spec): StrictJson<ExchangeSpec>,
 ) -> ApiResult<(StatusCode, Json<Exchange>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     names::declarable("name", &name)?;
-    spec.validate(&name)?;
+    exchange::validate(&name, &spec)?;
     let (created, exchange) = db::exchanges::declare(&state.pool, &actor, &name, spec).await?;
     let status = declared_status(&state, created, exchange.topology_version).await?;
     Ok((status, Json(exchange)))

@@ -1,8 +1,8 @@
 //! `/internal/v1`: what brokers call — register, heartbeat with the version
 //! they have applied (and what they store per tenant), and long-poll the
 //! topology feed. Authenticated with the node key, never with tenant keys.
+//! The bodies are `sluice-protocol`'s types, the ones brokers send and read.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -10,9 +10,10 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+pub use sluice_protocol::node::{Heartbeat, HeartbeatAck, RegisterNode};
 use subtle::ConstantTimeEq;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::Problems;
 use crate::auth::{self, api_key};
@@ -46,19 +47,6 @@ impl FromRequestParts<AppState> for NodeAuth {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterNode {
-    /// Base URL of the broker's data API, e.g. `http://127.0.0.1:9090`.
-    pub data_url: String,
-    #[serde(default = "default_zone")]
-    pub zone: String,
-}
-
-fn default_zone() -> String {
-    "default".into()
-}
-
 /// Register (or re-register) a broker. Groups short of replicas are placed on it.
 #[utoipa::path(put, path = "/internal/v1/nodes/{id}", tag = "internal",
     params(("id" = String, Path, description = "Node id, stable across restarts")),
@@ -90,60 +78,27 @@ pub async fn register_node(
     Ok(Json(node))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// The topology version the node has converged to.
-    pub applied_version: i64,
-    /// Bytes this node stores per tenant, keyed by tenant id (as a JSON
-    /// string, e.g. `{"7": 1048576}`; each count at most 2^63 − 1): its
-    /// whole current measurement, which replaces the node's previous report.
-    /// Omitted means an empty report — the node stores nothing for any
-    /// tenant — so a broker that predates storage reporting counts for
-    /// nothing rather than for a stale figure.
-    #[serde(default)]
-    #[schema(value_type = BTreeMap<String, u64>)]
-    pub storage_bytes: BTreeMap<i64, u64>,
-}
-
-impl Heartbeat {
-    /// Checks what the types cannot: tenant ids are positive (as every
-    /// tenant's is) and byte counts fit the `BIGINT` sums they feed.
-    fn validate(&self) -> Result<(), ApiError> {
-        for (&tenant, &bytes) in &self.storage_bytes {
-            let field = format!("storage_bytes.{tenant}");
-            if tenant < 1 {
-                return Err(ApiError::validation(
-                    field,
-                    "range",
-                    "tenant ids are positive integers",
-                ));
-            }
-            if i64::try_from(bytes).is_err() {
-                return Err(ApiError::validation(
-                    field,
-                    "range",
-                    format!("must be at most {}", i64::MAX),
-                ));
-            }
+/// Checks what the types cannot: tenant ids are positive (as every
+/// tenant's is) and byte counts fit the `BIGINT` sums they feed.
+fn validate_heartbeat(beat: &Heartbeat) -> Result<(), ApiError> {
+    for (&tenant, &bytes) in &beat.storage_bytes {
+        let field = format!("storage_bytes.{tenant}");
+        if tenant < 1 {
+            return Err(ApiError::validation(
+                field,
+                "range",
+                "tenant ids are positive integers",
+            ));
         }
-        Ok(())
+        if i64::try_from(bytes).is_err() {
+            return Err(ApiError::validation(
+                field,
+                "range",
+                format!("must be at most {}", i64::MAX),
+            ));
+        }
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HeartbeatAck {
-    /// The current topology version.
-    pub version: i64,
-    /// How many brokers are live (heartbeat within the last 15 s), this one
-    /// included: brokers divide tenants' publish rate quotas by it.
-    pub live_nodes: i64,
-    /// Bytes stored per tenant across the cluster, keyed by tenant id (as a
-    /// JSON string): the sum of the latest reports of the live brokers, this
-    /// one's report included. Tenants no live broker reports are absent.
-    /// Brokers compare it with each tenant's `max_storage_bytes`.
-    #[schema(value_type = BTreeMap<String, i64>)]
-    pub storage_used: BTreeMap<i64, i64>,
+    Ok(())
 }
 
 /// Heartbeat with the applied topology version and the bytes stored per tenant; a node that stops is no longer live (nor counted) after 15 s.
@@ -158,7 +113,7 @@ pub async fn heartbeat(
     Path(id): Path<String>,
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> ApiResult<Json<HeartbeatAck>> {
-    beat.validate()?;
+    validate_heartbeat(&beat)?;
     db::nodes::heartbeat(&state.pool, &id, beat.applied_version, &beat.storage_bytes)
         .await?
         .ok_or_else(|| ApiError::not_found("node", id))?;
@@ -166,10 +121,15 @@ pub async fn heartbeat(
     // (and its new report, not the one it replaces).
     let live_nodes = db::nodes::live_count(&state.pool).await?;
     let storage_used = db::nodes::storage_used(&state.pool).await?;
+    // Counts and sums of non-negative reports: never negative.
+    let storage_used = storage_used
+        .into_iter()
+        .map(|(tenant, bytes)| (tenant, u64::try_from(bytes).unwrap_or(0)))
+        .collect();
     Ok(Json(HeartbeatAck {
         version: state.versions.current(),
-        live_nodes,
-        storage_used,
+        live_nodes: Some(u64::try_from(live_nodes).unwrap_or(0)),
+        storage_used: Some(storage_used),
     }))
 }
 

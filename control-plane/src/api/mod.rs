@@ -84,7 +84,7 @@ pub enum Problems {
 
 /// The router and its OpenAPI document, built from the same route list.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(tenants::create_tenant, tenants::list_tenants))
         .routes(routes!(tenants::get_tenant, tenants::delete_tenant))
         .routes(routes!(tenants::suspend_tenant))
@@ -122,7 +122,33 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(internal::topology_feed))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .split_for_parts()
+        .split_for_parts();
+    let mut doc = doc;
+    document_strict_settings(&mut doc);
+    (router, doc)
+}
+
+/// The settings types shared with brokers ignore unknown fields (see
+/// `extract::StrictJson`), so their derived schemas allow any; this API
+/// refuses unknown fields in them, and says so.
+fn document_strict_settings(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    const STRICT: [&str; 5] = [
+        "QueueSpec",
+        "RetryBackoff",
+        "ExchangeSpec",
+        "BindingSpec",
+        "StreamSpec",
+    ];
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in STRICT {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
 }
 
 /// The generated document, as written to `openapi/control-plane.json`.

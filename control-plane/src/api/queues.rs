@@ -10,10 +10,10 @@ use crate::auth::Principal;
 use crate::db;
 use crate::db::mutation::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::common::{DeleteParams, Deleted, Page, PageParams};
-use crate::model::queue::{Queue, QueueSpec};
+use crate::model::queue::{self, Queue, QueueSettings};
 use crate::names;
 use crate::state::AppState;
 
@@ -23,7 +23,7 @@ use crate::state::AppState;
 /// `differences` listing each field.
 #[utoipa::path(put, path = "/v1/queues/{name}", tag = "queues",
     params(("name" = String, Path, description = "Queue name")),
-    request_body = QueueSpec,
+    request_body = QueueSettings,
     responses(
         (status = 201, description = "Created", body = Queue),
         (status = 202, description = "Created; not yet applied by every broker (poll /v1/topology/status)", body = Queue),
@@ -36,11 +36,11 @@ pub async fn declare_queue(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    ApiJson(spec): ApiJson<QueueSpec>,
+    StrictJson(spec): StrictJson<QueueSettings>,
 ) -> ApiResult<(StatusCode, Json<Queue>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     names::declarable("name", &name)?;
-    spec.validate()?;
+    queue::validate(&spec)?;
     let (created, queue) = db::queues::declare(&state.pool, &actor, &name, spec).await?;
     let status = declared_status(&state, created, queue.topology_version).await?;
     Ok((status, Json(queue)))

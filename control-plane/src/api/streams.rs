@@ -9,10 +9,10 @@ use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::common::{Deleted, Page, PageParams};
-use crate::model::stream::{Stream, StreamSpec};
+use crate::model::stream::{Stream, StreamSettings};
 use crate::names;
 use crate::state::AppState;
 
@@ -22,7 +22,7 @@ use crate::state::AppState;
 /// `differences` listing each field.
 #[utoipa::path(put, path = "/v1/streams/{name}", tag = "streams",
     params(("name" = String, Path, description = "Stream name")),
-    request_body = StreamSpec,
+    request_body = StreamSettings,
     responses(
         (status = 201, description = "Created", body = Stream),
         (status = 202, description = "Created; not yet applied by every broker (poll /v1/topology/status)", body = Stream),
@@ -35,7 +35,7 @@ pub async fn declare_stream(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    ApiJson(spec): ApiJson<StreamSpec>,
+    StrictJson(spec): StrictJson<StreamSettings>,
 ) -> ApiResult<(StatusCode, Json<Stream>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     names::declarable("name", &name)?;

@@ -8,9 +8,9 @@ use sqlx::types::Json;
 use super::mutation::{Actor, Mutation};
 use super::named::{self, QUEUES};
 use crate::error::{ApiError, ApiResult};
-use crate::model::binding::{Binding, BindingSpec, DestinationType};
+use crate::model::binding::{self, Binding, BindingId, BindingSpec, DestinationType};
 use crate::model::common::differences;
-use crate::model::queue::QueueSpec;
+use crate::model::queue::QueueSettings;
 use crate::names;
 
 #[derive(sqlx::FromRow)]
@@ -94,11 +94,11 @@ pub async fn declare(
     let source =
         super::exchanges::resolve_reference(&mut m.tx, actor.tenant_id, "source", &spec.source)
             .await?;
-    let spec = spec.normalize(source.settings.0.kind)?;
+    let spec = binding::normalize(spec, source.settings.0.kind)?;
     let (queue_id, exchange_id) = match spec.destination_type {
         DestinationType::Queue => {
             let queue =
-                named::find::<QueueSpec>(&mut m.tx, QUEUES, actor.tenant_id, &spec.destination)
+                named::find::<QueueSettings>(&mut m.tx, QUEUES, actor.tenant_id, &spec.destination)
                     .await?
                     .ok_or_else(|| {
                         ApiError::validation(

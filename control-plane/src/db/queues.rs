@@ -6,11 +6,11 @@ use sqlx::types::Json;
 use super::mutation::{Actor, Mutation};
 use super::named::{self, NamedRow, QUEUES};
 use crate::error::ApiResult;
-use crate::model::queue::{Queue, QueueSpec};
+use crate::model::queue::{Queue, QueueSettings};
 use crate::placement::{self, GroupOwner};
 
-impl From<NamedRow<QueueSpec>> for Queue {
-    fn from(row: NamedRow<QueueSpec>) -> Self {
+impl From<NamedRow<QueueSettings>> for Queue {
+    fn from(row: NamedRow<QueueSettings>) -> Self {
         Queue {
             name: row.name,
             spec: row.settings.0,
@@ -22,7 +22,7 @@ impl From<NamedRow<QueueSpec>> for Queue {
 }
 
 pub async fn get(pool: &PgPool, tenant_id: i64, name: &str) -> ApiResult<Queue> {
-    Ok(named::get::<QueueSpec>(pool, QUEUES, tenant_id, name)
+    Ok(named::get::<QueueSettings>(pool, QUEUES, tenant_id, name)
         .await?
         .into())
 }
@@ -33,7 +33,7 @@ pub async fn list(
     after: Option<&str>,
     limit: u32,
 ) -> ApiResult<Vec<Queue>> {
-    let rows = named::list::<QueueSpec>(pool, QUEUES, tenant_id, after, limit).await?;
+    let rows = named::list::<QueueSettings>(pool, QUEUES, tenant_id, after, limit).await?;
     Ok(rows.into_iter().map(Queue::from).collect())
 }
 
@@ -42,7 +42,7 @@ pub async fn declare(
     pool: &PgPool,
     actor: &Actor,
     name: &str,
-    spec: QueueSpec,
+    spec: QueueSettings,
 ) -> ApiResult<(bool, Queue)> {
     let mut m = Mutation::begin(pool, actor).await?;
     if let Some(existing) = named::find(&mut m.tx, QUEUES, actor.tenant_id, name).await? {
@@ -67,7 +67,7 @@ pub async fn declare(
         None => None,
     };
     let version = m.bump(QUEUES.kind, name, "declare").await?;
-    let row: NamedRow<QueueSpec> = sqlx::query_as(
+    let row: NamedRow<QueueSettings> = sqlx::query_as(
         "INSERT INTO queues (tenant_id, name, settings, dead_letter_exchange_id, version)
          VALUES ($1, $2, $3, $4, $5) RETURNING id, name, settings, version, created_at",
     )

@@ -8,23 +8,58 @@ use crate::placement::LIVE_NODE_WINDOW_SECONDS;
 const COLUMNS: &str = "max_queues, max_exchanges, max_bindings, max_streams, max_partitions, max_api_keys, \
                        max_message_bytes, publish_messages_per_second, publish_bytes_per_second, max_storage_bytes";
 
+/// A `tenant_quotas` row's limits ([`COLUMNS`]); `Quotas` itself is the
+/// wire type shared with brokers, which knows no database.
+#[derive(sqlx::FromRow)]
+pub struct QuotaRow {
+    max_queues: i64,
+    max_exchanges: i64,
+    max_bindings: i64,
+    max_streams: i64,
+    max_partitions: i64,
+    max_api_keys: i64,
+    max_message_bytes: i64,
+    publish_messages_per_second: i64,
+    publish_bytes_per_second: i64,
+    max_storage_bytes: i64,
+}
+
+impl From<QuotaRow> for Quotas {
+    fn from(row: QuotaRow) -> Self {
+        Quotas {
+            max_queues: row.max_queues,
+            max_exchanges: row.max_exchanges,
+            max_bindings: row.max_bindings,
+            max_streams: row.max_streams,
+            max_partitions: row.max_partitions,
+            max_api_keys: row.max_api_keys,
+            max_message_bytes: row.max_message_bytes,
+            publish_messages_per_second: row.publish_messages_per_second,
+            publish_bytes_per_second: row.publish_bytes_per_second,
+            max_storage_bytes: row.max_storage_bytes,
+        }
+    }
+}
+
 /// Reads and locks the tenant's quota row for the rest of the transaction.
 pub async fn lock(conn: &mut PgConnection, tenant_id: i64) -> Result<Option<Quotas>, sqlx::Error> {
-    sqlx::query_as(sql!(
+    let row: Option<QuotaRow> = sqlx::query_as(sql!(
         "SELECT {COLUMNS} FROM tenant_quotas WHERE tenant_id = $1 FOR UPDATE"
     ))
     .bind(tenant_id)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(Quotas::from))
 }
 
 pub async fn get(pool: &PgPool, tenant_id: i64) -> Result<Option<Quotas>, sqlx::Error> {
-    sqlx::query_as(sql!(
+    let row: Option<QuotaRow> = sqlx::query_as(sql!(
         "SELECT {COLUMNS} FROM tenant_quotas WHERE tenant_id = $1"
     ))
     .bind(tenant_id)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(row.map(Quotas::from))
 }
 
 pub async fn write(conn: &mut PgConnection, tenant_id: i64, q: &Quotas) -> Result<(), sqlx::Error> {

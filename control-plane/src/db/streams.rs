@@ -6,11 +6,11 @@ use sqlx::types::Json;
 use super::mutation::{Actor, Mutation};
 use super::named::{self, NamedRow, STREAMS};
 use crate::error::ApiResult;
-use crate::model::stream::{Stream, StreamSpec};
+use crate::model::stream::{Stream, StreamSettings};
 use crate::placement::{self, GroupOwner};
 
-impl From<NamedRow<StreamSpec>> for Stream {
-    fn from(row: NamedRow<StreamSpec>) -> Self {
+impl From<NamedRow<StreamSettings>> for Stream {
+    fn from(row: NamedRow<StreamSettings>) -> Self {
         Stream {
             name: row.name,
             spec: row.settings.0,
@@ -21,7 +21,7 @@ impl From<NamedRow<StreamSpec>> for Stream {
 }
 
 pub async fn get(pool: &PgPool, tenant_id: i64, name: &str) -> ApiResult<Stream> {
-    Ok(named::get::<StreamSpec>(pool, STREAMS, tenant_id, name)
+    Ok(named::get::<StreamSettings>(pool, STREAMS, tenant_id, name)
         .await?
         .into())
 }
@@ -32,7 +32,7 @@ pub async fn list(
     after: Option<&str>,
     limit: u32,
 ) -> ApiResult<Vec<Stream>> {
-    let rows = named::list::<StreamSpec>(pool, STREAMS, tenant_id, after, limit).await?;
+    let rows = named::list::<StreamSettings>(pool, STREAMS, tenant_id, after, limit).await?;
     Ok(rows.into_iter().map(Stream::from).collect())
 }
 
@@ -42,11 +42,11 @@ pub async fn declare(
     pool: &PgPool,
     actor: &Actor,
     name: &str,
-    spec: StreamSpec,
+    spec: StreamSettings,
 ) -> ApiResult<(bool, Stream)> {
     let mut m = Mutation::begin(pool, actor).await?;
     // Validated here, under the lock, because the largest message allowed is a quota.
-    spec.validate(m.quotas.max_message_bytes)?;
+    crate::model::stream::validate(&spec, m.quotas.max_message_bytes)?;
     if let Some(existing) = named::find(&mut m.tx, STREAMS, actor.tenant_id, name).await? {
         return Ok((
             false,
@@ -62,7 +62,7 @@ pub async fn declare(
         i64::from(spec.partitions),
     )?;
     let version = m.bump(STREAMS.kind, name, "declare").await?;
-    let row: NamedRow<StreamSpec> = sqlx::query_as(
+    let row: NamedRow<StreamSettings> = sqlx::query_as(
         "INSERT INTO streams (tenant_id, name, partitions, settings, version)
          VALUES ($1, $2, $3, $4, $5) RETURNING id, name, settings, version, created_at",
     )

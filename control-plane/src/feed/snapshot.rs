@@ -3,100 +3,25 @@
 //! The whole picture is sent whenever the version moves: brokers replace
 //! their cache and converge, so a missed change can never leave one stale.
 //! (Per-node filtering and deltas from `topology_events` are the next step
-//! when the snapshot grows large.)
+//! when the snapshot grows large.) The shapes are `sluice-protocol`'s, the
+//! ones brokers read; this module only maps rows into them.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+pub use sluice_protocol::feed::FeedSnapshot;
+use sluice_protocol::feed::{
+    FeedBinding, FeedExchange, FeedNode, FeedQueue, FeedStream, FeedTenant, KeyVerifier,
+};
+use sluice_protocol::placement::Placement;
 use sqlx::PgPool;
 use sqlx::types::Json;
-use utoipa::ToSchema;
 
+use crate::db::quotas::QuotaRow;
 use crate::model::binding::BindingSpec;
 use crate::model::exchange::ExchangeSpec;
-use crate::model::queue::QueueSpec;
-use crate::model::quota::Quotas;
-use crate::model::stream::StreamSpec;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedSnapshot {
-    /// Topology version this snapshot is consistent at.
-    pub version: i64,
-    pub tenants: Vec<FeedTenant>,
-    /// Verifiers of every usable (not revoked) key; expiry is checked by the broker.
-    pub api_keys: Vec<KeyVerifier>,
-    pub exchanges: Vec<FeedExchange>,
-    pub queues: Vec<FeedQueue>,
-    pub bindings: Vec<FeedBinding>,
-    pub streams: Vec<FeedStream>,
-    /// Every registered broker, so a broker can forward to the one hosting a group.
-    pub nodes: Vec<FeedNode>,
-}
-
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct FeedNode {
-    pub id: String,
-    pub data_url: String,
-    pub zone: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedTenant {
-    pub id: i64,
-    pub name: String,
-    /// `active` or `suspended` (a suspended tenant's keys are refused).
-    pub status: String,
-    pub quotas: Quotas,
-}
-
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct KeyVerifier {
-    pub id: String,
-    pub tenant_id: i64,
-    pub scopes: Vec<String>,
-    /// Hex SHA-256 of the key's secret.
-    pub secret_sha256: String,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedExchange {
-    pub tenant_id: i64,
-    pub name: String,
-    pub spec: ExchangeSpec,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedQueue {
-    pub tenant_id: i64,
-    pub name: String,
-    pub spec: QueueSpec,
-    pub placement: Placement,
-}
-
-/// A Raft group and the nodes holding its replicas (preferred leader first).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Placement {
-    pub group_id: String,
-    pub replicas: Vec<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedBinding {
-    pub tenant_id: i64,
-    pub id: String,
-    pub spec: BindingSpec,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedStream {
-    pub tenant_id: i64,
-    pub name: String,
-    pub spec: StreamSpec,
-    /// One placement per partition, in partition order.
-    pub partitions: Vec<Placement>,
-}
+use crate::model::queue::QueueSettings;
+use crate::model::stream::StreamSettings;
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
@@ -104,15 +29,18 @@ struct TenantRow {
     name: String,
     status: String,
     #[sqlx(flatten)]
-    quotas: Quotas,
+    quotas: QuotaRow,
 }
+
+/// id, tenant id, scopes, hex SHA-256 of the secret, expiry.
+type KeyRow = (String, i64, Vec<String>, String, Option<DateTime<Utc>>);
 
 /// tenant id, name, settings, group id and replicas (absent for a queue
 /// declared before placements existed).
 type QueueRow = (
     i64,
     String,
-    Json<QueueSpec>,
+    Json<QueueSettings>,
     Option<String>,
     Option<Vec<String>>,
 );
@@ -135,7 +63,7 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    let api_keys: Vec<KeyVerifier> = sqlx::query_as(
+    let api_keys: Vec<KeyRow> = sqlx::query_as(
         "SELECT id, tenant_id, scopes, encode(secret_hash, 'hex') AS secret_sha256, expires_at
          FROM api_keys WHERE revoked_at IS NULL ORDER BY id",
     )
@@ -155,7 +83,7 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
         sqlx::query_as("SELECT tenant_id, id, settings FROM bindings ORDER BY tenant_id, id")
             .fetch_all(&mut *tx)
             .await?;
-    let streams: Vec<(i64, i64, String, Json<StreamSpec>)> = sqlx::query_as(
+    let streams: Vec<(i64, i64, String, Json<StreamSettings>)> = sqlx::query_as(
         "SELECT id, tenant_id, name, settings FROM streams ORDER BY tenant_id, name",
     )
     .fetch_all(&mut *tx)
@@ -165,9 +93,10 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    let nodes: Vec<FeedNode> = sqlx::query_as("SELECT id, data_url, zone FROM nodes ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?;
+    let nodes: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id, data_url, zone FROM nodes ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
     tx.commit().await?;
 
     let mut by_stream: HashMap<i64, Vec<Placement>> = HashMap::new();
@@ -185,10 +114,21 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
                 id: t.id,
                 name: t.name,
                 status: t.status,
-                quotas: t.quotas,
+                quotas: t.quotas.into(),
             })
             .collect(),
-        api_keys,
+        api_keys: api_keys
+            .into_iter()
+            .map(
+                |(id, tenant_id, scopes, secret_sha256, expires_at)| KeyVerifier {
+                    id,
+                    tenant_id,
+                    scopes,
+                    secret_sha256,
+                    expires_at,
+                },
+            )
+            .collect(),
         exchanges: exchanges
             .into_iter()
             .map(|(tenant_id, name, spec)| FeedExchange {
@@ -226,6 +166,9 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
                 partitions: by_stream.remove(&id).unwrap_or_default(),
             })
             .collect(),
-        nodes,
+        nodes: nodes
+            .into_iter()
+            .map(|(id, data_url, zone)| FeedNode { id, data_url, zone })
+            .collect(),
     })
 }

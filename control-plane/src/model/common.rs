@@ -1,5 +1,5 @@
-//! Shapes shared by every resource: pages, delete options, range checks and
-//! the field-by-field diff behind a declare's 409.
+//! Shapes shared by every resource: pages, delete options and the
+//! field-by-field diff behind a declare's 409.
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -67,18 +67,6 @@ pub struct DeleteParams {
     pub if_empty: bool,
 }
 
-/// Checks `min <= value <= max` for an optional field.
-pub fn check_range(field: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), ApiError> {
-    match value {
-        Some(v) if v < min || v > max => Err(ApiError::validation(
-            field,
-            "range",
-            format!("must be between {min} and {max}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Lists the top-level fields whose values differ between two serialised specs.
 pub fn differences<T: Serialize>(current: &T, requested: &T) -> Vec<Difference> {
     let (Ok(serde_json::Value::Object(cur)), Ok(serde_json::Value::Object(req))) = (
@@ -101,8 +89,6 @@ pub fn differences<T: Serialize>(current: &T, requested: &T) -> Vec<Difference> 
     diffs
 }
 
-pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-
 /// Answer to a delete.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Deleted {
@@ -111,26 +97,4 @@ pub struct Deleted {
     pub bindings_removed: i64,
     /// Topology version at which the deletion happened.
     pub topology_version: i64,
-}
-
-/// A replication factor: odd (1, 3, 5 or 7: a majority must hold every
-/// confirmed message), and today 1 — brokers do not replicate groups to one
-/// another yet, and a group placed on several brokers could not elect a
-/// leader, so more is refused rather than accepted and left unserved.
-pub fn check_replication_factor(replication_factor: u8) -> Result<(), ApiError> {
-    if !matches!(replication_factor, 1 | 3 | 5 | 7) {
-        return Err(ApiError::validation(
-            "replication_factor",
-            "odd",
-            "must be 1, 3, 5 or 7",
-        ));
-    }
-    if replication_factor > 1 {
-        return Err(ApiError::validation(
-            "replication_factor",
-            "available",
-            "only 1 is served today: replication across brokers is not built yet",
-        ));
-    }
-    Ok(())
 }

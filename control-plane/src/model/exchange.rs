@@ -1,81 +1,23 @@
-//! Exchanges: where publishes go and how they are routed to queues.
+//! Exchanges: where publishes go and how they are routed to queues. The
+//! settings are the routing crate's own [`ExchangeSpec`]: what is declared
+//! here is what brokers route by.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+pub use sluice_routing::{ExchangeSpec, ExchangeType};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::names;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExchangeType {
-    /// Routing key equals the binding key.
-    Direct,
-    /// Every bound queue gets a copy; routing keys are ignored.
-    Fanout,
-    /// Dot-separated words; binding keys use `*` (one word) and `#` (zero or more).
-    Topic,
-    /// Matches message headers against the binding's headers (`all` or `any`).
-    Headers,
-    /// Hashes the routing key (or `hash_header`) onto bindings in proportion to their weight.
-    ConsistentHash,
-}
-
-/// Settings of an exchange, as declared with `PUT /v1/exchanges/{name}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ExchangeSpec {
-    #[serde(rename = "type")]
-    pub kind: ExchangeType,
-    /// Survives broker restarts (default true).
-    #[serde(default = "default_true")]
-    pub durable: bool,
-    /// Internal exchanges accept no direct publishes, only exchange-to-exchange routing.
-    #[serde(default)]
-    pub internal: bool,
-    /// Exchange that receives messages no binding matched. Must exist.
-    #[serde(default)]
-    pub alternate_exchange: Option<String>,
-    /// `consistent-hash` only: hash this header's value instead of the routing key.
-    #[serde(default)]
-    pub hash_header: Option<String>,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-impl ExchangeSpec {
-    pub fn validate(&self, name: &str) -> Result<(), ApiError> {
-        if let Some(ae) = &self.alternate_exchange {
-            names::resource("alternate_exchange", ae)?;
-            if ae == name {
-                return Err(ApiError::validation(
-                    "alternate_exchange",
-                    "not-self",
-                    "an exchange cannot be its own alternate exchange",
-                ));
-            }
-        }
-        if let Some(header) = &self.hash_header {
-            if self.kind != ExchangeType::ConsistentHash {
-                return Err(ApiError::validation(
-                    "hash_header",
-                    "exchange-type",
-                    "only valid for type consistent-hash",
-                ));
-            }
-            if header.is_empty() || header.len() > 255 {
-                return Err(ApiError::validation(
-                    "hash_header",
-                    "length",
-                    "must be 1 to 255 bytes",
-                ));
-            }
-        }
-        Ok(())
+/// Checks the spec of the exchange called `name`: its alternate exchange's
+/// name charset, then routing's own rules.
+pub fn validate(name: &str, spec: &ExchangeSpec) -> Result<(), ApiError> {
+    if let Some(ae) = &spec.alternate_exchange {
+        names::resource("alternate_exchange", ae)?;
     }
+    spec.validate(name)?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -78,23 +78,8 @@ impl Plan {
     }
 }
 
-/// The limits of one tenant. Counts are enforced by the control plane,
-/// sizes and rates by the brokers.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq, sqlx::FromRow)]
-pub struct Quotas {
-    pub max_queues: i64,
-    pub max_exchanges: i64,
-    pub max_bindings: i64,
-    pub max_streams: i64,
-    /// Sum of the partitions of all streams.
-    pub max_partitions: i64,
-    /// Active (not revoked) API keys.
-    pub max_api_keys: i64,
-    pub max_message_bytes: i64,
-    pub publish_messages_per_second: i64,
-    pub publish_bytes_per_second: i64,
-    pub max_storage_bytes: i64,
-}
+// One type for the API and the topology feed, which carries it to brokers.
+pub use sluice_protocol::feed::Quotas;
 
 /// Operator change to a tenant's quotas: only the fields given change.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]

@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod bindings;
+mod contract;
 mod exchanges;
 mod health;
 mod queues;
