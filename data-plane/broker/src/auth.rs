@@ -230,12 +230,20 @@ fn secret_matches(secret: &str, expected_hex: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use sluice_protocol::feed::Quotas;
+
     use super::*;
-    use crate::topology::{FeedTenant, KeyVerifier, TenantQuotas};
+    use crate::topology::{FeedTenant, KeyVerifier};
 
     fn topology(status: &str) -> Topology {
         let mut t = Topology::default();
-        let quotas = TenantQuotas {
+        let quotas = Quotas {
+            max_queues: 1,
+            max_exchanges: 1,
+            max_bindings: 1,
+            max_streams: 1,
+            max_partitions: 1,
+            max_api_keys: 1,
             max_message_bytes: 1,
             publish_messages_per_second: 1,
             publish_bytes_per_second: 1,

@@ -451,7 +451,7 @@ mod tests {
             let queue = FeedQueue {
                 tenant_id: TENANT,
                 name: name.to_string(),
-                spec: serde_json::json!({}),
+                spec: QueueSettings::default(),
                 placement: Placement {
                     group_id: group_id.to_string(),
                     replicas: vec!["n1".into()],

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use sluice_queue::{Command, QueueSettings};
+use sluice_queue::Command;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -125,16 +125,9 @@ impl GroupManager {
         let mut ok = true;
         let mut desired: HashMap<String, GroupSpec> = HashMap::new();
         for queue in topology.queues.values() {
-            if !queue.placement.replicas.iter().any(|r| r == &self.node_id) {
+            if !queue.placement.is_on(&self.node_id) {
                 continue;
             }
-            let settings = match serde_json::from_value::<QueueSettings>(queue.spec.clone()) {
-                Ok(settings) => settings,
-                Err(err) => {
-                    tracing::warn!(queue = %queue.name, error = %err, "queue spec not understood; using defaults");
-                    QueueSettings::default()
-                }
-            };
             if !safe_dir_name(&queue.placement.group_id) {
                 tracing::warn!(group = %queue.placement.group_id, "refusing a group id unfit for a directory name");
                 continue;
@@ -150,7 +143,7 @@ impl GroupManager {
                         .map(|t| t.name.clone())
                         .unwrap_or_default(),
                     queue: queue.name.clone(),
-                    settings,
+                    settings: queue.spec.clone(),
                     replicas: queue.placement.replicas.clone(),
                 },
             );

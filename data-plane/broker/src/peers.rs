@@ -10,90 +10,42 @@
 //! stream in that time, and lag is as fresh as the TTL.
 //!
 //! Client requests are forwarded with the client's own credential instead
-//! (`api::forward`); a dead letter has no client.
+//! (`api::forward`); a dead letter has no client. The payloads are
+//! `sluice-protocol`'s ([`Republish`], [`StreamBounds`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+pub use sluice_protocol::peer::{Republish, StreamBounds};
 use sluice_queue::PublishMessage;
-use sluice_stream::PartitionBounds;
 
 use crate::control::TopologyHandle;
-use crate::queue::{BodyEncoding, MessageBody};
+use crate::queue::MessageBody;
 
-/// What `POST /internal/v1/tenants/{tenant_id}/queues/{queue}/republish`
-/// carries: the message as the state machine takes it, and its body.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Republish {
-    pub message: PublishMessage,
-    /// Base64 of the body's bytes.
-    pub body: String,
-    pub body_encoding: BodyEncoding,
-    pub content_type: Option<String>,
+/// A message and its body as `POST /internal/v1/tenants/{tenant_id}/queues/{queue}/republish`
+/// carries them.
+pub fn republish_of(message: PublishMessage, body: &MessageBody) -> Republish {
+    Republish::new(
+        message,
+        &body.bytes,
+        body.encoding,
+        body.content_type.clone(),
+    )
 }
 
-impl Republish {
-    pub fn new(message: PublishMessage, body: &MessageBody) -> Self {
-        Republish {
-            message,
-            body: base64::engine::general_purpose::STANDARD.encode(&body.bytes),
-            body_encoding: body.encoding,
-            content_type: body.content_type.clone(),
-        }
-    }
-
-    /// The message and its body, as sent.
-    pub fn into_parts(self) -> Result<(PublishMessage, MessageBody), base64::DecodeError> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.body)?;
-        let body = MessageBody {
-            bytes,
-            encoding: self.body_encoding,
-            content_type: self.content_type,
-        };
-        Ok((self.message, body))
-    }
+/// The message and its body, as sent.
+pub fn parts_of(request: Republish) -> Result<(PublishMessage, MessageBody), base64::DecodeError> {
+    let body = MessageBody {
+        bytes: request.body_bytes()?,
+        encoding: request.body_encoding,
+        content_type: request.content_type,
+    };
+    Ok((request.message, body))
 }
 
 /// How long another broker's partition bounds are reused.
 pub const BOUNDS_TTL: Duration = Duration::from_secs(5);
-
-/// What `GET /internal/v1/tenants/{tenant_id}/streams/{stream}/bounds`
-/// answers: the bounds of the stream's partitions hosted on that broker.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StreamBounds {
-    #[serde(with = "bounds_map")]
-    pub partitions: BTreeMap<u32, PartitionBounds>,
-}
-
-/// JSON object keys are strings: partition numbers written as such.
-mod bounds_map {
-    use std::collections::BTreeMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use sluice_stream::PartitionBounds;
-
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<u32, PartitionBounds>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let keyed: BTreeMap<String, &PartitionBounds> =
-            map.iter().map(|(p, b)| (p.to_string(), b)).collect();
-        keyed.serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<BTreeMap<u32, PartitionBounds>, D::Error> {
-        let keyed = BTreeMap::<String, PartitionBounds>::deserialize(deserializer)?;
-        keyed
-            .into_iter()
-            .map(|(p, b)| Ok((p.parse().map_err(serde::de::Error::custom)?, b)))
-            .collect()
-    }
-}
 
 /// (tenant id, stream, broker URL) → when asked, what it answered.
 type BoundsCache = HashMap<(i64, String, String), (Instant, Arc<StreamBounds>)>;
@@ -193,7 +145,7 @@ impl Peers {
                 "{url}/internal/v1/tenants/{tenant_id}/queues/{queue}/republish"
             ))
             .bearer_auth(self.node_key.as_str())
-            .json(&Republish::new(message, body))
+            .json(&republish_of(message, body))
             .send()
             .await?;
         let status = answer.status();
@@ -208,26 +160,7 @@ impl Peers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stream_bounds_are_keyed_by_partition_number() {
-        let bounds = StreamBounds {
-            partitions: BTreeMap::from([(
-                1,
-                PartitionBounds {
-                    earliest: 2,
-                    end: 9,
-                },
-            )]),
-        };
-        let wire = serde_json::to_value(&bounds).expect("json");
-        assert_eq!(
-            wire,
-            serde_json::json!({"partitions": {"1": {"earliest": 2, "end": 9}}})
-        );
-        let back: StreamBounds = serde_json::from_value(wire).expect("parse");
-        assert_eq!(back, bounds);
-    }
+    use crate::queue::BodyEncoding;
 
     #[test]
     fn a_republish_carries_the_body_byte_for_byte() {
@@ -244,9 +177,9 @@ mod tests {
             encoding: BodyEncoding::Base64,
             content_type: Some("application/octet-stream".into()),
         };
-        let wire = serde_json::to_string(&Republish::new(message.clone(), &body)).expect("json");
+        let wire = serde_json::to_string(&republish_of(message.clone(), &body)).expect("json");
         let back: Republish = serde_json::from_str(&wire).expect("parse");
-        let (message_back, body_back) = back.into_parts().expect("base64");
+        let (message_back, body_back) = parts_of(back).expect("base64");
         assert_eq!(message_back, message);
         assert_eq!(body_back, body);
     }

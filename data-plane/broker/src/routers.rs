@@ -36,14 +36,9 @@ fn build(topology: &Topology, tenant_id: i64) -> Router {
         .get(&tenant_id)
         .into_iter()
         .flatten()
-        .filter_map(|x| {
-            let spec = serde_json::from_value(x.spec.clone())
-                .inspect_err(|e| tracing::warn!(exchange = %x.name, error = %e, "exchange spec not understood"))
-                .ok()?;
-            Some(Exchange {
-                name: x.name.clone(),
-                spec,
-            })
+        .map(|x| Exchange {
+            name: x.name.clone(),
+            spec: x.spec.clone(),
         })
         .collect();
     let bindings: Vec<Binding> = topology
@@ -51,16 +46,9 @@ fn build(topology: &Topology, tenant_id: i64) -> Router {
         .get(&tenant_id)
         .into_iter()
         .flatten()
-        .filter_map(|b| {
-            let spec = serde_json::from_value(b.spec.clone())
-                .inspect_err(
-                    |e| tracing::warn!(binding = %b.id, error = %e, "binding spec not understood"),
-                )
-                .ok()?;
-            Some(Binding {
-                id: b.id.clone(),
-                spec,
-            })
+        .map(|b| Binding {
+            id: b.id.clone(),
+            spec: b.spec.clone(),
         })
         .collect();
     let queues = topology

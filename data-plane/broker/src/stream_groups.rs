@@ -107,7 +107,7 @@ impl StreamGroupManager {
         let mut desired = HashMap::new();
         for stream in topology.streams.values() {
             for (number, placement) in stream.partitions.iter().enumerate() {
-                if !placement.replicas.iter().any(|r| r == &self.node_id) {
+                if !placement.is_on(&self.node_id) {
                     continue;
                 }
                 if !crate::groups::safe_dir_name(&placement.group_id) {
@@ -123,7 +123,7 @@ impl StreamGroupManager {
                         partition: number as u32,
                         partitions: stream.partitions.len() as u32,
                         replicas: placement.replicas.clone(),
-                        retention: Retention::from_spec(&stream.spec),
+                        retention: Retention::of(&stream.spec),
                     },
                 );
             }

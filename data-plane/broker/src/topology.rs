@@ -1,97 +1,16 @@
 //! The broker's picture of the topology, rebuilt from each feed snapshot and
-//! shared read-only (`Arc`) with request handlers. Only what the broker
-//! interprets is typed; the rest of a spec is kept as JSON for the component
-//! that owns it (routing, queue state machine, streams).
+//! shared read-only (`Arc`) with request handlers. The snapshot's parts are
+//! `sluice-protocol`'s types, settings included: the queue, stream, exchange
+//! and binding specs are the domain crates' own types, read when the
+//! snapshot was (`FeedSnapshot::from_json`), so a spec this broker cannot
+//! read never gets this far.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-
-/// `GET /internal/v1/feed` as the control plane sends it. Unknown fields are
-/// ignored so a newer control plane can add to the feed.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedSnapshot {
-    pub version: i64,
-    pub tenants: Vec<FeedTenant>,
-    pub api_keys: Vec<KeyVerifier>,
-    pub exchanges: Vec<FeedNamed>,
-    pub queues: Vec<FeedQueue>,
-    pub bindings: Vec<FeedBinding>,
-    pub streams: Vec<FeedStream>,
-    #[serde(default)]
-    pub nodes: Vec<FeedNode>,
-}
-
-/// A broker, so requests for a group hosted elsewhere can be forwarded.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedNode {
-    pub id: String,
-    pub data_url: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedTenant {
-    pub id: i64,
-    pub name: String,
-    pub status: String,
-    pub quotas: TenantQuotas,
-}
-
-/// The quotas brokers enforce (counts are the control plane's).
-#[derive(Debug, Clone, Deserialize)]
-pub struct TenantQuotas {
-    pub max_message_bytes: i64,
-    pub publish_messages_per_second: i64,
-    pub publish_bytes_per_second: i64,
-    pub max_storage_bytes: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct KeyVerifier {
-    pub id: String,
-    pub tenant_id: i64,
-    pub scopes: Vec<String>,
-    /// Hex SHA-256 of the key's secret.
-    pub secret_sha256: String,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedNamed {
-    pub tenant_id: i64,
-    pub name: String,
-    pub spec: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Placement {
-    pub group_id: String,
-    pub replicas: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedQueue {
-    pub tenant_id: i64,
-    pub name: String,
-    pub spec: serde_json::Value,
-    pub placement: Placement,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedBinding {
-    pub tenant_id: i64,
-    pub id: String,
-    pub spec: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedStream {
-    pub tenant_id: i64,
-    pub name: String,
-    pub spec: serde_json::Value,
-    pub partitions: Vec<Placement>,
-}
+pub use sluice_protocol::feed::{
+    FeedBinding, FeedExchange, FeedQueue, FeedSnapshot, FeedStream, FeedTenant, KeyVerifier,
+};
+pub use sluice_protocol::placement::Placement;
 
 /// The snapshot indexed for the lookups requests make.
 #[derive(Debug)]
@@ -101,7 +20,7 @@ pub struct Topology {
     pub tenants: HashMap<i64, FeedTenant>,
     pub keys: HashMap<String, KeyVerifier>,
     pub queues: HashMap<(i64, String), FeedQueue>,
-    pub exchanges: HashMap<i64, Vec<FeedNamed>>,
+    pub exchanges: HashMap<i64, Vec<FeedExchange>>,
     pub bindings: HashMap<i64, Vec<FeedBinding>>,
     pub streams: HashMap<(i64, String), FeedStream>,
     /// Data URL of every broker, by node id.
@@ -173,7 +92,7 @@ impl Topology {
         let partitions = self.streams.values().flat_map(|s| s.partitions.iter());
         queues
             .chain(partitions)
-            .filter(|p| p.replicas.iter().any(|r| r == node_id))
+            .filter(|p| p.is_on(node_id))
             .map(|p| p.group_id.as_str())
             .collect()
     }

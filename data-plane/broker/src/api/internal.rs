@@ -3,14 +3,15 @@
 //! the control plane): queue stats for the control plane, storing a
 //! message another broker republishes (a dead letter, a redrive) into a
 //! queue hosted here, and the bounds of a stream's partitions hosted here
-//! (for consumer-group lag on the broker coordinating the groups).
+//! (for consumer-group lag on the broker coordinating the groups). The
+//! bodies are `sluice-protocol`'s types, the ones the callers read and send.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header;
 use axum::http::request::Parts;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+use sluice_protocol::peer::{QueueRates, QueueStats};
 use subtle::ConstantTimeEq;
 
 use super::BrokerState;
@@ -48,23 +49,12 @@ impl FromRequestParts<BrokerState> for NodeAuth {
     }
 }
 
-/// A queue group's live counts and rates, as the control plane shows them.
-#[derive(Debug, Serialize)]
-pub struct GroupStats {
-    pub ready: u64,
-    pub unacked: u64,
-    pub delayed: u64,
-    pub ready_bytes: u64,
-    pub consumers: u64,
-    pub rates: crate::queue::Rates,
-}
-
 /// `GET /internal/v1/groups/{group_id}/stats`
 pub async fn group_stats(
     State(state): State<BrokerState>,
     _node: NodeAuth,
     Path(group_id): Path<String>,
-) -> BrokerResult<Json<GroupStats>> {
+) -> BrokerResult<Json<QueueStats>> {
     let group = state
         .groups
         .by_id(&group_id)
@@ -73,13 +63,20 @@ pub async fn group_stats(
             name: group_id.clone(),
         })?;
     let stats = group.view().read(|q| q.stats());
-    Ok(Json(GroupStats {
+    let rates = group.rates();
+    Ok(Json(QueueStats {
         ready: stats.ready,
         unacked: stats.unacked,
         delayed: stats.delayed,
         ready_bytes: stats.ready_bytes,
         consumers: stats.consumers.len() as u64,
-        rates: group.rates(),
+        rates: QueueRates {
+            publish: rates.publish,
+            deliver: rates.deliver,
+            ack: rates.ack,
+            redeliver: rates.redeliver,
+            dead_letter: rates.dead_letter,
+        },
     }))
 }
 
@@ -96,8 +93,7 @@ pub async fn republish(
         .groups
         .queue(tenant_id, &queue)
         .ok_or_else(|| BrokerError::Unavailable(format!("queue `{queue}` is not hosted here")))?;
-    let (message, body) = request
-        .into_parts()
+    let (message, body) = crate::peers::parts_of(request)
         .map_err(|e| BrokerError::validation("body", "base64", e.to_string()))?;
     crate::dead_letter::store_local(&group, &queue, message, body)
         .await

@@ -229,11 +229,7 @@ pub(crate) fn partition_group(
 /// The stream's own record size limit, capped by the tenant's quota.
 fn record_limit(state: &BrokerState, caller: &Caller, stream: &FeedStream) -> u64 {
     let quota = u64::try_from(max_message_bytes(state, caller)).unwrap_or(0);
-    match stream
-        .spec
-        .get("max_message_bytes")
-        .and_then(|v| v.as_u64())
-    {
+    match stream.spec.max_message_bytes {
         Some(own) => own.min(quota),
         None => quota,
     }

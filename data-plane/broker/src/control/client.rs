@@ -1,14 +1,14 @@
-//! HTTP calls to the control plane's `/internal/v1` API and its JWKS.
+//! HTTP calls to the control plane's `/internal/v1` API and its JWKS, with
+//! `sluice-protocol`'s types: the ones the control plane reads and writes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 use reqwest::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
-
-use crate::topology::FeedSnapshot;
+pub use sluice_protocol::node::HeartbeatAck;
+use sluice_protocol::node::{Heartbeat, RegisterNode};
+use sluice_protocol::{FeedSnapshot, UnreadableSnapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -18,6 +18,10 @@ pub enum ControlError {
     Status { status: StatusCode, body: String },
     #[error("the control plane does not know this node")]
     UnknownNode,
+    /// A snapshot this broker cannot read (a setting of a type or value it
+    /// does not know): never applied in part, nor with defaults.
+    #[error(transparent)]
+    UnreadableSnapshot(#[from] UnreadableSnapshot),
 }
 
 #[derive(Clone)]
@@ -25,21 +29,6 @@ pub struct ControlClient {
     http: reqwest::Client,
     base: String,
     node_key: String,
-}
-
-/// The control plane's answer to a heartbeat.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HeartbeatAck {
-    /// The current topology version.
-    pub version: i64,
-    /// How many brokers are live, this one included; absent from a control
-    /// plane that predates the count.
-    #[serde(default)]
-    pub live_nodes: Option<u64>,
-    /// Per tenant, the bytes stored on every live broker (their latest
-    /// reports summed); absent from a control plane that does not sum them.
-    #[serde(default)]
-    pub storage_used: Option<BTreeMap<i64, u64>>,
 }
 
 impl ControlClient {
@@ -65,7 +54,10 @@ impl ControlClient {
             .http
             .put(format!("{}/internal/v1/nodes/{node_id}", self.base))
             .bearer_auth(&self.node_key)
-            .json(&json!({ "data_url": data_url, "zone": zone }))
+            .json(&RegisterNode {
+                data_url: data_url.to_string(),
+                zone: zone.to_string(),
+            })
             .send()
             .await?;
         check(response).await.map(|_| ())
@@ -86,10 +78,10 @@ impl ControlClient {
                 self.base
             ))
             .bearer_auth(&self.node_key)
-            .json(&json!({
-                "applied_version": applied_version,
-                "storage_bytes": storage_bytes,
-            }))
+            .json(&Heartbeat {
+                applied_version,
+                storage_bytes: storage_bytes.clone(),
+            })
             .send()
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -117,7 +109,8 @@ impl ControlClient {
         if response.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        Ok(Some(check(response).await?.json().await?))
+        let body = check(response).await?.bytes().await?;
+        Ok(Some(FeedSnapshot::from_json(&body)?))
     }
 
     pub async fn jwks(&self) -> Result<JwkSet, ControlError> {
@@ -137,18 +130,4 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, Control
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     Err(ControlError::Status { status, body })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_heartbeat_answer_without_the_live_count_still_reads() {
-        let ack: HeartbeatAck = serde_json::from_str(r#"{"version": 4}"#).expect("old answer");
-        assert_eq!((ack.version, ack.live_nodes), (4, None));
-        let ack: HeartbeatAck =
-            serde_json::from_str(r#"{"version": 4, "live_nodes": 3}"#).expect("answer");
-        assert_eq!(ack.live_nodes, Some(3));
-    }
 }

@@ -193,6 +193,22 @@ async fn follow_feed(
                 sender.send_replace(Arc::new(topology));
             }
             Ok(None) => backoff = RETRY_MIN,
+            Err(ControlError::UnreadableSnapshot(err)) => {
+                // Keep the topology we have and do not report the new version
+                // as applied: the control plane shows this broker as not
+                // converging. The same version would read the same way, so
+                // wait for a newer one rather than asking again.
+                tracing::error!(
+                    keeping_version = sender.borrow().version,
+                    error = %err,
+                    "topology snapshot unreadable; not applied"
+                );
+                if let Some(version) = err.version.filter(|v| *v > since) {
+                    since = version;
+                } else if sleep_or_shutdown(&mut backoff, &shutdown).await {
+                    return;
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "topology feed failed; retrying");
                 if sleep_or_shutdown(&mut backoff, &shutdown).await {
@@ -298,5 +314,103 @@ mod tests {
         assert_eq!(handle.live_brokers(), 2, "the control plane's live count");
         counted.send_replace(Some(0));
         assert_eq!(handle.live_brokers(), 1, "never below one");
+    }
+
+    /// A control plane that serves a readable snapshot at version 1, then one
+    /// at version 2 whose queue has an `overflow` no broker knows, then
+    /// nothing; it records the `since` of every feed request.
+    async fn control_plane(asked: Arc<std::sync::Mutex<Vec<i64>>>) -> String {
+        use axum::extract::{Query, State};
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use axum::routing::{get, post, put};
+
+        fn snapshot(version: i64, overflow: &str) -> serde_json::Value {
+            serde_json::json!({
+                "version": version, "tenants": [], "api_keys": [], "exchanges": [],
+                "bindings": [], "streams": [], "nodes": [],
+                "queues": [{"tenant_id": 1, "name": "jobs", "spec": {"overflow": overflow},
+                            "placement": {"group_id": "q1", "replicas": ["elsewhere"]}}]
+            })
+        }
+        async fn feed(
+            State(asked): State<Arc<std::sync::Mutex<Vec<i64>>>>,
+            Query(query): Query<HashMap<String, i64>>,
+        ) -> axum::response::Response {
+            let since = query.get("since").copied().unwrap_or(-1);
+            asked.lock().expect("lock").push(since);
+            match since {
+                -1 => axum::Json(snapshot(1, "drop-head")).into_response(),
+                1 => axum::Json(snapshot(2, "drop-tail")).into_response(),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }
+        }
+        let app = axum::Router::new()
+            .route(
+                "/internal/v1/nodes/n1",
+                put(|| async { axum::Json(serde_json::json!({})) }),
+            )
+            .route(
+                "/internal/v1/nodes/n1/heartbeat",
+                post(|| async { axum::Json(serde_json::json!({"version": 2})) }),
+            )
+            .route("/internal/v1/feed", get(feed))
+            .with_state(asked);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_snapshot_is_not_applied_and_the_previous_one_kept() {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let base = control_plane(asked.clone()).await;
+        let client = ControlClient::new(&base, "node-key").expect("client");
+        let node = NodeIdentity {
+            node_id: "n1".into(),
+            data_url: "http://127.0.0.1:1".into(),
+            zone: "default".into(),
+        };
+        let (_applied_sender, applied) = watch::channel(-1);
+        let (_report_sender, report) = watch::channel(StorageReport::default());
+        let shutdown = CancellationToken::new();
+        let (handle, tasks) = Follower::start(
+            client,
+            node,
+            Duration::from_secs(3600),
+            applied,
+            report,
+            shutdown.clone(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Version 2 was fetched and refused once the feed is asked past it.
+        while !asked.lock().expect("lock").contains(&2) {
+            assert!(std::time::Instant::now() < deadline, "asked {asked:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let topology = handle.current();
+        assert_eq!(topology.version, 1, "the readable snapshot is kept");
+        let queue = topology.queues.get(&(1, "jobs".to_string())).expect("jobs");
+        assert_eq!(queue.spec.overflow, sluice_queue::Overflow::DropHead);
+        assert_eq!(
+            asked
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|s| **s == 1)
+                .count(),
+            1,
+            "the unreadable version is not asked for again"
+        );
+        shutdown.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 }

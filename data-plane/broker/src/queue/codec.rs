@@ -15,33 +15,9 @@ use sluice_storage::raft::Records;
 const ENCODING_HEADER: &str = "encoding";
 const CONTENT_TYPE_HEADER: &str = "content-type";
 
-/// How a body travels in JSON.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum BodyEncoding {
-    #[default]
-    Utf8,
-    Base64,
-}
-
-impl BodyEncoding {
-    fn as_str(self) -> &'static str {
-        match self {
-            BodyEncoding::Utf8 => "utf8",
-            BodyEncoding::Base64 => "base64",
-        }
-    }
-}
+// It also travels broker to broker with a republished message
+// (`sluice_protocol::peer::Republish`), so the protocol declares it.
+pub use sluice_protocol::peer::BodyEncoding;
 
 /// A message body as stored in its record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,9 +19,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use sluice_storage::SegmentLog;
-use sluice_stream::{Command, GroupCommand};
+use sluice_stream::{Command, GroupCommand, StreamSettings};
 use tokio_util::sync::CancellationToken;
 
 use super::partition::{PartitionGroup, batch_len};
@@ -40,18 +39,19 @@ const EXPIRE_EVERY: u32 = 300;
 const PRODUCER_IDLE_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 /// The stream's retention settings (from its spec; `None` keeps forever).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    #[serde(default)]
     pub retention_ms: Option<u64>,
-    #[serde(default)]
     pub retention_bytes: Option<u64>,
 }
 
 impl Retention {
-    /// The retention settings in a stream spec (none when unreadable).
-    pub fn from_spec(spec: &serde_json::Value) -> Retention {
-        serde_json::from_value(spec.clone()).unwrap_or_default()
+    /// The retention settings of a stream.
+    pub fn of(settings: &StreamSettings) -> Retention {
+        Retention {
+            retention_ms: settings.retention_ms,
+            retention_bytes: settings.retention_bytes,
+        }
     }
 
     fn is_unbounded(&self) -> bool {
@@ -368,11 +368,17 @@ mod tests {
 
     #[test]
     fn retention_from_the_stream_spec() {
-        let spec =
-            serde_json::json!({"partitions": 3, "retention_ms": 60000, "retention_bytes": null});
-        let retention = Retention::from_spec(&spec);
+        let spec: StreamSettings = serde_json::from_value(
+            serde_json::json!({"partitions": 3, "retention_ms": 60000, "retention_bytes": null}),
+        )
+        .expect("settings");
+        let retention = Retention::of(&spec);
         assert_eq!(retention.retention_ms, Some(60000));
         assert_eq!(retention.retention_bytes, None);
-        assert!(Retention::from_spec(&serde_json::json!({})).is_unbounded());
+        // An absent `retention_ms` is the declared default (7 days), as the
+        // control plane means it; keeping forever is an explicit `null`.
+        let forever: StreamSettings =
+            serde_json::from_value(serde_json::json!({"retention_ms": null})).expect("settings");
+        assert!(Retention::of(&forever).is_unbounded());
     }
 }
