@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::topology::FeedSnapshot;
+use crate::control::topology::FeedSnapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {

@@ -8,10 +8,14 @@
 //! - [`hash`]: Kafka's murmur2 partitioner for keyed records.
 //! - [`timer`]: retention, producer expiry and the group coordinator's tick.
 //! - [`traffic`]: produced and fetched counters, for `/metrics`.
+//! - [`host`]: the partitions hosted here, converged to the topology.
 
 pub mod codec;
 pub mod hash;
+pub mod host;
 pub mod partition;
+pub mod position;
+pub mod produce;
 pub mod state_machine;
 pub mod timer;
 pub mod traffic;

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
-use sluice_queue::{BodyRef, Command, Delivery, MessageView, PublishMessage, PublishResult};
+use sluice_queue::{BodyRef, Delivery, MessageView, PublishMessage, PublishResult};
 
 use crate::error::{BrokerError, BrokerResult};
+use crate::queue::publish::Prepared;
 use crate::queue::{BodyEncoding, MessageBody};
 
 /// Most messages in one publish request.
@@ -39,15 +40,6 @@ pub struct OutgoingMessage {
     /// within a priority; a message group keeps its own order.
     #[serde(default)]
     pub priority: Option<u8>,
-}
-
-/// A validated message: its metadata for the state machine and its body.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub meta: PublishMessage,
-    pub body: MessageBody,
-    /// Body plus metadata bytes: what the size, rate and storage quotas count.
-    pub charged_bytes: u64,
 }
 
 /// Checks and decodes a publish batch against the tenant's message size quota.
@@ -120,25 +112,6 @@ pub fn prepare(
         .collect()
 }
 
-/// The `Publish` command for `messages` and its bodies: message `i`'s body
-/// is record `i + 1` of the entry.
-pub fn publish_command<'a>(
-    messages: impl IntoIterator<Item = &'a Prepared>,
-) -> (Command, Vec<MessageBody>) {
-    let mut metas = Vec::new();
-    let mut bodies = Vec::new();
-    for (i, message) in messages.into_iter().enumerate() {
-        let mut meta = message.meta.clone();
-        meta.body_ref = BodyRef {
-            log_index: 0,
-            slot: i as u32 + 1,
-        };
-        metas.push(meta);
-        bodies.push(message.body.clone());
-    }
-    (Command::Publish { messages: metas }, bodies)
-}
-
 /// One message's publish outcome, as the publisher sees it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PublishOutcome {
@@ -173,28 +146,6 @@ impl From<&PublishResult> for PublishOutcome {
     }
 }
 
-/// One target queue's answer for one message, as an exchange publish
-/// gathers it from a local group or from the broker hosting the queue
-/// (which answers `PublishOutcome`s).
-#[derive(Debug, Clone, Deserialize)]
-pub struct QueueAnswer {
-    pub status: String,
-    pub queues: u32,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-impl From<&PublishResult> for QueueAnswer {
-    fn from(result: &PublishResult) -> Self {
-        let outcome = PublishOutcome::from(result);
-        QueueAnswer {
-            status: outcome.status.to_string(),
-            queues: outcome.queues,
-            reason: outcome.reason,
-        }
-    }
-}
-
 /// A body in JSON: as the publisher sent it when that is still possible.
 fn encode_body(body: &MessageBody) -> (String, BodyEncoding) {
     if body.encoding == BodyEncoding::Utf8
@@ -224,7 +175,7 @@ pub struct ReceivedMessage {
 }
 
 impl ReceivedMessage {
-    /// `receipt` is the delivery's receipt, sealed (`super::receipts`).
+    /// `receipt` is the delivery's receipt, sealed (`crate::queue::receipts`).
     pub fn new(receipt: String, delivery: Delivery, body: &MessageBody) -> Self {
         let (text, encoding) = encode_body(body);
         ReceivedMessage {
@@ -281,6 +232,8 @@ impl PeekedMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::publish::publish_command;
+    use sluice_queue::Command;
 
     fn outgoing(body: &str, encoding: BodyEncoding) -> OutgoingMessage {
         OutgoingMessage {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
-use crate::topology::Topology;
+use crate::control::topology::Topology;
 
 const RETRY: Duration = Duration::from_millis(500);
 

@@ -34,12 +34,15 @@ use sluice_stream::{
     SeekTarget, StreamError,
 };
 
+use super::CallerAuth;
 use super::json::JsonBody;
+use super::lookup::{partition_group, stream_of};
 use super::openapi::ProblemResponses;
-use super::streams::{offset_at_or_after, partition_group, stream_of};
-use super::{BrokerState, CallerAuth, forward};
-use crate::auth::Caller;
+use crate::admission::auth::Caller;
+use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
+use crate::stream::position;
 use crate::stream::{ApplyError, EntryReply, PartitionGroup};
 
 const DEFAULT_SESSION_TIMEOUT_MS: u64 = 30_000;
@@ -72,7 +75,7 @@ fn authorization(headers: &HeaderMap) -> &str {
 
 /// Partition 0 of the stream, which coordinates its groups.
 fn coordinator(
-    state: &BrokerState,
+    state: &Node,
     caller: &Caller,
     stream: &str,
     group: &str,
@@ -81,6 +84,21 @@ fn coordinator(
     stream_of(state, caller, stream)?;
     check_group_name(group)?;
     partition_group(state, caller, stream, 0)
+}
+
+/// What asking for partition positions reads from the node.
+fn positions_of<'a>(
+    state: &'a Node,
+    topology: &'a Topology,
+    caller: &Caller,
+) -> position::Positions<'a> {
+    position::Positions {
+        topology,
+        partitions: &state.partitions,
+        peers: &state.peers,
+        node_id: &state.node_id,
+        tenant_id: caller.tenant_id,
+    }
 }
 
 fn group_error(err: StreamError) -> BrokerError {
@@ -179,7 +197,7 @@ fn committed_of(partition: &PartitionGroup, group: &str, partitions: &[u32]) -> 
     responses((status = 200, body = JoinResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn join(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<JoinRequest>,
@@ -250,7 +268,7 @@ pub struct HeartbeatResponse {
     responses((status = 200, body = HeartbeatResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn heartbeat(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<HeartbeatRequest>,
@@ -293,7 +311,7 @@ pub struct GenerationResponse {
     responses((status = 200, body = GenerationResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn leave(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<LeaveRequest>,
@@ -328,7 +346,7 @@ pub struct CommitRequest {
     responses((status = 200, body = GenerationResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn commit(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<CommitRequest>,
@@ -345,97 +363,6 @@ pub async fn commit(
         other => Err(BrokerError::Internal(anyhow::anyhow!(
             "commit got {other:?}"
         ))),
-    }
-}
-
-/// Every partition's bounds (each partition must be hosted here).
-/// Where a partition's records are, for lag and seeks.
-struct PartitionPosition {
-    bounds: PartitionBounds,
-    /// With a timestamp: the first offset at or after it (the end offset if none).
-    at_timestamp: Option<u64>,
-}
-
-/// Every partition's bounds (and offset at `timestamp_ms`), read here for the
-/// partitions this broker hosts and asked of the hosting broker, with the
-/// caller's credential, for the others.
-async fn positions(
-    state: &BrokerState,
-    caller: &Caller,
-    stream: &str,
-    partitions: u32,
-    authorization: &str,
-    timestamp_ms: Option<i64>,
-) -> BrokerResult<BTreeMap<u32, PartitionPosition>> {
-    let asks = (0..partitions).map(|p| async move {
-        if let Some(group) = state.partitions.get(caller.tenant_id, stream, p) {
-            return local_position(&group, timestamp_ms).await.map(|at| (p, at));
-        }
-        let url = forward::remote_stream_url(state, caller.tenant_id, stream, Some(p)).ok_or_else(
-            || {
-                BrokerError::Unavailable(format!(
-                    "partition {p} of stream `{stream}` has no broker yet"
-                ))
-            },
-        )?;
-        let remote =
-            forward::partition_position(state, &url, stream, p, authorization, timestamp_ms)
-                .await?;
-        let position = PartitionPosition {
-            bounds: PartitionBounds {
-                earliest: remote.earliest,
-                end: remote.end,
-            },
-            at_timestamp: remote.at_timestamp,
-        };
-        Ok((p, position))
-    });
-    futures_util::future::join_all(asks)
-        .await
-        .into_iter()
-        .collect()
-}
-
-async fn local_position(
-    group: &PartitionGroup,
-    timestamp_ms: Option<i64>,
-) -> BrokerResult<PartitionPosition> {
-    let bounds = group.view().read(|s| PartitionBounds {
-        earliest: s.earliest_offset(),
-        end: s.high_watermark(),
-    });
-    let at_timestamp = match timestamp_ms {
-        None => None,
-        Some(ts) => Some(offset_for_timestamp(group, ts, bounds.end).await?),
-    };
-    Ok(PartitionPosition {
-        bounds,
-        at_timestamp,
-    })
-}
-
-/// The first record at or after `timestamp_ms`, exactly (`end` if none):
-/// the time index finds the first batch whose newest record is at or after
-/// it, then that batch's older records are skipped — what a fetch with
-/// `timestamp=` answers, so local and remote partitions seek alike.
-async fn offset_for_timestamp(
-    group: &PartitionGroup,
-    timestamp_ms: i64,
-    end: u64,
-) -> BrokerResult<u64> {
-    let Some(index) = group.log_index_for_timestamp(timestamp_ms).await? else {
-        return Ok(end);
-    };
-    let mut offset = offset_at_or_after(group, index);
-    loop {
-        let stored = group.read(offset, 1000, 1 << 20).await?;
-        let Some(last) = stored.last().map(|s| s.offset) else {
-            return Ok(offset); // no record at or after it: the end
-        };
-        if let Some(found) = stored.iter().find(|s| s.record.timestamp >= timestamp_ms) {
-            return Ok(found.offset);
-        }
-        offset = last + 1;
     }
 }
 
@@ -468,7 +395,7 @@ pub struct SeekResponse {
     responses((status = 200, body = SeekResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn seek(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
     headers: HeaderMap,
@@ -480,9 +407,9 @@ pub async fn seek(
     }
     let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
     let timestamp_ms = request.timestamp_ms.filter(|_| request.to == "timestamp");
-    let all = positions(
-        &state,
-        &caller,
+    let topology = state.topology.current();
+    let all = position::positions(
+        &positions_of(&state, &topology, &caller),
         &stream,
         partitions,
         authorization(&headers),
@@ -545,11 +472,11 @@ pub async fn seek(
     params(("stream" = String, Path), ("group" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 409, description = "The group has members (`group-not-empty`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group has members (`group-not-empty`)", body = super::problem::Problem, content_type = "application/problem+json"),
         ProblemResponses),
     security(("bearer" = [])))]
 pub async fn delete(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
 ) -> BrokerResult<axum::http::StatusCode> {
@@ -598,7 +525,7 @@ pub struct GroupDescription {
     responses((status = 200, body = GroupDescription), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn describe(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
     headers: HeaderMap,
@@ -606,8 +533,10 @@ pub async fn describe(
     let partition = coordinator(&state, &caller, &stream, &group)?;
     let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
     let authorization = authorization(&headers);
+    let topology = state.topology.current();
+    let at = positions_of(&state, &topology, &caller);
     let all: BTreeMap<u32, PartitionBounds> =
-        positions(&state, &caller, &stream, partitions, authorization, None)
+        position::positions(&at, &stream, partitions, authorization, None)
             .await?
             .into_iter()
             .map(|(p, at)| (p, at.bounds))

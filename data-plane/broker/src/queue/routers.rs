@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use sluice_routing::{Binding, Exchange, Router};
 
-use crate::topology::Topology;
+use crate::control::topology::Topology;
 
 #[derive(Default)]
 pub struct Routers {

@@ -1,12 +1,12 @@
 //! The stream group manager: one task owns the stream partitions this node
-//! hosts and converges them to the topology, like [`crate::groups`] does
+//! hosts and converges them to the topology, like [`crate::queue::host`] does
 //! for queues. For every topology version it opens (or creates) a partition
 //! group for each partition placed here under `data_dir/streams/<group_id>/`,
 //! closes and deletes partitions whose stream is gone, and only then reports
 //! the version on its own `applied` watch (`lib.rs` reports the lower of the
 //! queue and stream managers' versions to the control plane).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,9 +16,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
+use crate::control::topology::Topology;
+use crate::error::{BrokerError, BrokerResult};
 use crate::stream::timer::Retention;
 use crate::stream::{PartitionGroup, PartitionSpec};
-use crate::topology::Topology;
 
 const OPEN_CONCURRENCY: usize = 32;
 
@@ -40,11 +41,11 @@ impl Default for PartitionTable {
 
 /// Read access to the hosted partitions, for request handlers.
 #[derive(Clone)]
-pub struct Partitions {
+pub struct PartitionHost {
     receiver: watch::Receiver<Arc<PartitionTable>>,
 }
 
-impl Partitions {
+impl PartitionHost {
     /// The topology version the hosted partitions converged to.
     pub fn version(&self) -> i64 {
         self.receiver.borrow().version
@@ -58,6 +59,21 @@ impl Partitions {
             .cloned()
     }
 
+    /// Partition `partition` of the tenant's `stream`, hosted here (503
+    /// while it is not open here).
+    pub fn serving(
+        &self,
+        tenant_id: i64,
+        stream: &str,
+        partition: u32,
+    ) -> BrokerResult<Arc<PartitionGroup>> {
+        self.get(tenant_id, stream, partition).ok_or_else(|| {
+            BrokerError::Unavailable(format!(
+                "partition {partition} of stream `{stream}` is not hosted on this broker yet"
+            ))
+        })
+    }
+
     /// Every partition hosted here.
     pub fn all(&self) -> Vec<Arc<PartitionGroup>> {
         self.receiver
@@ -67,9 +83,25 @@ impl Partitions {
             .cloned()
             .collect()
     }
+
+    /// Stored bytes of live produced batches per tenant, over the
+    /// partitions hosted here (group heartbeats and commits in partition
+    /// 0's log are not tenant data). Blocking: it reads log indexes.
+    pub fn stored_bytes(&self) -> BTreeMap<i64, u64> {
+        let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
+        for partition in self.all() {
+            let stored = partition.record_bytes().unwrap_or_else(|err| {
+                // Over-count rather than under-count what could not be measured.
+                tracing::warn!(group = %partition.spec.group_id, error = %err, "measuring a partition's record bytes failed; counting its whole log");
+                partition.log_bytes()
+            });
+            *bytes.entry(partition.spec.tenant_id).or_default() += stored;
+        }
+        bytes
+    }
 }
 
-pub struct StreamGroupManager {
+pub struct PartitionHostManager {
     node_id: String,
     root: PathBuf,
     segment_bytes: u64,
@@ -77,7 +109,7 @@ pub struct StreamGroupManager {
     table: watch::Sender<Arc<PartitionTable>>,
 }
 
-impl StreamGroupManager {
+impl PartitionHostManager {
     /// Starts the manager task; it reports each converged version on
     /// `applied` and closes every partition when `shutdown` is cancelled.
     pub fn start(
@@ -87,19 +119,19 @@ impl StreamGroupManager {
         topology: TopologyHandle,
         applied: watch::Sender<i64>,
         shutdown: CancellationToken,
-    ) -> (Partitions, JoinHandle<()>) {
+    ) -> (PartitionHost, JoinHandle<()>) {
         let (table, receiver) = watch::channel(Arc::new(PartitionTable::default()));
-        let manager = StreamGroupManager {
+        let manager = PartitionHostManager {
             node_id,
             root: data_dir.join("streams"),
             segment_bytes,
             groups: HashMap::new(),
             table,
         };
-        let task = tokio::spawn(crate::convergence::follow(
+        let task = tokio::spawn(crate::control::convergence::follow(
             manager, topology, applied, shutdown,
         ));
-        (Partitions { receiver }, task)
+        (PartitionHost { receiver }, task)
     }
 
     /// The partitions placed on this node.
@@ -110,7 +142,7 @@ impl StreamGroupManager {
                 if !placement.replicas.iter().any(|r| r == &self.node_id) {
                     continue;
                 }
-                if !crate::groups::safe_dir_name(&placement.group_id) {
+                if !crate::raft::safe_dir_name(&placement.group_id) {
                     tracing::warn!(group = %placement.group_id, "refusing a group id unfit for a directory name");
                     continue;
                 }
@@ -233,7 +265,7 @@ impl StreamGroupManager {
     }
 }
 
-impl crate::convergence::Converge for StreamGroupManager {
+impl crate::control::convergence::Converge for PartitionHostManager {
     async fn converge(&mut self, topology: &Topology) -> bool {
         self.converge_to(topology).await
     }

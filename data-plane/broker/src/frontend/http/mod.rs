@@ -1,34 +1,38 @@
-//! The broker's HTTP data API. Handlers authenticate with [`CallerAuth`]
-//! against the topology the broker follows.
+//! The broker's HTTP front end: the data API of `openapi/data-plane.json`,
+//! `/internal/v1` for the control plane and other brokers, health and
+//! metrics. Handlers are thin: they authenticate with [`CallerAuth`],
+//! parse the wire shapes ([`messages`], [`json`], [`query`]), call the
+//! node's rooms and render their answers; [`problem`] is the one place an
+//! error becomes an HTTP status and problem document, [`proxy`] relays a
+//! request for a group hosted on another broker.
 //!
 //! - [`publish`]: publish to a queue or through an exchange.
 //! - [`queues`]: receive, ack, nack, extend, peek, purge, stats.
 //! - [`consume`]: push consumers (Server-Sent Events with a prefetch
-//!   window), dispatched by [`dispatch`].
+//!   window), dispatched by `crate::queue::dispatch`.
 //! - [`redrive`]: moving messages out of a (dead-letter) queue again.
 //! - [`messages`]: the message shapes on the wire.
-//! - [`streams`]: produce to and fetch from stream partitions.
-//! - [`stream_groups`]: consumer groups (join, heartbeat, leave, commit, seek, lag, delete).
-//! - [`json`]: the JSON extractor whose errors name the field.
+//! - [`streams`]: produce to stream partitions; [`fetch`]: read them.
+//! - [`consumer_groups`]: consumer groups (join, heartbeat, leave, commit, seek, lag, delete).
+//! - [`internal`]: `/internal/v1`, authenticated with the node key.
+//! - [`json`], [`query`]: extractors whose errors name the field.
 
 pub mod consume;
-pub mod dispatch;
-pub mod forward;
+pub mod consumer_groups;
+pub mod fetch;
 pub mod internal;
 pub mod json;
+pub mod lookup;
 pub mod message_limits;
 pub mod messages;
 pub mod openapi;
+pub mod problem;
+pub mod proxy;
 pub mod publish;
 pub mod query;
 pub mod queues;
-pub mod receipts;
 pub mod redrive;
-pub mod stream_fetch;
-pub mod stream_groups;
 pub mod streams;
-
-use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequestParts, State};
@@ -39,47 +43,20 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{self, Caller, Jwks};
-use crate::control::TopologyHandle;
-use crate::error::{BrokerError, BrokerResult};
-use crate::groups::Groups;
-use crate::routers::Routers;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-#[derive(Clone)]
-pub struct BrokerState {
-    pub topology: TopologyHandle,
-    pub jwks: Arc<Jwks>,
-    pub node_id: String,
-    pub groups: Groups,
-    /// The stream partitions hosted here.
-    pub partitions: crate::stream_groups::Partitions,
-    pub routers: Arc<Routers>,
-    /// Per-tenant publish rate buckets.
-    pub limits: Arc<crate::limits::PublishLimits>,
-    /// The node key itself: brokers prove forwarded requests with it.
-    pub node_key: Arc<String>,
-    /// HTTP client for forwarding to the broker hosting a queue.
-    pub forwarder: reqwest::Client,
-    /// SHA-256 of the node key, for the control plane's calls to `/internal`.
-    pub node_key_sha256: Arc<Vec<u8>>,
-    /// The push dispatch task of every queue with push consumers.
-    pub dispatchers: Arc<dispatch::Dispatchers>,
-    /// Seals the receipts handed to consumers and opens those coming back.
-    pub receipts: receipts::ReceiptSeal,
-    /// Broker-to-broker calls without a client credential (republishing).
-    pub peers: crate::peers::Peers,
-}
+use crate::admission::auth::{self, Caller};
+use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
 
 /// The authenticated caller of a data request.
 pub struct CallerAuth(pub Caller);
 
-impl FromRequestParts<BrokerState> for CallerAuth {
+impl FromRequestParts<Node> for CallerAuth {
     type Rejection = BrokerError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &BrokerState,
-    ) -> Result<Self, BrokerError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Node) -> Result<Self, BrokerError> {
         let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -91,11 +68,11 @@ impl FromRequestParts<BrokerState> for CallerAuth {
     }
 }
 
-pub fn router(state: BrokerState) -> Router {
+pub fn router(state: Node) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/whoami", get(whoami))
         .route(
@@ -122,31 +99,31 @@ pub fn router(state: BrokerState) -> Router {
         )
         .route(
             "/v1/streams/{stream}/partitions/{partition}/records",
-            get(stream_fetch::fetch),
+            get(fetch::fetch),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}",
-            get(stream_groups::describe).delete(stream_groups::delete),
+            get(consumer_groups::describe).delete(consumer_groups::delete),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}/join",
-            post(stream_groups::join),
+            post(consumer_groups::join),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}/heartbeat",
-            post(stream_groups::heartbeat),
+            post(consumer_groups::heartbeat),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}/leave",
-            post(stream_groups::leave),
+            post(consumer_groups::leave),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}/commit",
-            post(stream_groups::commit),
+            post(consumer_groups::commit),
         )
         .route(
             "/v1/streams/{stream}/groups/{group}/seek",
-            post(stream_groups::seek),
+            post(consumer_groups::seek),
         )
         .route(
             "/internal/v1/groups/{group_id}/stats",
@@ -170,33 +147,33 @@ pub fn router(state: BrokerState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            forward::queues,
+            proxy::queues,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            forward::streams,
+            proxy::streams,
         ))
         .with_state(state)
+}
+
+/// Serves the HTTP front end of `node` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    node: Node,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(node))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
 }
 
 /// Ready once the first topology snapshot is applied and the queue groups
 /// and stream partitions converged to it: before that every credential would be refused and
 /// hosted queues would answer 503.
-async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, String)> {
-    if !state.topology.is_loaded() {
-        return Err(BrokerError::Unavailable(
-            "no topology from the control plane yet".into(),
-        ));
-    }
-    if state.groups.version() < 0 {
-        return Err(BrokerError::Unavailable(
-            "queue groups are still opening".into(),
-        ));
-    }
-    if state.partitions.version() < 0 {
-        return Err(BrokerError::Unavailable(
-            "stream partitions are still opening".into(),
-        ));
+async fn readyz(State(state): State<Node>) -> BrokerResult<(StatusCode, String)> {
+    if let Some(reason) = state.not_ready() {
+        return Err(BrokerError::Unavailable(reason.into()));
     }
     Ok((
         StatusCode::OK,
@@ -205,6 +182,11 @@ async fn readyz(State(state): State<BrokerState>) -> BrokerResult<(StatusCode, S
             state.topology.current().version
         ),
     ))
+}
+
+/// `GET /metrics`
+async fn metrics(State(state): State<Node>) -> String {
+    crate::metrics::render(&state).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -220,10 +202,7 @@ pub struct WhoAmI {
 #[utoipa::path(get, path = "/v1/whoami", tag = "auth",
     responses((status = 200, body = WhoAmI), openapi::ProblemResponses),
     security(("bearer" = [])))]
-pub async fn whoami(
-    State(state): State<BrokerState>,
-    CallerAuth(caller): CallerAuth,
-) -> Json<WhoAmI> {
+pub async fn whoami(State(state): State<Node>, CallerAuth(caller): CallerAuth) -> Json<WhoAmI> {
     Json(WhoAmI {
         tenant: caller.tenant,
         key_id: caller.key_id,

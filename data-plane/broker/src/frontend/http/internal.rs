@@ -10,22 +10,17 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use super::BrokerState;
 use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
 
 /// A caller holding the node key.
 pub struct NodeAuth;
 
-impl FromRequestParts<BrokerState> for NodeAuth {
+impl FromRequestParts<Node> for NodeAuth {
     type Rejection = BrokerError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &BrokerState,
-    ) -> Result<Self, BrokerError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Node) -> Result<Self, BrokerError> {
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -36,11 +31,7 @@ impl FromRequestParts<BrokerState> for NodeAuth {
             .ok_or_else(|| {
                 BrokerError::Unauthorized("missing Authorization: Bearer <node key>".into())
             })?;
-        let matches: bool = Sha256::digest(presented.as_bytes())
-            .as_slice()
-            .ct_eq(&state.node_key_sha256)
-            .into();
-        if matches {
+        if state.node_key.proves(presented) {
             Ok(NodeAuth)
         } else {
             Err(BrokerError::Unauthorized("invalid node key".into()))
@@ -61,12 +52,12 @@ pub struct GroupStats {
 
 /// `GET /internal/v1/groups/{group_id}/stats`
 pub async fn group_stats(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     _node: NodeAuth,
     Path(group_id): Path<String>,
 ) -> BrokerResult<Json<GroupStats>> {
     let group = state
-        .groups
+        .queues
         .by_id(&group_id)
         .ok_or_else(|| BrokerError::NotFound {
             kind: "group",
@@ -87,19 +78,19 @@ pub async fn group_stats(
 /// a dead letter or redriven message another broker took out of its queue.
 /// Anything but 204 makes the sender keep it in its outbox and retry.
 pub async fn republish(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     _node: NodeAuth,
     Path((tenant_id, queue)): Path<(i64, String)>,
-    super::json::JsonBody(request): super::json::JsonBody<crate::peers::Republish>,
+    super::json::JsonBody(request): super::json::JsonBody<crate::queue::republish::Republish>,
 ) -> BrokerResult<axum::http::StatusCode> {
     let group = state
-        .groups
+        .queues
         .queue(tenant_id, &queue)
         .ok_or_else(|| BrokerError::Unavailable(format!("queue `{queue}` is not hosted here")))?;
     let (message, body) = request
         .into_parts()
         .map_err(|e| BrokerError::validation("body", "base64", e.to_string()))?;
-    crate::dead_letter::store_local(&group, &queue, message, body)
+    crate::queue::dead_letter::store_local(&group, &queue, message, body)
         .await
         .map_err(|e| BrokerError::Unavailable(format!("{e:#}")))?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -109,10 +100,10 @@ pub async fn republish(
 /// earliest and end offsets of every partition of the stream hosted here
 /// (partition → bounds; partitions hosted elsewhere are absent).
 pub async fn stream_bounds(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     _node: NodeAuth,
     Path((tenant_id, stream)): Path<(i64, String)>,
-) -> BrokerResult<Json<crate::peers::StreamBounds>> {
+) -> BrokerResult<Json<crate::cluster::peers::StreamBounds>> {
     let topology = state.topology.current();
     let placed = topology
         .streams
@@ -131,5 +122,5 @@ pub async fn stream_bounds(
             Some((p, bounds))
         })
         .collect();
-    Ok(Json(crate::peers::StreamBounds { partitions }))
+    Ok(Json(crate::cluster::peers::StreamBounds { partitions }))
 }

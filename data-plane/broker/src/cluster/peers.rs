@@ -3,59 +3,24 @@
 //! hosted on another broker, and asking the bounds of a stream's partitions
 //! hosted on another broker (consumer-group lag in `/metrics`, which no
 //! client calls with a credential). They authenticate with the node key
-//! every broker shares and land on `/internal/v1/...` (`api::internal`).
+//! every broker shares and land on `/internal/v1/...` (`frontend::http::internal`).
 //!
 //! Bounds are cached per (stream, broker) for [`BOUNDS_TTL`]: a Prometheus
 //! scrape every few seconds then costs at most one call per broker and
 //! stream in that time, and lag is as fresh as the TTL.
 //!
-//! Client requests are forwarded with the client's own credential instead
-//! (`api::forward`); a dead letter has no client.
+//! Client requests are relayed with the client's own credential instead
+//! (`relay`); a dead letter has no client.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
-use sluice_queue::PublishMessage;
 use sluice_stream::PartitionBounds;
 
+use super::NodeKey;
 use crate::control::TopologyHandle;
-use crate::queue::{BodyEncoding, MessageBody};
-
-/// What `POST /internal/v1/tenants/{tenant_id}/queues/{queue}/republish`
-/// carries: the message as the state machine takes it, and its body.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Republish {
-    pub message: PublishMessage,
-    /// Base64 of the body's bytes.
-    pub body: String,
-    pub body_encoding: BodyEncoding,
-    pub content_type: Option<String>,
-}
-
-impl Republish {
-    pub fn new(message: PublishMessage, body: &MessageBody) -> Self {
-        Republish {
-            message,
-            body: base64::engine::general_purpose::STANDARD.encode(&body.bytes),
-            body_encoding: body.encoding,
-            content_type: body.content_type.clone(),
-        }
-    }
-
-    /// The message and its body, as sent.
-    pub fn into_parts(self) -> Result<(PublishMessage, MessageBody), base64::DecodeError> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.body)?;
-        let body = MessageBody {
-            bytes,
-            encoding: self.body_encoding,
-            content_type: self.content_type,
-        };
-        Ok((self.message, body))
-    }
-}
 
 /// How long another broker's partition bounds are reused.
 pub const BOUNDS_TTL: Duration = Duration::from_secs(5);
@@ -102,7 +67,7 @@ type BoundsCache = HashMap<(i64, String, String), (Instant, Arc<StreamBounds>)>;
 #[derive(Clone)]
 pub struct Peers {
     node_id: String,
-    node_key: Arc<String>,
+    node_key: NodeKey,
     client: reqwest::Client,
     topology: TopologyHandle,
     /// Locked only to look up or store an answer, never across a call.
@@ -110,19 +75,23 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(
-        node_id: String,
-        node_key: Arc<String>,
-        client: reqwest::Client,
-        topology: TopologyHandle,
-    ) -> Self {
+    pub fn new(node_id: String, node_key: NodeKey, topology: TopologyHandle) -> Self {
         Peers {
             node_id,
             node_key,
-            client,
+            client: super::http_client(),
             topology,
             bounds: Arc::default(),
         }
+    }
+
+    /// The HTTP client every call to another broker shares.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn node_key(&self) -> &NodeKey {
+        &self.node_key
     }
 
     /// The bounds of the tenant's `stream` partitions hosted by the broker
@@ -167,13 +136,7 @@ impl Peers {
     /// The URL of the broker hosting the tenant's `queue`, unless that is us
     /// (or nobody yet).
     fn host_of(&self, tenant_id: i64, queue: &str) -> Option<String> {
-        let topology = self.topology.current();
-        let placed = topology.queues.get(&(tenant_id, queue.to_string()))?;
-        if placed.placement.replicas.contains(&self.node_id) {
-            return None;
-        }
-        let host = placed.placement.replicas.first()?;
-        topology.nodes.get(host).cloned()
+        super::placement::queue_host(&self.topology.current(), &self.node_id, tenant_id, queue)
     }
 
     /// Stores `message` in the tenant's `queue` on the broker hosting it.
@@ -181,8 +144,7 @@ impl Peers {
         &self,
         tenant_id: i64,
         queue: &str,
-        message: PublishMessage,
-        body: &MessageBody,
+        republish: &impl Serialize,
     ) -> anyhow::Result<()> {
         let url = self
             .host_of(tenant_id, queue)
@@ -193,7 +155,7 @@ impl Peers {
                 "{url}/internal/v1/tenants/{tenant_id}/queues/{queue}/republish"
             ))
             .bearer_auth(self.node_key.as_str())
-            .json(&Republish::new(message, body))
+            .json(republish)
             .send()
             .await?;
         let status = answer.status();
@@ -227,27 +189,5 @@ mod tests {
         );
         let back: StreamBounds = serde_json::from_value(wire).expect("parse");
         assert_eq!(back, bounds);
-    }
-
-    #[test]
-    fn a_republish_carries_the_body_byte_for_byte() {
-        let message: PublishMessage = serde_json::from_value(serde_json::json!({
-            "body_ref": {"log_index": 0, "slot": 1},
-            "size": 3,
-            "routing_key": "k",
-            "priority": 7,
-            "republished": true,
-        }))
-        .expect("message");
-        let body = MessageBody {
-            bytes: vec![0, 159, 255],
-            encoding: BodyEncoding::Base64,
-            content_type: Some("application/octet-stream".into()),
-        };
-        let wire = serde_json::to_string(&Republish::new(message.clone(), &body)).expect("json");
-        let back: Republish = serde_json::from_str(&wire).expect("parse");
-        let (message_back, body_back) = back.into_parts().expect("base64");
-        assert_eq!(message_back, message);
-        assert_eq!(body_back, body);
     }
 }

@@ -91,9 +91,28 @@ fn worth_refilling(group: &QueueGroup, receipts: &[Receipt], windows: &Windows) 
 impl Dispatcher {
     /// Proposes every waiting ack at once, answers each, then hands the
     /// refilled messages to their consumers.
+    ///
+    /// A consumer is refilled by the last of its acks in the batch only:
+    /// proposals made together may reach the log in any order, and one
+    /// refill per consumer leaves nothing whose hand-over order could
+    /// differ from its lease order (the last ack usually lands last and
+    /// sees all the room; if not, the next round serves the rest).
     pub(super) async fn settle(&mut self, settles: Vec<Settle>) {
-        let proposals = settles.into_iter().map(|settle| {
-            let refill = self.refill_for(&settle.receipts);
+        let mut refill_of: Vec<Option<Refill>> = settles
+            .iter()
+            .map(|settle| self.refill_for(&settle.receipts))
+            .collect();
+        for later in (0..refill_of.len()).rev() {
+            let Some(consumer) = refill_of[later].as_ref().map(|r| r.consumer.clone()) else {
+                continue;
+            };
+            for earlier in refill_of.iter_mut().take(later) {
+                if earlier.as_ref().is_some_and(|r| r.consumer == consumer) {
+                    *earlier = None;
+                }
+            }
+        }
+        let proposals = settles.into_iter().zip(refill_of).map(|(settle, refill)| {
             let refilled_consumer = refill.as_ref().map(|r| r.consumer.clone());
             let command = Command::Ack {
                 receipts: settle.receipts,

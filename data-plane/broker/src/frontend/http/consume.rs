@@ -11,7 +11,7 @@
 //! event carries one message as `POST /receive` returns it, `receipt`
 //! included. Settle them through `POST /v1/queues/{q}/ack` and `/nack` with
 //! that receipt: the broker sends at most `prefetch` unacked messages to a
-//! connection (fair dispatch, see [`super::dispatch`]). A message still
+//! connection (fair dispatch, see [`crate::queue::dispatch`]). A message still
 //! unacked when its lease (`lease_ms`, default the queue's) runs out goes
 //! back to the queue; so does everything the connection held when it
 //! closes, marked `redelivered`.
@@ -36,16 +36,18 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::dispatch::{Join, Membership};
+use super::CallerAuth;
+use super::lookup::queue_group;
 use super::messages::ReceivedMessage;
 use super::openapi::ProblemResponses;
 use super::query::QueryParams;
-use super::queues::{MAX_LEASE_MS, queue_group};
-use super::{BrokerState, CallerAuth};
-use crate::auth::{self, Caller};
+use crate::admission::auth::{self, Caller};
 use crate::control::TopologyHandle;
+use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
-use crate::topology::Topology;
+use crate::node::Node;
+use crate::queue::MAX_LEASE_MS;
+use crate::queue::dispatch::{Join, Membership, Pushed};
 
 /// Largest prefetch window of one push consumer.
 pub const MAX_PREFETCH: u32 = 1000;
@@ -88,7 +90,7 @@ pub struct ConsumeParams {
     ),
     security(("bearer" = [])))]
 pub async fn consume(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     QueryParams(params): QueryParams<ConsumeParams>,
@@ -131,7 +133,7 @@ pub async fn consume(
     };
     let (consumer, membership) = state
         .dispatchers
-        .join(&state.groups, group, join)
+        .join(&state.queues, group, join)
         .await
         .map_err(BrokerError::Unavailable)?;
     tracing::debug!(queue = %name, consumer = %consumer.0, prefetch, "push consumer joined");
@@ -185,7 +187,7 @@ fn default_consumer_name(key_id: &str) -> String {
 
 /// What an open push stream holds between two events.
 struct OpenStream {
-    inbox: mpsc::Receiver<ReceivedMessage>,
+    inbox: mpsc::Receiver<Pushed>,
     /// Leaves the dispatch (requeueing what the consumer holds) when dropped.
     membership: Membership,
     /// Topology snapshots; None once the follower stopped sending them.
@@ -210,7 +212,9 @@ impl OpenStream {
         } = self;
         loop {
             tokio::select! {
-                message = inbox.recv() => return Ok(message),
+                message = inbox.recv() => {
+                    return Ok(message.map(|m| ReceivedMessage::new(m.receipt, m.delivery, &m.body)));
+                }
                 _ = recheck.tick() => {}
                 changed = async {
                     match changes.as_mut() {

@@ -26,10 +26,10 @@ use sluice_queue::{Command, ConsumerId, Reply, Stats};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::messages::ReceivedMessage;
+use super::MessageBody;
+use super::QueueGroup;
+use super::host::QueueHost;
 use super::receipts::ReceiptSeal;
-use crate::groups::Groups;
-use crate::queue::QueueGroup;
 
 mod round;
 mod settle;
@@ -41,13 +41,22 @@ use settle::Settle;
 /// (a deleted queue ends its consumers' streams) and tries another round.
 const HOSTED_CHECK: Duration = Duration::from_secs(2);
 
+/// One message handed to a push consumer: its sealed receipt, the
+/// delivery and the body read back from the log.
+#[derive(Debug)]
+pub struct Pushed {
+    pub receipt: String,
+    pub delivery: sluice_queue::Delivery,
+    pub body: MessageBody,
+}
+
 /// A consumer asking to join a queue's dispatch.
 pub struct Join {
     /// The name the consumer asked for; made unique on the queue.
     pub name: String,
     pub prefetch: u32,
     pub lease_ms: Option<u64>,
-    pub deliveries: mpsc::Sender<ReceivedMessage>,
+    pub deliveries: mpsc::Sender<Pushed>,
 }
 
 /// Answers a join with the consumer id it got, or why it could not join.
@@ -106,7 +115,7 @@ impl Dispatchers {
     /// Returns the consumer id and the membership that ends it when dropped.
     pub async fn join(
         self: &Arc<Self>,
-        groups: &Groups,
+        groups: &QueueHost,
         group: Arc<QueueGroup>,
         join: Join,
     ) -> Result<(ConsumerId, Membership), String> {
@@ -169,11 +178,11 @@ struct PushConsumer {
     id: ConsumerId,
     prefetch: u64,
     lease_ms: Option<u64>,
-    deliveries: mpsc::Sender<ReceivedMessage>,
+    deliveries: mpsc::Sender<Pushed>,
 }
 
 struct Dispatcher {
-    groups: Groups,
+    groups: QueueHost,
     group: Arc<QueueGroup>,
     consumers: Vec<PushConsumer>,
     /// The consumers' prefetch, mirrored for `Dispatchers::ack`.
@@ -447,7 +456,11 @@ impl Dispatcher {
         let group_id = &self.group.spec.group_id;
         for (delivery, body) in deliveries.into_iter().zip(bodies) {
             let receipt = self.receipts.seal(group_id, delivery.receipt);
-            let message = ReceivedMessage::new(receipt, delivery, &body);
+            let message = Pushed {
+                receipt,
+                delivery,
+                body,
+            };
             if let Err(err) = self.consumers[index].deliveries.try_send(message) {
                 // Closed: the consumer is gone and ConsumerDown gives the
                 // message back. Full (its leases ran out while it did not

@@ -1,6 +1,6 @@
 //! Producing to a stream: `POST /v1/streams/{s}/records` produces a batch and
 //! answers after the durable commit of every partition it went to, with each
-//! record's partition and offset (fetching is [`super::stream_fetch`]).
+//! record's partition and offset (fetching is [`super::fetch`]).
 //!
 //! Partitioning: an explicit `partition` is honoured; a keyed record goes
 //! to `(murmur2(key) & 0x7fffffff) % partitions` (Kafka's partitioner,
@@ -14,29 +14,27 @@
 //! `POST /v1/streams/{s}/producers` ([`allocate_producer`]). Values are bytes: a fetch answers `utf8`
 //! when the value is valid UTF-8, else `base64`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use base64::Engine;
-use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use sluice_storage::Record;
-use sluice_stream::{Command, PartitionReply, ProducerBatch, StreamError};
 
+use super::CallerAuth;
 use super::json::JsonBody;
+use super::lookup::stream_of;
 use super::openapi::ProblemResponses;
-use super::publish::{charge, max_message_bytes};
-use super::{BrokerState, CallerAuth, forward};
-use crate::auth::Caller;
+use crate::admission::auth::Caller;
+use crate::control::topology::FeedStream;
 use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
 use crate::queue::BodyEncoding;
-use crate::queue::group::now_ms;
+use crate::raft::now_ms;
 use crate::stream::hash::partition_for_key;
-use crate::stream::{ApplyError, EntryReply, PartitionGroup};
-use crate::topology::FeedStream;
+use crate::stream::produce::{Produce, Producer, record_bytes};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -181,7 +179,7 @@ fn new_producer_id() -> u64 {
         ProblemResponses),
     security(("bearer" = [])))]
 pub async fn allocate_producer(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
 ) -> BrokerResult<Json<AllocatedProducer>> {
@@ -193,42 +191,9 @@ pub async fn allocate_producer(
     }))
 }
 
-pub(crate) fn stream_of(
-    state: &BrokerState,
-    caller: &Caller,
-    name: &str,
-) -> BrokerResult<FeedStream> {
-    state
-        .topology
-        .current()
-        .streams
-        .get(&(caller.tenant_id, name.to_string()))
-        .cloned()
-        .ok_or_else(|| BrokerError::NotFound {
-            kind: "stream",
-            name: name.to_string(),
-        })
-}
-
-pub(crate) fn partition_group(
-    state: &BrokerState,
-    caller: &Caller,
-    stream: &str,
-    partition: u32,
-) -> BrokerResult<Arc<PartitionGroup>> {
-    state
-        .partitions
-        .get(caller.tenant_id, stream, partition)
-        .ok_or_else(|| {
-            BrokerError::Unavailable(format!(
-                "partition {partition} of stream `{stream}` is not hosted on this broker yet"
-            ))
-        })
-}
-
 /// The stream's own record size limit, capped by the tenant's quota.
-fn record_limit(state: &BrokerState, caller: &Caller, stream: &FeedStream) -> u64 {
-    let quota = u64::try_from(max_message_bytes(state, caller)).unwrap_or(0);
+fn record_limit(state: &Node, caller: &Caller, stream: &FeedStream) -> u64 {
+    let quota = u64::try_from(state.admission().max_message_bytes(caller)).unwrap_or(0);
     match stream
         .spec
         .get("max_message_bytes")
@@ -237,12 +202,6 @@ fn record_limit(state: &BrokerState, caller: &Caller, stream: &FeedStream) -> u6
         Some(own) => own.min(quota),
         None => quota,
     }
-}
-
-/// What a record weighs for quotas and metrics: key, headers and value.
-fn record_bytes(record: &Record) -> u64 {
-    let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-    (record.key.as_ref().map_or(0, Vec::len) + headers + record.value.len()) as u64
 }
 
 /// Validates the batch and turns it into storage records, each with its partition.
@@ -317,72 +276,6 @@ fn prepare(
     Ok(out)
 }
 
-fn sequence_error(err: StreamError) -> BrokerError {
-    match err {
-        StreamError::OutOfOrderSequence { expected, got } => BrokerError::ProducerSequence {
-            slug: "out-of-order-sequence",
-            detail: format!("producer sequence {got} is out of order: expected {expected}"),
-            expected_sequence: Some(expected),
-        },
-        StreamError::DuplicateSequenceUnknown { .. } => BrokerError::ProducerSequence {
-            slug: "duplicate-sequence",
-            detail: err.to_string(),
-            expected_sequence: None,
-        },
-        StreamError::ProducerFenced { .. } => BrokerError::ProducerSequence {
-            slug: "producer-fenced",
-            detail: err.to_string(),
-            expected_sequence: None,
-        },
-        other => BrokerError::Internal(anyhow::Error::new(other)),
-    }
-}
-
-/// Where a partition's records are written.
-enum Target {
-    Local(Arc<PartitionGroup>),
-    /// The data URL of the broker hosting the partition.
-    Remote(String),
-}
-
-fn target(
-    state: &BrokerState,
-    caller: &Caller,
-    stream: &str,
-    partition: u32,
-) -> BrokerResult<Target> {
-    if let Some(group) = state.partitions.get(caller.tenant_id, stream, partition) {
-        return Ok(Target::Local(group));
-    }
-    match forward::remote_stream_url(state, caller.tenant_id, stream, Some(partition)) {
-        Some(url) => Ok(Target::Remote(url)),
-        None => partition_group(state, caller, stream, partition).map(Target::Local),
-    }
-}
-
-/// Appends `batch` to a partition hosted here: its offsets, and whether it
-/// was an idempotent retry answered with the original offsets.
-async fn produce_local(
-    group: &PartitionGroup,
-    batch: Vec<Record>,
-    producer: Option<ProducerBatch>,
-) -> BrokerResult<(Vec<u64>, bool)> {
-    let command = Command::Produce {
-        record_count: batch.len() as u32,
-        producer,
-    };
-    match group.propose(command, batch).await? {
-        Ok(EntryReply::Partition(PartitionReply::Produced(produced))) => {
-            Ok((produced.offsets().collect(), produced.duplicate))
-        }
-        Ok(other) => Err(BrokerError::Internal(anyhow::anyhow!(
-            "produce got an unexpected reply: {other:?}"
-        ))),
-        Err(ApplyError::Stream(err)) => Err(sequence_error(err)),
-        Err(other) => Err(BrokerError::Internal(anyhow::Error::new(other))),
-    }
-}
-
 /// Produce records to a stream. Answers after every partition the batch
 /// went to durably committed it, with each record's partition and offset.
 #[utoipa::path(post, path = "/v1/streams/{stream}/records", tag = "streams",
@@ -390,11 +283,11 @@ async fn produce_local(
     request_body = ProduceRequest,
     responses(
         (status = 200, body = ProduceResponse),
-        (status = 409, description = "Idempotent producer: sequence gap (`expected_sequence`), unknown duplicate or fenced epoch", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotent producer: sequence gap (`expected_sequence`), unknown duplicate or fenced epoch", body = super::problem::Problem, content_type = "application/problem+json"),
         ProblemResponses),
     security(("bearer" = [])))]
 pub async fn produce(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     headers: HeaderMap,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
@@ -404,105 +297,49 @@ pub async fn produce(
     let stream = stream_of(&state, &caller, &name)?;
     let partitions = stream.partitions.len() as u32;
     let records = prepare(&request, partitions, record_limit(&state, &caller, &stream))?;
-    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, (p, _)) in records.iter().enumerate() {
-        by_partition.entry(*p).or_default().push(i);
+    let mut by_partition: BTreeMap<u32, usize> = BTreeMap::new();
+    for (p, _) in &records {
+        *by_partition.entry(*p).or_default() += 1;
     }
-    let sequences = match &request.producer {
-        Some(header) => Some((header, header.base_sequences(&by_partition)?)),
+    let producer = match &request.producer {
+        Some(header) => Some(Producer {
+            id: header.id,
+            epoch: header.epoch,
+            base_sequences: header.base_sequences(&by_partition)?,
+        }),
         None => None,
     };
-    let targets = by_partition
-        .keys()
-        .map(|p| target(&state, &caller, &name, *p).map(|t| (*p, t)))
-        .collect::<BrokerResult<HashMap<u32, Target>>>()?;
-    let total = records.len();
-    let bytes: u64 = records.iter().map(|(_, r)| record_bytes(r)).sum();
-    if !forward::already_charged(&state, &headers) {
-        charge(&state, &caller, "records", total as u64, bytes)?;
-    }
-    let mut slots: Vec<Vec<Record>> = by_partition.values().map(|_| Vec::new()).collect();
-    let position: HashMap<u32, usize> = by_partition
-        .keys()
-        .enumerate()
-        .map(|(i, p)| (*p, i))
-        .collect();
-    for (p, record) in records {
-        slots[position[&p]].push(record);
-    }
-    // Value bytes per partition, for the metrics of the partitions hosted here.
-    let slot_bytes: Vec<u64> = slots
-        .iter()
-        .map(|batch| batch.iter().map(record_bytes).sum())
-        .collect();
+    let topology = state.topology.current();
     let authorization = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let writes = by_partition.keys().zip(slots).map(|(p, batch)| {
-        let target = &targets[p];
-        let (state, name) = (&state, &name);
-        let producer = sequences.as_ref().map(|(h, bases)| ProducerBatch {
-            producer_id: h.id,
-            epoch: h.epoch,
-            base_sequence: bases.get(p).copied().unwrap_or_default(),
-        });
-        async move {
-            match target {
-                Target::Local(group) => produce_local(group, batch, producer).await,
-                Target::Remote(url) => {
-                    forward::produce_remote(state, url, name, *p, authorization, &batch, producer)
-                        .await
-                }
-            }
-        }
-    });
-    let results = join_all(writes).await;
-    let mut answer = vec![
-        ProducedRecord {
-            partition: 0,
-            offset: 0
-        };
-        total
-    ];
-    let mut duplicate_partitions = Vec::new();
-    for (((p, indexes), result), bytes) in by_partition.iter().zip(results).zip(slot_bytes) {
-        let (offsets, was_duplicate) = result?;
-        if was_duplicate {
-            duplicate_partitions.push(*p);
-        }
-        // A remote partition's broker counts what it stored.
-        if let (false, Target::Local(group)) = (was_duplicate, &targets[p]) {
-            group.traffic().produced(indexes.len() as u64, bytes);
-        }
-        for (i, offset) in indexes.iter().zip(offsets) {
-            answer[*i] = ProducedRecord {
-                partition: *p,
-                offset,
-            };
-        }
+    let produce = Produce {
+        topology: &topology,
+        partitions: &state.partitions,
+        peers: &state.peers,
+        node_id: &state.node_id,
+        tenant_id: caller.tenant_id,
+        stream: &name,
+        authorization,
+    };
+    produce.targets(by_partition.keys().copied())?;
+    if !state.node_key.already_charged(&headers) {
+        let bytes: u64 = records.iter().map(|(_, r)| record_bytes(r)).sum();
+        state
+            .admission()
+            .charge(&caller, "records", records.len() as u64, bytes)?;
     }
+    let produced = produce.write(records, producer.as_ref()).await?;
     Ok(Json(ProduceResponse {
-        records: answer,
-        duplicate: !duplicate_partitions.is_empty(),
-        duplicate_partitions,
+        records: produced
+            .records
+            .into_iter()
+            .map(|(partition, offset)| ProducedRecord { partition, offset })
+            .collect(),
+        duplicate: !produced.duplicate_partitions.is_empty(),
+        duplicate_partitions: produced.duplicate_partitions,
     }))
-}
-
-/// The first offset whose batch sits at or after `log_index` (offsets map
-/// to log indexes monotonically, so a binary search over offsets finds it).
-pub(crate) fn offset_at_or_after(group: &PartitionGroup, log_index: u64) -> u64 {
-    group.view().read(|p| {
-        let (mut low, mut high) = (p.earliest_offset(), p.end_offset());
-        while low < high {
-            let mid = low + (high - low) / 2;
-            match p.locate(mid) {
-                Some((index, _)) if index < log_index => low = mid + 1,
-                _ => high = mid,
-            }
-        }
-        low
-    })
 }
 
 #[cfg(test)]

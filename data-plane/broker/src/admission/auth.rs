@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::control::ControlClient;
+use crate::control::topology::Topology;
 use crate::error::BrokerError;
-use crate::topology::Topology;
 
 /// A tenant key (or token) that passed every check.
 #[derive(Debug, Clone)]
@@ -231,7 +231,7 @@ fn secret_matches(secret: &str, expected_hex: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::{FeedTenant, KeyVerifier, TenantQuotas};
+    use crate::control::topology::{FeedTenant, KeyVerifier, TenantQuotas};
 
     fn topology(status: &str) -> Topology {
         let mut t = Topology::default();

@@ -3,7 +3,6 @@
 //! scope and answers 404 for a queue the caller's tenant does not have.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -12,40 +11,21 @@ use serde::{Deserialize, Serialize};
 use sluice_queue::{Command, ConsumerId, NackAction, NackOutcome, Receipt, Reply};
 use tokio::time::Instant;
 
+use super::CallerAuth;
 use super::json::JsonBody;
+use super::lookup::queue_group;
 use super::messages::{PeekedMessage, ReceivedMessage};
 use super::openapi::ProblemResponses;
 use super::query::QueryParams;
-use super::{BrokerState, CallerAuth};
-use crate::auth::Caller;
-use crate::error::{BrokerError, BrokerResult, command_error};
+use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
+use crate::queue::MAX_LEASE_MS;
 use crate::queue::QueueGroup;
+use crate::queue::command_error;
 
 const MAX_RECEIVE: u32 = 100;
 const MAX_WAIT_MS: u64 = 20_000;
-pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
 const MAX_RECEIPTS: usize = 1000;
-
-/// The caller's queue `name`, hosted here.
-pub fn queue_group(
-    state: &BrokerState,
-    caller: &Caller,
-    name: &str,
-) -> BrokerResult<Arc<QueueGroup>> {
-    let topology = state.topology.current();
-    if !topology
-        .queues
-        .contains_key(&(caller.tenant_id, name.to_string()))
-    {
-        return Err(BrokerError::NotFound {
-            kind: "queue",
-            name: name.to_string(),
-        });
-    }
-    state.groups.queue(caller.tenant_id, name).ok_or_else(|| {
-        BrokerError::Unavailable(format!("queue `{name}` is not hosted on this broker yet"))
-    })
-}
 
 fn reply(outcome: crate::queue::CommandOutcome) -> BrokerResult<Reply> {
     outcome.result.map_err(command_error)
@@ -53,7 +33,7 @@ fn reply(outcome: crate::queue::CommandOutcome) -> BrokerResult<Reply> {
 
 /// The receipt a client sent back, if this queue issued it.
 fn parse_receipt(
-    state: &BrokerState,
+    state: &Node,
     group: &QueueGroup,
     field: &str,
     receipt: &str,
@@ -111,7 +91,7 @@ pub struct ReceiveResponse {
     responses((status = 200, body = ReceiveResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn receive(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<ReceiveRequest>,
@@ -231,7 +211,7 @@ pub struct AckResponse {
     responses((status = 200, body = AckResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn ack(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<AckRequest>,
@@ -323,7 +303,7 @@ pub struct NackResponse {
     responses((status = 200, body = NackResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn nack(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<NackRequest>,
@@ -402,7 +382,7 @@ pub struct ExtendResponse {
     responses((status = 200, body = ExtendResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn extend(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<ExtendRequest>,
@@ -452,7 +432,7 @@ pub struct PeekResponse {
     responses((status = 200, body = PeekResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn peek(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     QueryParams(params): QueryParams<PeekParams>,
@@ -491,7 +471,7 @@ pub struct PurgeResponse {
     responses((status = 200, body = PurgeResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn purge(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
 ) -> BrokerResult<Json<PurgeResponse>> {
@@ -530,7 +510,7 @@ pub struct QueueStatsResponse {
     responses((status = 200, body = QueueStatsResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn stats(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
 ) -> BrokerResult<Json<QueueStatsResponse>> {

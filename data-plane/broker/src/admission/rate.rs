@@ -174,6 +174,27 @@ impl PublishLimits {
     }
 }
 
+/// Publishes refused by the rate quota, per tenant (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct RateRefusals {
+    by_tenant: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl RateRefusals {
+    pub fn add(&self, tenant: &str) {
+        let mut by_tenant = self.by_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        *by_tenant.entry(tenant.to_string()).or_default() += 1;
+    }
+
+    /// The counts of the tenants `live` accepts; the others (deleted
+    /// tenants) are dropped for good.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) -> Vec<(String, u64)> {
+        let mut by_tenant = self.by_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        by_tenant.retain(|tenant, _| live(tenant));
+        by_tenant.iter().map(|(t, n)| (t.clone(), *n)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 use sluice_queue::{Command, RedriveTarget, Reply};
 use sluice_routing::RouteError;
 
+use super::CallerAuth;
 use super::json::JsonBody;
+use super::lookup::queue_group;
 use super::openapi::ProblemResponses;
-use super::queues::queue_group;
-use super::{BrokerState, CallerAuth};
-use crate::dead_letter::Republisher;
-use crate::error::{BrokerError, BrokerResult, command_error};
+use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
+use crate::queue::command_error;
+use crate::queue::dead_letter::Republisher;
 
 /// Most messages one redrive moves.
 pub const MAX_REDRIVE: u32 = 10_000;
@@ -66,7 +68,7 @@ pub struct RedriveResponse {
     responses((status = 200, body = RedriveResponse), ProblemResponses),
     security(("bearer" = [])))]
 pub async fn redrive(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path(name): Path<String>,
     JsonBody(request): JsonBody<RedriveRequest>,
@@ -87,7 +89,7 @@ pub async fn redrive(
         ));
     }
     let republisher = Republisher {
-        groups: state.groups.clone(),
+        groups: state.queues.clone(),
         topology: state.topology.clone(),
         routers: state.routers.clone(),
         peers: state.peers.clone(),

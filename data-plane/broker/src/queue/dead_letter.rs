@@ -23,17 +23,17 @@ use sluice_queue::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::peers::Peers;
 use crate::control::TopologyHandle;
-use crate::groups::Groups;
-use crate::peers::Peers;
 use crate::queue::group::DeadLetterNote;
+use crate::queue::host::QueueHost;
+use crate::queue::routers::Routers;
 use crate::queue::{MessageBody, QueueGroup};
-use crate::routers::Routers;
 
 const RETRY: Duration = Duration::from_secs(1);
 
 pub struct DeadLetterForwarder {
-    pub groups: Groups,
+    pub groups: QueueHost,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
     pub peers: Peers,
@@ -43,7 +43,7 @@ pub struct DeadLetterForwarder {
 /// other queues, here or on the brokers hosting them.
 #[derive(Clone)]
 pub struct Republisher {
-    pub groups: Groups,
+    pub groups: QueueHost,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
     pub peers: Peers,
@@ -247,7 +247,10 @@ impl Republisher {
     ) -> anyhow::Result<()> {
         match self.groups.queue(tenant_id, queue) {
             Some(group) => store_local(&group, queue, message, body).await,
-            None => self.peers.republish(tenant_id, queue, message, &body).await,
+            None => {
+                let payload = crate::queue::republish::Republish::new(message, &body);
+                self.peers.republish(tenant_id, queue, &payload).await
+            }
         }
     }
 
@@ -348,6 +351,8 @@ fn later(retry: &mpsc::UnboundedSender<DeadLetterNote>, note: DeadLetterNote) {
 
 #[cfg(test)]
 mod tests {
+    use crate::cluster::NodeKey;
+    use crate::queue::group::GroupOutlets;
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::time::Instant;
@@ -355,8 +360,8 @@ mod tests {
     use sluice_queue::{ConsumerId, QueueSettings};
 
     use super::*;
+    use crate::control::topology::{FeedQueue, Placement, Topology};
     use crate::queue::GroupSpec;
-    use crate::topology::{FeedQueue, Placement, Topology};
 
     const TENANT: i64 = 1;
 
@@ -376,9 +381,14 @@ mod tests {
         spec: GroupSpec,
         notes: &mpsc::UnboundedSender<DeadLetterNote>,
     ) -> Arc<QueueGroup> {
-        QueueGroup::open(&root.join(&spec.group_id), "n1", spec, notes.clone())
-            .await
-            .expect("open group")
+        QueueGroup::open(
+            &root.join(&spec.group_id),
+            "n1",
+            spec,
+            GroupOutlets::new(notes.clone()),
+        )
+        .await
+        .expect("open group")
     }
 
     /// Publishes `text` as a dead letter of the queue `jobs`.
@@ -497,15 +507,10 @@ mod tests {
             ("q3", "parked"),
         ]));
         let forwarder = DeadLetterForwarder {
-            groups: Groups::fixed(&[dlq.clone(), jobs.clone(), parked.clone()]),
+            groups: QueueHost::fixed(&[dlq.clone(), jobs.clone(), parked.clone()]),
             topology: topology.clone(),
             routers: Arc::default(),
-            peers: Peers::new(
-                "n1".into(),
-                Arc::new("node key".into()),
-                reqwest::Client::new(),
-                topology,
-            ),
+            peers: Peers::new("n1".into(), NodeKey::new("node key"), topology),
         };
         let shutdown = CancellationToken::new();
         notes.send(note).expect("forwarder channel");

@@ -29,60 +29,9 @@
 //! logged in any case. The cost left is log growth on partition 0 between
 //! its live batches (purged only below the first live batch).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-
-use crate::auth::Caller;
+use crate::admission::auth::Caller;
 use crate::control::TopologyHandle;
 use crate::error::{BrokerError, BrokerResult};
-use crate::groups::Groups;
-use crate::stream_groups::Partitions;
-
-/// What this broker stores per tenant, now. Blocking: it may read stream
-/// logs' indexes.
-pub fn measure(groups: &Groups, partitions: &Partitions) -> BTreeMap<i64, u64> {
-    let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
-    for group in groups.all() {
-        let stored = group.view().read(|q| q.stats().bytes);
-        *bytes.entry(group.spec.tenant_id).or_default() += stored;
-    }
-    for partition in partitions.all() {
-        let stored = partition.record_bytes().unwrap_or_else(|err| {
-            // Over-count rather than under-count what could not be measured.
-            tracing::warn!(group = %partition.spec.group_id, error = %err, "measuring a partition's record bytes failed; counting its whole log");
-            partition.log_bytes()
-        });
-        *bytes.entry(partition.spec.tenant_id).or_default() += stored;
-    }
-    bytes
-}
-
-/// Refreshes `report` with [`measure`] every `every` until `shutdown`.
-pub async fn keep_measuring(
-    groups: Groups,
-    partitions: Partitions,
-    report: watch::Sender<Arc<BTreeMap<i64, u64>>>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (g, p) = (groups.clone(), partitions.clone());
-        match tokio::task::spawn_blocking(move || measure(&g, &p)).await {
-            Ok(measured) => {
-                report.send_replace(Arc::new(measured));
-            }
-            Err(err) => tracing::warn!(error = %err, "measuring storage failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-}
 
 /// Refuses `incoming` more bytes when the tenant's stored bytes across the
 /// cluster have reached its `max_storage_bytes`.

@@ -28,10 +28,11 @@ use serde::{Deserialize, Serialize};
 use sluice_storage::Record;
 use tokio::sync::watch;
 
+use super::CallerAuth;
+use super::lookup::{partition_group, stream_of};
 use super::query::QueryParams;
-use super::streams::{offset_at_or_after, partition_group, stream_of};
-use super::{BrokerState, CallerAuth};
 use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
 use crate::queue::BodyEncoding;
 use crate::stream::PartitionGroup;
 
@@ -147,11 +148,11 @@ struct Position {
             content(
                 (FetchResponse = "application/json"),
                 (Vec<u8> = "application/vnd.sluice.batches"))),
-        (status = 416, description = "Offset below the earliest offset or beyond the high watermark (`earliest_offset`, `high_watermark`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 416, description = "Offset below the earliest offset or beyond the high watermark (`earliest_offset`, `high_watermark`)", body = super::problem::Problem, content_type = "application/problem+json"),
         super::openapi::ProblemResponses),
     security(("bearer" = [])))]
 pub async fn fetch(
-    State(state): State<BrokerState>,
+    State(state): State<Node>,
     CallerAuth(caller): CallerAuth,
     Path((name, partition)): Path<(String, String)>,
     QueryParams(params): QueryParams<FetchParams>,
@@ -211,7 +212,7 @@ async fn position(
         (None, Some(ts)) => {
             since_timestamp = Some(ts);
             match group.log_index_for_timestamp(ts).await? {
-                Some(index) => offset_at_or_after(&group, index),
+                Some(index) => group.offset_at_or_after(index),
                 None => end,
             }
         }

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::error::Problem;
+use super::problem::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,14 +30,14 @@ use crate::error::Problem;
         super::redrive::redrive,
         super::streams::produce,
         super::streams::allocate_producer,
-        super::stream_fetch::fetch,
-        super::stream_groups::join,
-        super::stream_groups::heartbeat,
-        super::stream_groups::leave,
-        super::stream_groups::commit,
-        super::stream_groups::seek,
-        super::stream_groups::describe,
-        super::stream_groups::delete,
+        super::fetch::fetch,
+        super::consumer_groups::join,
+        super::consumer_groups::heartbeat,
+        super::consumer_groups::leave,
+        super::consumer_groups::commit,
+        super::consumer_groups::seek,
+        super::consumer_groups::describe,
+        super::consumer_groups::delete,
         super::whoami,
     ),
     components(schemas(Problem)),

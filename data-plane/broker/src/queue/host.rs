@@ -6,7 +6,7 @@
 //! version as applied, so a declare that the control plane confirmed can be
 //! published to at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,9 +17,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
-use crate::queue::group::DeadLetterNote;
+use crate::control::topology::Topology;
+use crate::error::{BrokerError, BrokerResult};
+use crate::queue::activity::TenantActivity;
+use crate::queue::group::{DeadLetterNote, GroupOutlets};
 use crate::queue::{GroupSpec, QueueGroup};
-use crate::topology::Topology;
 
 /// Groups opened at the same time (a restart reopens every group).
 const OPEN_CONCURRENCY: usize = 32;
@@ -34,7 +36,7 @@ pub struct GroupTable {
 
 /// Read access to the hosted groups, for request handlers.
 #[derive(Clone)]
-pub struct Groups {
+pub struct QueueHost {
     receiver: watch::Receiver<Arc<GroupTable>>,
 }
 
@@ -48,7 +50,7 @@ impl Default for GroupTable {
     }
 }
 
-impl Groups {
+impl QueueHost {
     /// The topology version the hosted groups converged to.
     pub fn version(&self) -> i64 {
         self.receiver.borrow().version
@@ -66,14 +68,43 @@ impl Groups {
         self.receiver.borrow().by_id.get(group_id).cloned()
     }
 
+    /// The tenant's queue `name`, hosted here: 404 when the topology has
+    /// no such queue, 503 while it is placed here but not open yet.
+    pub fn serving(
+        &self,
+        topology: &Topology,
+        tenant_id: i64,
+        name: &str,
+    ) -> BrokerResult<Arc<QueueGroup>> {
+        if !topology.queues.contains_key(&(tenant_id, name.to_string())) {
+            return Err(BrokerError::NotFound {
+                kind: "queue",
+                name: name.to_string(),
+            });
+        }
+        self.queue(tenant_id, name).ok_or_else(|| {
+            BrokerError::Unavailable(format!("queue `{name}` is not hosted on this broker yet"))
+        })
+    }
+
     /// Every group hosted here.
     pub fn all(&self) -> Vec<Arc<QueueGroup>> {
         self.receiver.borrow().by_id.values().cloned().collect()
     }
 
+    /// Bytes of live messages per tenant, over the queues hosted here.
+    pub fn stored_bytes(&self) -> BTreeMap<i64, u64> {
+        let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
+        for group in self.all() {
+            let stored = group.view().read(|q| q.stats().bytes);
+            *bytes.entry(group.spec.tenant_id).or_default() += stored;
+        }
+        bytes
+    }
+
     /// A fixed set of groups, without a manager (tests of what uses them).
     #[cfg(test)]
-    pub(crate) fn fixed(groups: &[Arc<QueueGroup>]) -> Groups {
+    pub(crate) fn fixed(groups: &[Arc<QueueGroup>]) -> QueueHost {
         let mut table = GroupTable::default();
         for group in groups {
             let key = (group.spec.tenant_id, group.spec.queue.clone());
@@ -83,19 +114,19 @@ impl Groups {
                 .insert(group.spec.group_id.clone(), group.clone());
         }
         let (_, receiver) = watch::channel(Arc::new(table));
-        Groups { receiver }
+        QueueHost { receiver }
     }
 }
 
-pub struct GroupManager {
+pub struct QueueHostManager {
     node_id: String,
     root: PathBuf,
     groups: HashMap<String, Arc<QueueGroup>>,
     table: watch::Sender<Arc<GroupTable>>,
-    dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+    outlets: GroupOutlets,
 }
 
-impl GroupManager {
+impl QueueHostManager {
     /// Starts the manager task; it reports each converged version on
     /// `applied` and closes every group when `shutdown` is cancelled.
     pub fn start(
@@ -104,20 +135,24 @@ impl GroupManager {
         topology: TopologyHandle,
         applied: watch::Sender<i64>,
         dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+        tenant_activity: Arc<TenantActivity>,
         shutdown: CancellationToken,
-    ) -> (Groups, JoinHandle<()>) {
+    ) -> (QueueHost, JoinHandle<()>) {
         let (table, receiver) = watch::channel(Arc::new(GroupTable::default()));
-        let manager = GroupManager {
+        let manager = QueueHostManager {
             node_id,
             root: data_dir.join("groups"),
             groups: HashMap::new(),
             table,
-            dead_letters,
+            outlets: GroupOutlets {
+                dead_letters,
+                tenant_activity,
+            },
         };
-        let task = tokio::spawn(crate::convergence::follow(
+        let task = tokio::spawn(crate::control::convergence::follow(
             manager, topology, applied, shutdown,
         ));
-        (Groups { receiver }, task)
+        (QueueHost { receiver }, task)
     }
 
     /// One pass towards `topology`; false when something must be retried.
@@ -135,7 +170,7 @@ impl GroupManager {
                     QueueSettings::default()
                 }
             };
-            if !safe_dir_name(&queue.placement.group_id) {
+            if !crate::raft::safe_dir_name(&queue.placement.group_id) {
                 tracing::warn!(group = %queue.placement.group_id, "refusing a group id unfit for a directory name");
                 continue;
             }
@@ -180,13 +215,10 @@ impl GroupManager {
                 .map(|spec| {
                     let dir = self.root.join(&spec.group_id);
                     let node_id = self.node_id.clone();
-                    let dead_letters = self.dead_letters.clone();
+                    let outlets = self.outlets.clone();
                     async move {
                         let id = spec.group_id.clone();
-                        (
-                            id,
-                            QueueGroup::open(&dir, &node_id, spec, dead_letters).await,
-                        )
+                        (id, QueueGroup::open(&dir, &node_id, spec, outlets).await)
                     }
                 })
                 .buffer_unordered(OPEN_CONCURRENCY)
@@ -266,16 +298,7 @@ impl GroupManager {
     }
 }
 
-pub(crate) fn safe_dir_name(id: &str) -> bool {
-    !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
-impl crate::convergence::Converge for GroupManager {
+impl crate::control::convergence::Converge for QueueHostManager {
     async fn converge(&mut self, topology: &Topology) -> bool {
         self.converge_to(topology).await
     }
