@@ -10,10 +10,12 @@
 //! - [`activity`]: counts what the group did and turns it into rates.
 //! - [`host`]: the queue groups hosted here, converged to the topology.
 //! - [`routers`]: each tenant's exchanges compiled into a router.
+//! - [`pull`]: a pull consumer's receive (a long-poll).
 //! - [`dispatch`]: push consumers, served one round at a time per queue.
 //! - [`receipts`]: sealing the receipts handed to consumers.
 //! - [`dead_letter`], [`republish`]: dead letters and redrives republished
-//!   through their exchange, here or on the broker hosting the target.
+//!   through their exchange, here or on the broker hosting the target;
+//!   [`redrive`]: moving messages out of a (dead-letter) queue on request.
 
 pub mod activity;
 pub mod codec;
@@ -24,7 +26,9 @@ pub mod group;
 pub mod host;
 pub mod outcome;
 pub mod publish;
+pub mod pull;
 pub mod receipts;
+pub mod redrive;
 pub mod republish;
 pub mod routers;
 pub mod state_machine;
@@ -38,3 +42,12 @@ pub use activity::{Rates, Totals};
 pub use codec::{BodyEncoding, MessageBody};
 pub use group::{GroupSpec, QueueGroup};
 pub use outcome::{CommandError, CommandOutcome, command_error};
+
+/// One message handed to a consumer (pull or push): its sealed receipt,
+/// the delivery and the body read back from the log.
+#[derive(Debug)]
+pub struct Delivered {
+    pub receipt: String,
+    pub delivery: sluice_queue::Delivery,
+    pub body: MessageBody,
+}

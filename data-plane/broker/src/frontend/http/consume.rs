@@ -39,15 +39,16 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::CallerAuth;
 use super::lookup::queue_group;
 use super::messages::ReceivedMessage;
-use super::openapi::ProblemResponses;
+use super::problem::ProblemResponses;
 use super::query::QueryParams;
 use crate::admission::auth::{self, Caller};
 use crate::control::TopologyHandle;
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
+use crate::queue::Delivered;
 use crate::queue::MAX_LEASE_MS;
-use crate::queue::dispatch::{Join, Membership, Pushed};
+use crate::queue::dispatch::{Join, Membership};
 
 /// Largest prefetch window of one push consumer.
 pub const MAX_PREFETCH: u32 = 1000;
@@ -187,7 +188,7 @@ fn default_consumer_name(key_id: &str) -> String {
 
 /// What an open push stream holds between two events.
 struct OpenStream {
-    inbox: mpsc::Receiver<Pushed>,
+    inbox: mpsc::Receiver<Delivered>,
     /// Leaves the dispatch (requeueing what the consumer holds) when dropped.
     membership: Membership,
     /// Topology snapshots; None once the follower stopped sending them.

@@ -37,7 +37,7 @@ use sluice_stream::{
 use super::CallerAuth;
 use super::json::JsonBody;
 use super::lookup::{partition_group, stream_of};
-use super::openapi::ProblemResponses;
+use super::problem::ProblemResponses;
 use crate::admission::auth::Caller;
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};

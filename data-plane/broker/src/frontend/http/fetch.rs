@@ -149,7 +149,7 @@ struct Position {
                 (FetchResponse = "application/json"),
                 (Vec<u8> = "application/vnd.sluice.batches"))),
         (status = 416, description = "Offset below the earliest offset or beyond the high watermark (`earliest_offset`, `high_watermark`)", body = super::problem::Problem, content_type = "application/problem+json"),
-        super::openapi::ProblemResponses),
+        super::problem::ProblemResponses),
     security(("bearer" = [])))]
 pub async fn fetch(
     State(state): State<Node>,

@@ -200,7 +200,7 @@ pub struct WhoAmI {
 
 /// Who the broker takes the caller for: a way to check a credential against a broker.
 #[utoipa::path(get, path = "/v1/whoami", tag = "auth",
-    responses((status = 200, body = WhoAmI), openapi::ProblemResponses),
+    responses((status = 200, body = WhoAmI), problem::ProblemResponses),
     security(("bearer" = [])))]
 pub async fn whoami(State(state): State<Node>, CallerAuth(caller): CallerAuth) -> Json<WhoAmI> {
     Json(WhoAmI {

@@ -3,7 +3,7 @@
 //! the checked-in file differs from what the code generates.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use super::problem::Problem;
 
@@ -66,38 +66,6 @@ impl Modify for BearerAuth {
             ),
         );
     }
-}
-
-/// The error responses every data endpoint can give.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum ProblemResponses {
-    /// Invalid field: `field` names it, `rule` the rule it broke.
-    #[response(status = 422, content_type = "application/problem+json")]
-    Validation(Problem),
-    /// Missing, unknown, revoked or expired credential.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// Scope missing or tenant suspended.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// No such queue or exchange in the caller's tenant.
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(Problem),
-    /// A receipt no longer current (its lease expired and the message was
-    /// delivered again), a producer sequence out of order or fenced, or a
-    /// consumer-group conflict (stale generation, group not empty).
-    #[response(status = 409, content_type = "application/problem+json")]
-    Conflict(Problem),
-    /// A body over the tenant's `max_message_bytes`.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// Over the tenant's publish rate; retry after `Retry-After` seconds.
-    #[response(status = 429, content_type = "application/problem+json")]
-    RateLimited(Problem),
-    /// The queue is not hosted here or its group is unavailable.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
 }
 
 /// The generated document, as checked in at `openapi/data-plane.json`.

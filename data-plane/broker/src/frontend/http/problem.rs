@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sluice_protocol::problem::PROBLEM_BASE;
+use utoipa::IntoResponses;
 
 use crate::error::BrokerError;
 
@@ -205,6 +206,38 @@ impl IntoResponse for BrokerError {
         }
         response
     }
+}
+
+/// The error responses every data endpoint can give.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ProblemResponses {
+    /// Invalid field: `field` names it, `rule` the rule it broke.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Validation(Problem),
+    /// Missing, unknown, revoked or expired credential.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Scope missing or tenant suspended.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such queue or exchange in the caller's tenant.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// A receipt no longer current (its lease expired and the message was
+    /// delivered again), a producer sequence out of order or fenced, or a
+    /// consumer-group conflict (stale generation, group not empty).
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// A body over the tenant's `max_message_bytes`.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Over the tenant's publish rate; retry after `Retry-After` seconds.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The queue is not hosted here or its group is unavailable.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
 }
 
 #[cfg(test)]

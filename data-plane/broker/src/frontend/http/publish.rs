@@ -12,7 +12,7 @@ use super::CallerAuth;
 use super::json::JsonBody;
 use super::lookup::queue_group;
 use super::messages::{OutgoingMessage, PublishOutcome, prepare};
-use super::openapi::ProblemResponses;
+use super::problem::ProblemResponses;
 use crate::error::BrokerResult;
 use crate::node::Node;
 use crate::queue::publish::{self, ExchangePublish, Prepared, Routed};

@@ -9,19 +9,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use sluice_queue::{Command, ConsumerId, NackAction, NackOutcome, Receipt, Reply};
-use tokio::time::Instant;
 
 use super::CallerAuth;
 use super::json::JsonBody;
 use super::lookup::queue_group;
 use super::messages::{PeekedMessage, ReceivedMessage};
-use super::openapi::ProblemResponses;
+use super::problem::ProblemResponses;
 use super::query::QueryParams;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
-use crate::queue::MAX_LEASE_MS;
 use crate::queue::QueueGroup;
 use crate::queue::command_error;
+use crate::queue::{MAX_LEASE_MS, pull};
 
 const MAX_RECEIVE: u32 = 100;
 const MAX_WAIT_MS: u64 = 20_000;
@@ -121,63 +120,18 @@ pub async fn receive(
             "between 1 and 200 characters",
         ));
     }
-    let deadline = Instant::now() + Duration::from_millis(request.wait_ms);
-    let mut changes = group.view().subscribe();
-    if group
-        .view()
-        .read(|q| q.pull_place_needs_renewal(&consumer, crate::queue::group::now_ms()))
-    {
-        let command = Command::Receive {
-            consumer: consumer.clone(),
-            max_messages: 0,
-            lease_ms: None,
-        };
-        reply(group.propose(command, Vec::new()).await?)?;
-    }
-    loop {
-        changes.borrow_and_update();
-        let ready = group.view().read(|q| q.stats().ready);
-        if ready > 0 {
-            let command = Command::Receive {
-                consumer: consumer.clone(),
-                max_messages: request.max_messages,
-                lease_ms: request.lease_ms,
-            };
-            let Reply::Received { deliveries } = reply(group.propose(command, Vec::new()).await?)?
-            else {
-                return Err(BrokerError::Internal(anyhow::anyhow!(
-                    "receive got another reply"
-                )));
-            };
-            if !deliveries.is_empty() {
-                let refs = deliveries.iter().map(|d| d.body_ref).collect();
-                let bodies = group.read_bodies(refs).await?;
-                let messages = deliveries
-                    .into_iter()
-                    .zip(bodies.iter())
-                    .map(|(delivery, body)| {
-                        let receipt = state.receipts.seal(&group.spec.group_id, delivery.receipt);
-                        ReceivedMessage::new(receipt, delivery, body)
-                    })
-                    .collect();
-                return Ok(Json(ReceiveResponse { messages }));
-            }
-            // Ready messages none of which this consumer may take (message
-            // groups, single active consumer): wait for the next change.
-            changes.borrow_and_update();
-        }
-        if Instant::now() >= deadline {
-            return Ok(Json(ReceiveResponse {
-                messages: Vec::new(),
-            }));
-        }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() {
-                return Err(BrokerError::Unavailable(format!("queue `{name}` closed")));
-            },
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let ask = pull::Receive {
+        consumer,
+        max_messages: request.max_messages,
+        lease_ms: request.lease_ms,
+        wait: Duration::from_millis(request.wait_ms),
+    };
+    let messages = pull::receive(&group, &state.receipts, ask)
+        .await?
+        .into_iter()
+        .map(|m| ReceivedMessage::new(m.receipt, m.delivery, &m.body))
+        .collect();
+    Ok(Json(ReceiveResponse { messages }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -5,31 +5,23 @@
 //! `x-death-queue` header; a message without one goes to the back of this
 //! queue). Needs the `manage` or the `consume` scope.
 //!
-//! The messages wait in the queue's outbox (`Command::Redrive`, which
-//! records the target with them) until they are stored in their target, then
-//! are settled (`Command::Settle`): a crash in between republishes them to
-//! the same target when the queue reopens (at-least-once; to their origin if
-//! that target was deleted meanwhile). One that fails now (its target
-//! refused it) stays in the outbox and goes to the dead-letter forwarder,
-//! which retries it every second until its target takes it.
+//! What happens to the messages is `crate::queue::redrive`'s.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use sluice_queue::{Command, RedriveTarget, Reply};
+use sluice_queue::RedriveTarget;
 use sluice_routing::RouteError;
 
 use super::CallerAuth;
 use super::json::JsonBody;
 use super::lookup::queue_group;
-use super::openapi::ProblemResponses;
+use super::problem::ProblemResponses;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
-use crate::queue::command_error;
+use crate::queue;
 use crate::queue::dead_letter::Republisher;
-
-/// Most messages one redrive moves.
-pub const MAX_REDRIVE: u32 = 10_000;
+use crate::queue::redrive::MAX_REDRIVE;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -131,61 +123,30 @@ pub async fn redrive(
         }
         (None, None) => RedriveTarget::Origin,
     };
-    let command = Command::Redrive {
-        max_messages: request.max_messages,
-        target,
-    };
-    let outcome = source.propose(command, Vec::new()).await?;
-    let Reply::Redriven { messages } = outcome.result.map_err(command_error)? else {
-        return Err(BrokerError::Internal(anyhow::anyhow!(
-            "redrive got another reply"
-        )));
-    };
-    let mut settled = Vec::new();
-    let mut retry = Vec::new();
-    let mut results = Vec::new();
-    for redriven in &messages {
-        let message_id = redriven.message.meta.message_id.clone();
-        match republisher
-            .redrive(&source, redriven, &redriven.target)
-            .await
-        {
-            Ok(queues) => {
-                settled.push(redriven.outbox_id);
-                results.push(RedrivenMessage {
-                    message_id,
-                    status: "redriven",
-                    queues: Some(queues),
-                    detail: None,
-                });
-            }
-            Err(err) => {
-                tracing::warn!(queue = %name, error = %err, "redriving a message failed; it stays in the outbox and is retried");
-                retry.push(redriven.clone());
-                results.push(RedrivenMessage {
-                    message_id,
-                    status: "failed",
-                    queues: None,
-                    detail: Some(err.to_string()),
-                });
-            }
-        }
-    }
-    source.retry_redriven(retry);
-    let redriven = settled.len();
-    if !settled.is_empty() {
-        let command = Command::Settle {
-            outbox_ids: settled,
-        };
-        if let Err(err) = source.propose(command, Vec::new()).await {
-            // Stored in their targets already; unsettled entries are
-            // republished (again) when the group reopens.
-            tracing::warn!(queue = %name, error = %err, "settling redriven messages failed");
-        }
-    }
+    let results =
+        queue::redrive::redrive(&republisher, &source, request.max_messages, target).await?;
+    let redriven = results.iter().filter(|r| r.outcome.is_ok()).count();
+    let failed = results.len() - redriven;
+    let messages = results
+        .into_iter()
+        .map(|r| match r.outcome {
+            Ok(queues) => RedrivenMessage {
+                message_id: r.message_id,
+                status: "redriven",
+                queues: Some(queues),
+                detail: None,
+            },
+            Err(detail) => RedrivenMessage {
+                message_id: r.message_id,
+                status: "failed",
+                queues: None,
+                detail: Some(detail),
+            },
+        })
+        .collect();
     Ok(Json(RedriveResponse {
         redriven,
-        failed: messages.len() - redriven,
-        messages: results,
+        failed,
+        messages,
     }))
 }

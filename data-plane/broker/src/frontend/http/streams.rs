@@ -26,7 +26,7 @@ use sluice_storage::Record;
 use super::CallerAuth;
 use super::json::JsonBody;
 use super::lookup::stream_of;
-use super::openapi::ProblemResponses;
+use super::problem::ProblemResponses;
 use crate::admission::auth::Caller;
 use crate::control::topology::FeedStream;
 use crate::error::{BrokerError, BrokerResult};

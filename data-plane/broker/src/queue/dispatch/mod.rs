@@ -26,7 +26,7 @@ use sluice_queue::{Command, ConsumerId, Reply, Stats};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::MessageBody;
+use super::Delivered;
 use super::QueueGroup;
 use super::host::QueueHost;
 use super::receipts::ReceiptSeal;
@@ -41,22 +41,13 @@ use settle::Settle;
 /// (a deleted queue ends its consumers' streams) and tries another round.
 const HOSTED_CHECK: Duration = Duration::from_secs(2);
 
-/// One message handed to a push consumer: its sealed receipt, the
-/// delivery and the body read back from the log.
-#[derive(Debug)]
-pub struct Pushed {
-    pub receipt: String,
-    pub delivery: sluice_queue::Delivery,
-    pub body: MessageBody,
-}
-
 /// A consumer asking to join a queue's dispatch.
 pub struct Join {
     /// The name the consumer asked for; made unique on the queue.
     pub name: String,
     pub prefetch: u32,
     pub lease_ms: Option<u64>,
-    pub deliveries: mpsc::Sender<Pushed>,
+    pub deliveries: mpsc::Sender<Delivered>,
 }
 
 /// Answers a join with the consumer id it got, or why it could not join.
@@ -178,7 +169,7 @@ struct PushConsumer {
     id: ConsumerId,
     prefetch: u64,
     lease_ms: Option<u64>,
-    deliveries: mpsc::Sender<Pushed>,
+    deliveries: mpsc::Sender<Delivered>,
 }
 
 struct Dispatcher {
@@ -456,7 +447,7 @@ impl Dispatcher {
         let group_id = &self.group.spec.group_id;
         for (delivery, body) in deliveries.into_iter().zip(bodies) {
             let receipt = self.receipts.seal(group_id, delivery.receipt);
-            let message = Pushed {
+            let message = Delivered {
                 receipt,
                 delivery,
                 body,
