@@ -30,8 +30,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use sluice_stream::{
-    AssignmentStrategy, GroupApplied, GroupCommand, GroupReply, MemberId, PartitionBounds,
-    SeekTarget, StreamError,
+    AssignmentStrategy, GroupCommand, GroupReply, MemberId, PartitionBounds, SeekTarget,
+    StreamError,
 };
 
 use super::CallerAuth;
@@ -42,28 +42,12 @@ use crate::admission::auth::Caller;
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
+use crate::stream::PartitionGroup;
+use crate::stream::consumer_group::{
+    DEFAULT_SESSION_TIMEOUT_MS, MAX_SESSION_TIMEOUT_MS, apply, check_group_name, committed_of,
+    group_error,
+};
 use crate::stream::position;
-use crate::stream::{ApplyError, EntryReply, PartitionGroup};
-
-const DEFAULT_SESSION_TIMEOUT_MS: u64 = 30_000;
-const MAX_SESSION_TIMEOUT_MS: u64 = 300_000;
-
-fn check_group_name(group: &str) -> BrokerResult<()> {
-    let ok = !group.is_empty()
-        && group.len() <= 249
-        && group
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(BrokerError::validation(
-            "group",
-            "name",
-            "a group name is 1 to 249 of A-Z a-z 0-9 . _ -",
-        ))
-    }
-}
 
 /// The caller's `Authorization` header, passed on to other brokers.
 fn authorization(headers: &HeaderMap) -> &str {
@@ -101,46 +85,6 @@ fn positions_of<'a>(
     }
 }
 
-fn group_error(err: StreamError) -> BrokerError {
-    let conflict = |slug| BrokerError::GroupConflict {
-        slug,
-        detail: err.to_string(),
-    };
-    match &err {
-        StreamError::UnknownGroup(name) => BrokerError::NotFound {
-            kind: "consumer group",
-            name: name.clone(),
-        },
-        StreamError::UnknownMember(member) => BrokerError::NotFound {
-            kind: "group member",
-            name: member.to_string(),
-        },
-        StreamError::StaleGeneration { .. } => conflict("stale-generation"),
-        StreamError::NotPartitionOwner { .. } => conflict("not-partition-owner"),
-        StreamError::InconsistentStrategy { .. } => conflict("inconsistent-strategy"),
-        StreamError::GroupNotEmpty { .. } => conflict("group-not-empty"),
-        StreamError::UnknownPartition { .. } => {
-            BrokerError::validation("offsets", "partition", err.to_string())
-        }
-        StreamError::InvalidSessionTimeout => {
-            BrokerError::validation("session_timeout_ms", "range", err.to_string())
-        }
-        _ => BrokerError::Internal(anyhow::Error::new(err)),
-    }
-}
-
-/// Proposes `command` on partition 0 and answers the group's reply.
-async fn apply(group: &PartitionGroup, command: GroupCommand) -> BrokerResult<GroupReply> {
-    match group.propose_group(command).await? {
-        Ok(EntryReply::Group(GroupApplied { result, .. })) => result.map_err(group_error),
-        Ok(other) => Err(BrokerError::Internal(anyhow::anyhow!(
-            "a group command got {other:?}"
-        ))),
-        Err(ApplyError::Stream(err)) => Err(group_error(err)),
-        Err(other) => Err(BrokerError::Internal(anyhow::Error::new(other))),
-    }
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
@@ -172,22 +116,6 @@ pub struct JoinResponse {
     rebalance_in_progress: bool,
     /// The group's committed offsets of the assigned partitions (where to fetch from).
     committed: BTreeMap<u32, u64>,
-}
-
-/// The group's committed offsets of `partitions`.
-fn committed_of(partition: &PartitionGroup, group: &str, partitions: &[u32]) -> BTreeMap<u32, u64> {
-    partition
-        .view()
-        .coordinator(|c| {
-            c.group(group).map(|g| {
-                partitions
-                    .iter()
-                    .filter_map(|p| g.committed(*p).map(|o| (*p, o)))
-                    .collect()
-            })
-        })
-        .flatten()
-        .unwrap_or_default()
 }
 
 /// Join (or rejoin) a consumer group; answers the member's partitions.
