@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests in `tests/tests/`: find the
 //! workspace's built binaries, start them as supervised processes against a
-//! private Postgres, and talk to them over HTTP.
+//! private Postgres, and talk to them over HTTP with the typed client
+//! (`sluice-client`); [`Api::call`] still sends whatever JSON a test builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,9 +10,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use sluice_client::control::{CreateApiKey, CreateTenant, QuotasPatch, Scope, StreamSpec};
+use sluice_client::{Client, Method, RetryPolicy, StatusCode};
 use sluice_devkit::{ChildProcess, Output, PgCluster, PgOptions, free_port};
+
+mod push;
+mod queue_helpers;
+
+pub use push::{PushConsumer, SseEvent};
 
 /// A binary of this workspace, built by `cargo build --bins` (which
 /// `make test` runs first) next to the test executable's `deps/` folder.
@@ -170,18 +177,31 @@ pub fn random_operator_key() -> String {
     format!("sk_operator_{secret}")
 }
 
-/// A JSON-over-HTTP client that returns status and body, problem documents included.
+/// One endpoint's API for tests: [`Api::call`] sends anything (test-built
+/// JSON, malformed bodies) and returns status and body, problem documents
+/// included; [`Api::as_key`] gives the typed client. Retries are off, so a
+/// test sees every 429 and 503 as it came.
 pub struct Api {
     pub base: String,
-    client: reqwest::Client,
+    client: Client,
 }
 
 impl Api {
     pub fn new(base: &str) -> Api {
         Api {
             base: base.to_string(),
-            client: reqwest::Client::new(),
+            client: Client::new(base).with_retry(RetryPolicy::NONE),
         }
+    }
+
+    /// The typed client of this endpoint, without a credential.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The typed client of this endpoint, authenticating with `key`.
+    pub fn as_key(&self, key: &str) -> Client {
+        self.client.with_bearer(key)
     }
 
     /// `POST`s JSON and insists on 200; the body of the answer.
@@ -200,22 +220,21 @@ impl Api {
         key: Option<&str>,
         body: Option<Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut call = self.client.request(method, path);
         if let Some(key) = key {
-            request = request.bearer_auth(key);
+            call = call.bearer(key);
         }
         if let Some(body) = body {
-            request = request.json(&body);
+            call = call.json(&body);
         }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        let value = if text.is_empty() {
+        let answer = call.await?;
+        let value = if answer.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
+            serde_json::from_slice(&answer.body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.body).into()))
         };
-        Ok((status, value))
+        Ok((answer.status, value))
     }
 }
 
@@ -279,10 +298,11 @@ impl Deployment {
         // The free plan's publish rate (100 messages/s) would throttle the
         // scenarios; tests of the rate quota set their own.
         deployment
-            .set_quotas(serde_json::json!({
-                "publish_messages_per_second": 1_000_000,
-                "publish_bytes_per_second": 1_i64 << 30,
-            }))
+            .set_quota_patch(&QuotasPatch {
+                publish_messages_per_second: Some(1_000_000),
+                publish_bytes_per_second: Some(1 << 30),
+                ..QuotasPatch::default()
+            })
             .await?;
         Ok(deployment)
     }
@@ -295,82 +315,68 @@ impl Deployment {
     ) -> anyhow::Result<(Deployment, String)> {
         let sluice = Deployment::start().await?;
         let app = sluice.key(&sluice.admin, &["publish", "consume"]).await?;
-        sluice
-            .declare(
-                &sluice.admin,
-                &format!("/v1/streams/{stream}"),
-                serde_json::json!({ "partitions": partitions }),
-            )
-            .await?;
+        let declared = sluice
+            .api
+            .as_key(&sluice.admin)
+            .declare_stream(stream, &StreamSpec::partitions(partitions))
+            .await
+            .with_context(|| format!("declaring stream {stream}"))?;
+        if !declared.applied() {
+            bail!("declaring stream {stream}: {}", declared.status);
+        }
         Ok((sluice, app))
     }
 
-    /// Changes quotas of the `acme` tenant (as the operator).
+    /// Changes quotas of the `acme` tenant (as the operator); `quotas` is a
+    /// `QuotasPatch` in JSON.
     pub async fn set_quotas(&self, quotas: Value) -> anyhow::Result<()> {
-        let (status, body) = self
-            .api
-            .call(
-                Method::PATCH,
-                "/v1/tenants/acme/quotas",
-                Some(&self.operator),
-                Some(quotas.clone()),
-            )
-            .await?;
-        if !status.is_success() {
-            bail!("setting acme's quotas {quotas}: {status} {body}");
-        }
+        let patch: QuotasPatch = serde_json::from_value(quotas.clone())
+            .with_context(|| format!("{quotas} is no quota patch"))?;
+        self.set_quota_patch(&patch).await
+    }
+
+    /// Changes quotas of the `acme` tenant (as the operator).
+    pub async fn set_quota_patch(&self, patch: &QuotasPatch) -> anyhow::Result<()> {
+        self.api
+            .as_key(&self.operator)
+            .set_quotas("acme", patch)
+            .await
+            .with_context(|| format!("setting acme's quotas {patch:?}"))?;
         Ok(())
     }
 
     /// Creates a tenant; returns its admin key.
     pub async fn tenant(&self, operator: &str, name: &str) -> anyhow::Result<String> {
-        let (status, tenant) = self
+        let created = self
             .api
-            .call(
-                Method::POST,
-                "/v1/tenants",
-                Some(operator),
-                Some(serde_json::json!({ "name": name })),
-            )
-            .await?;
-        if !status.is_success() {
-            bail!("creating tenant {name}: {status} {tenant}");
-        }
-        Ok(tenant["admin_key"]["key"]
-            .as_str()
-            .context("no admin key")?
-            .to_string())
+            .as_key(operator)
+            .create_tenant(&CreateTenant::new(name))
+            .await
+            .with_context(|| format!("creating tenant {name}"))?;
+        Ok(created.admin_key.key)
     }
 
     /// A new key of `admin`'s tenant with `scopes`, once the broker knows it
     /// (key creation waits at most `apply_wait_ms` for the brokers and
     /// answers 201 either way, where a declare would answer 202).
     pub async fn key(&self, admin: &str, scopes: &[&str]) -> anyhow::Result<String> {
-        let (status, key) = self
+        let scopes_typed = scopes
+            .iter()
+            .map(|scope| serde_json::from_value::<Scope>(Value::from(*scope)))
+            .collect::<Result<Vec<Scope>, _>>()
+            .with_context(|| format!("scopes {scopes:?}"))?;
+        let key = self
             .api
-            .call(
-                Method::POST,
-                "/v1/api-keys",
-                Some(admin),
-                Some(serde_json::json!({ "name": scopes.join("-"), "scopes": scopes })),
-            )
-            .await?;
-        if !status.is_success() {
-            bail!("creating a key: {status} {key}");
-        }
-        let key = key["key"].as_str().context("no key")?.to_string();
+            .as_key(admin)
+            .create_api_key(&CreateApiKey::new(scopes.join("-"), &scopes_typed))
+            .await
+            .context("creating a key")?
+            .key;
         // Setup, not the revocation bound (broker_auth.rs asserts that): a CI
         // machine under load gets a generous wait, and a slow one is reported.
         let started = std::time::Instant::now();
-        let known = eventually(KEY_PROPAGATION, || async {
-            matches!(
-                self.data
-                    .call(Method::GET, "/v1/whoami", Some(&key), None)
-                    .await,
-                Ok((StatusCode::OK, _))
-            )
-        })
-        .await;
+        let as_key = self.data.as_key(&key);
+        let known = eventually(KEY_PROPAGATION, || async { as_key.whoami().await.is_ok() }).await;
         let waited = started.elapsed();
         if !known || waited > Duration::from_secs(5) {
             let (_, ready) = self
@@ -444,291 +450,5 @@ impl Deployment {
         )?;
         self.data = Api::new(&self.broker.url);
         Ok(())
-    }
-}
-
-/// One Server-Sent Event: its `event:` name and `data:` text.
-#[derive(Debug, Clone)]
-pub struct SseEvent {
-    pub event: String,
-    pub data: String,
-}
-
-/// A push consumer (`GET /v1/queues/{q}/consume`) reading the event stream.
-/// Dropping it closes the connection, as a crashed consumer would.
-pub struct PushConsumer {
-    /// The consumer id the broker gave this connection.
-    pub id: String,
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl PushConsumer {
-    /// Connects with `query` (e.g. `prefetch=1`) and waits for the broker to
-    /// name the consumer.
-    pub async fn connect(
-        data: &Api,
-        key: &str,
-        queue: &str,
-        query: &str,
-    ) -> anyhow::Result<PushConsumer> {
-        let response = reqwest::Client::new()
-            .get(format!("{}/v1/queues/{queue}/consume?{query}", data.base))
-            .bearer_auth(key)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            bail!("consume {queue}: {status} {body}");
-        }
-        let mut consumer = PushConsumer {
-            id: String::new(),
-            response,
-            buffer: String::new(),
-        };
-        let hello = consumer
-            .next_event(Duration::from_secs(5))
-            .await?
-            .context("no consumer event")?;
-        let hello: Value = serde_json::from_str(&hello.data)?;
-        consumer.id = hello["consumer"].as_str().unwrap_or_default().to_string();
-        Ok(consumer)
-    }
-
-    /// The next event within `timeout` (None when it passes or the stream ends).
-    pub async fn next_event(&mut self, timeout: Duration) -> anyhow::Result<Option<SseEvent>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = SseEvent {
-                    event: "message".into(),
-                    data: String::new(),
-                };
-                for line in block.lines() {
-                    if let Some(name) = line.strip_prefix("event:") {
-                        event.event = name.trim().to_string();
-                    } else if let Some(data) = line.strip_prefix("data:") {
-                        if !event.data.is_empty() {
-                            event.data.push('\n');
-                        }
-                        event.data.push_str(data.strip_prefix(' ').unwrap_or(data));
-                    }
-                }
-                if event.data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                return Ok(Some(event));
-            }
-            let chunk = match tokio::time::timeout_at(deadline, self.response.chunk()).await {
-                Err(_) => return Ok(None),
-                Ok(chunk) => chunk?,
-            };
-            match chunk {
-                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// Whether no message arrives within `period` (a full window stays
-    /// full, a waiting consumer waits).
-    pub async fn stays_quiet(&mut self, period: Duration) -> anyhow::Result<bool> {
-        Ok(self.next_message(period).await?.is_none())
-    }
-
-    /// The next pushed message within `timeout`.
-    pub async fn next_message(&mut self, timeout: Duration) -> anyhow::Result<Option<Value>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next_event(left).await? {
-                None => return Ok(None),
-                Some(event) if event.event == "message" => {
-                    return Ok(Some(serde_json::from_str(&event.data)?));
-                }
-                Some(_) => continue,
-            }
-        }
-    }
-}
-
-impl Deployment {
-    /// Binds `queue` to exchange `source` with `routing_key` (as the tenant's admin).
-    pub async fn bind(&self, source: &str, queue: &str, routing_key: &str) -> anyhow::Result<()> {
-        self.bind_spec(
-            serde_json::json!({"source": source, "destination": queue, "routing_key": routing_key}),
-        )
-        .await
-    }
-
-    /// Declares any binding (headers, weights, an exchange as destination)
-    /// as the tenant's admin.
-    pub async fn bind_spec(&self, binding: Value) -> anyhow::Result<()> {
-        let (status, body) = self
-            .api
-            .call(
-                Method::POST,
-                "/v1/bindings",
-                Some(&self.admin),
-                Some(binding.clone()),
-            )
-            .await?;
-        if !status.is_success() {
-            bail!("binding {binding}: {status} {body}");
-        }
-        Ok(())
-    }
-
-    /// Receives every ready message of `queue` (without waiting), leaving
-    /// them leased.
-    pub async fn drain(&self, key: &str, queue: &str) -> anyhow::Result<Vec<Value>> {
-        let mut all = Vec::new();
-        loop {
-            let batch = self.receive(key, queue, 100, 0).await?;
-            if batch.is_empty() {
-                return Ok(all);
-            }
-            all.extend(batch);
-        }
-    }
-
-    /// The bodies of every ready message of `queue`, sorted.
-    pub async fn bodies(&self, key: &str, queue: &str) -> anyhow::Result<Vec<String>> {
-        let mut bodies: Vec<String> = self
-            .drain(key, queue)
-            .await?
-            .iter()
-            .filter_map(|m| m["body"].as_str().map(str::to_string))
-            .collect();
-        bodies.sort();
-        Ok(bodies)
-    }
-
-    /// Publishes `messages` through `exchange`; answers the per-message results.
-    pub async fn publish(
-        &self,
-        key: &str,
-        exchange: &str,
-        messages: Vec<Value>,
-    ) -> anyhow::Result<Vec<Value>> {
-        let (status, body) = self
-            .data
-            .call(
-                Method::POST,
-                &format!("/v1/exchanges/{exchange}/publish"),
-                Some(key),
-                Some(serde_json::json!({ "messages": messages })),
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("publishing through {exchange}: {status} {body}");
-        }
-        Ok(body["results"].as_array().cloned().unwrap_or_default())
-    }
-
-    /// Publishes `messages` straight to `queue`.
-    pub async fn publish_to_queue(
-        &self,
-        key: &str,
-        queue: &str,
-        messages: Vec<Value>,
-    ) -> anyhow::Result<Value> {
-        let (status, body) = self
-            .data
-            .call(
-                Method::POST,
-                &format!("/v1/queues/{queue}/messages"),
-                Some(key),
-                Some(serde_json::json!({ "messages": messages })),
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("publishing to {queue}: {status} {body}");
-        }
-        Ok(body)
-    }
-
-    /// Receives (pull) up to `max` messages from `queue`, waiting up to `wait_ms`.
-    pub async fn receive(
-        &self,
-        key: &str,
-        queue: &str,
-        max: u32,
-        wait_ms: u64,
-    ) -> anyhow::Result<Vec<Value>> {
-        let (status, body) = self
-            .data
-            .call(
-                Method::POST,
-                &format!("/v1/queues/{queue}/receive"),
-                Some(key),
-                Some(serde_json::json!({"max_messages": max, "wait_ms": wait_ms})),
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("receiving from {queue}: {status} {body}");
-        }
-        Ok(body["messages"].as_array().cloned().unwrap_or_default())
-    }
-
-    /// Acks one delivery by its receipt.
-    pub async fn ack(&self, key: &str, queue: &str, message: &Value) -> anyhow::Result<()> {
-        let receipt = message["receipt"].as_str().context("no receipt")?;
-        let (status, body) = self
-            .data
-            .call(
-                Method::POST,
-                &format!("/v1/queues/{queue}/ack"),
-                Some(key),
-                Some(serde_json::json!({ "receipts": [receipt] })),
-            )
-            .await?;
-        if status != StatusCode::OK || body["results"][0]["status"] != "ok" {
-            bail!("ack on {queue}: {status} {body}");
-        }
-        Ok(())
-    }
-
-    /// Nacks one delivery (`action` as the API names it, e.g. `requeue`).
-    pub async fn nack(
-        &self,
-        key: &str,
-        queue: &str,
-        message: &Value,
-        action: &str,
-    ) -> anyhow::Result<Value> {
-        let receipt = message["receipt"].as_str().context("no receipt")?;
-        let (status, body) = self
-            .data
-            .call(
-                Method::POST,
-                &format!("/v1/queues/{queue}/nack"),
-                Some(key),
-                Some(serde_json::json!({ "receipt": receipt, "action": action })),
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("nack on {queue}: {status} {body}");
-        }
-        Ok(body)
-    }
-
-    /// The queue's counters (`ready`, `unacked`, `delayed`, `outbox`, ...).
-    pub async fn stats(&self, key: &str, queue: &str) -> anyhow::Result<Value> {
-        let (status, body) = self
-            .data
-            .call(
-                Method::GET,
-                &format!("/v1/queues/{queue}/stats"),
-                Some(key),
-                None,
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("stats of {queue}: {status} {body}");
-        }
-        Ok(body)
     }
 }

@@ -10,8 +10,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Map, Value, json};
+use sluice_client::{Client, RetryPolicy};
 
 use crate::report::{Latencies, round3};
 
@@ -45,24 +46,18 @@ pub async fn healthz(
     concurrency: usize,
     run_for: Duration,
 ) -> anyhow::Result<Value> {
-    let url = format!("{broker_url}/healthz");
-    let pool: Vec<reqwest::Client> = (0..clients.max(1))
-        .map(|_| reqwest::Client::new())
+    let pool: Vec<Client> = (0..clients.max(1))
+        .map(|_| Client::new(broker_url).with_retry(RetryPolicy::NONE))
         .collect();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for i in 0..concurrency {
         let client = pool[i % pool.len()].clone();
-        let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Latencies::new();
             while started.elapsed() < run_for {
                 let sent = Instant::now();
-                let response = client.get(&url).send().await?;
-                if !response.status().is_success() {
-                    bail!("GET {url}: {}", response.status());
-                }
-                response.bytes().await?;
+                client.healthz().await?;
                 latencies.record_micros(sent.elapsed().as_micros() as u64);
             }
             anyhow::Ok(latencies)

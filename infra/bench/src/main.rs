@@ -5,7 +5,6 @@
 mod args;
 mod baseline;
 mod engine;
-mod http;
 mod push;
 mod queue;
 mod report;

@@ -13,9 +13,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use anyhow::Context;
 use serde_json::{Value, json};
+use sluice_client::Client;
+use sluice_client::data::{
+    AckRequest, OutgoingMessage, QueuePublishRequest, ReceiveRequest, ReceivedMessage,
+};
 use tokio::sync::watch;
 
 use crate::args::QueueArgs;
@@ -25,57 +28,6 @@ use crate::target::{Resident, Target};
 const STAMP_DIGITS: usize = 20;
 /// Kept in the report at most, so a failing run stays one readable line.
 const MAX_ERRORS: usize = 5;
-
-#[derive(Serialize)]
-struct PublishRequest<'a> {
-    messages: Vec<OutgoingMessage<'a>>,
-}
-
-#[derive(Serialize)]
-struct OutgoingMessage<'a> {
-    body: &'a str,
-}
-
-#[derive(Deserialize)]
-struct PublishResponse {
-    results: Vec<PublishResult>,
-}
-
-#[derive(Deserialize)]
-struct PublishResult {
-    status: String,
-}
-
-#[derive(Serialize)]
-struct ReceiveRequest {
-    max_messages: u64,
-    wait_ms: u64,
-    lease_ms: u64,
-}
-
-#[derive(Deserialize)]
-struct ReceiveResponse {
-    messages: Vec<Received>,
-}
-
-/// One delivered message, as `receive` returns it and a push `message` event carries it.
-#[derive(Deserialize)]
-pub(crate) struct Received {
-    pub body: String,
-    pub receipt: String,
-    #[serde(default)]
-    pub redelivered: bool,
-}
-
-#[derive(Serialize)]
-struct AckRequest<'a> {
-    receipts: &'a [String],
-}
-
-#[derive(Deserialize)]
-struct AckResponse {
-    results: Vec<PublishResult>,
-}
 
 /// Counters shared by every task of one run.
 pub(crate) struct Shared {
@@ -133,7 +85,7 @@ pub(crate) fn record_received<'a>(
     shared: &Shared,
     latencies: &mut ConsumerLatencies,
     received_at: Instant,
-    messages: impl IntoIterator<Item = &'a Received>,
+    messages: impl IntoIterator<Item = &'a ReceivedMessage>,
 ) {
     let now_micros = received_at.duration_since(shared.epoch).as_micros() as u64;
     let mut count = 0;
@@ -152,29 +104,16 @@ pub(crate) fn record_received<'a>(
 /// `POST /ack` of `receipts`, counted in `shared` and timed in `latencies`.
 pub(crate) async fn ack(
     shared: &Shared,
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
+    client: &Client,
+    queue: &str,
     receipts: &[String],
     latencies: &mut Latencies,
 ) {
     let ack_sent = Instant::now();
-    let outcome = async {
-        let response = client
-            .post(url)
-            .bearer_auth(key)
-            .json(&AckRequest { receipts })
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            bail!("ack: {status} {text}");
-        }
-        let answer: AckResponse = response.json().await?;
-        Ok(answer.results.iter().filter(|r| r.status == "ok").count() as u64)
-    }
-    .await;
+    let outcome = client
+        .ack(queue, &AckRequest::new(receipts))
+        .await
+        .map(|answer| answer.results.iter().filter(|r| r.ok()).count() as u64);
     let acked_at = Instant::now();
     match outcome {
         Ok(acked) => {
@@ -189,16 +128,15 @@ pub(crate) async fn ack(
             shared.acked.fetch_add(acked, Ordering::Relaxed);
             Shared::mark(&shared.last_ack, acked_at);
         }
-        Err(error) => shared.error(format!("{error:#}")),
+        Err(error) => shared.error(format!("ack: {error}")),
     }
 }
 
 /// One publisher slot: claims `batch` messages at a time until all are claimed.
 async fn publish_loop(
     shared: Arc<Shared>,
-    client: reqwest::Client,
-    url: String,
-    key: String,
+    client: Client,
+    queue: String,
     args: Arc<QueueArgs>,
 ) -> Latencies {
     let mut latencies = Latencies::new();
@@ -218,31 +156,16 @@ async fn publish_loop(
             sent.duration_since(shared.epoch).as_micros() as u64,
             args.size as usize,
         );
-        let request = PublishRequest {
+        // Every message of the batch borrows the one body.
+        let request = QueuePublishRequest {
             messages: (0..count)
-                .map(|_| OutgoingMessage { body: &text })
+                .map(|_| OutgoingMessage::text(text.as_str()))
                 .collect(),
         };
-        let outcome = async {
-            let response = client
-                .post(&url)
-                .bearer_auth(&key)
-                .json(&request)
-                .send()
-                .await?;
-            let status = response.status();
-            if !status.is_success() {
-                let text = response.text().await.unwrap_or_default();
-                bail!("publish: {status} {text}");
-            }
-            let answer: PublishResponse = response.json().await?;
-            Ok(answer
-                .results
-                .iter()
-                .filter(|r| r.status == "stored")
-                .count() as u64)
-        }
-        .await;
+        let outcome = client
+            .publish_to_queue(&queue, &request)
+            .await
+            .map(|answer| answer.results.iter().filter(|r| r.stored()).count() as u64);
         let confirmed = Instant::now();
         shared.publish_requests.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -259,7 +182,7 @@ async fn publish_loop(
             }
             Err(error) => {
                 shared.publish_failed.fetch_add(count, Ordering::Relaxed);
-                shared.error(format!("{error:#}"));
+                shared.error(format!("publish: {error}"));
             }
         }
     }
@@ -286,45 +209,29 @@ impl ConsumerLatencies {
 /// One consumer: receive (long-poll) → ack, until `stop` turns true or the deadline.
 async fn consume_loop(
     shared: Arc<Shared>,
-    client: reqwest::Client,
-    base: String,
-    key: String,
+    client: Client,
+    queue: String,
     args: Arc<QueueArgs>,
     mut stop: watch::Receiver<bool>,
 ) -> ConsumerLatencies {
     let mut latencies = ConsumerLatencies::new();
-    let receive_url = format!("{base}/receive");
-    let ack_url = format!("{base}/ack");
     let receive = ReceiveRequest {
-        max_messages: args.max_messages,
-        wait_ms: args.wait_ms,
-        lease_ms: args.lease_ms,
+        max_messages: Some(args.max_messages as u32),
+        wait_ms: Some(args.wait_ms),
+        lease_ms: Some(args.lease_ms),
+        consumer: None,
     };
     while Instant::now() < shared.deadline && !*stop.borrow() {
-        let request = async {
-            let response = client
-                .post(&receive_url)
-                .bearer_auth(&key)
-                .json(&receive)
-                .send()
-                .await?;
-            let status = response.status();
-            if !status.is_success() {
-                let text = response.text().await.unwrap_or_default();
-                bail!("receive: {status} {text}");
-            }
-            Ok(response.json::<ReceiveResponse>().await?)
-        };
         let outcome = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            outcome = request => outcome,
+            outcome = client.receive(&queue, &receive) => outcome,
         };
         let received_at = Instant::now();
         let messages = match outcome {
             Ok(answer) => answer.messages,
             Err(error) => {
-                shared.error(format!("{error:#}"));
+                shared.error(format!("receive: {error}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -334,15 +241,7 @@ async fn consume_loop(
         }
         record_received(&shared, &mut latencies, received_at, &messages);
         let receipts: Vec<String> = messages.into_iter().map(|m| m.receipt).collect();
-        ack(
-            &shared,
-            &client,
-            &ack_url,
-            &key,
-            &receipts,
-            &mut latencies.ack,
-        )
-        .await;
+        ack(&shared, &client, &queue, &receipts, &mut latencies.ack).await;
     }
     latencies
 }
@@ -365,28 +264,27 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
         last_ack: Mutex::new(None),
         errors: Mutex::new(Vec::new()),
     });
-    let base = format!("{}/v1/queues/{}", target.broker_url, target.name);
     let (stop, stopped) = watch::channel(false);
     let rss = |target: &Target| target.spawned.as_ref().and_then(|s| s.broker_memory());
     let rss_idle = rss(target);
-    let key = target.key.clone();
-    let spawn_consumers = |base: &str| {
+    let queue = target.name.clone();
+    // One client (one connection pool) per consumer and per publisher.
+    let spawn_consumers = |target: &Target| {
         (0..args.consumers)
             .map(|index| {
-                let (shared, client, base, key, args, stopped) = (
+                let (shared, client, queue, args, stopped) = (
                     shared.clone(),
-                    reqwest::Client::new(),
-                    base.to_string(),
-                    key.clone(),
+                    target.data_client(),
+                    queue.clone(),
                     args.clone(),
                     stopped.clone(),
                 );
                 if args.push {
                     tokio::spawn(crate::push::consume_loop(
-                        shared, client, base, key, args, index, stopped,
+                        shared, client, queue, args, index, stopped,
                     ))
                 } else {
-                    tokio::spawn(consume_loop(shared, client, base, key, args, stopped))
+                    tokio::spawn(consume_loop(shared, client, queue, args, stopped))
                 }
             })
             .collect::<Vec<_>>()
@@ -394,17 +292,16 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
     let mut consumers = if args.backlog {
         Vec::new()
     } else {
-        spawn_consumers(&base)
+        spawn_consumers(target)
     };
     let mut publishers = Vec::new();
     for _ in 0..args.publishers {
-        let client = reqwest::Client::new();
+        let client = target.data_client();
         for _ in 0..args.window {
             publishers.push(tokio::spawn(publish_loop(
                 shared.clone(),
                 client.clone(),
-                format!("{base}/messages"),
-                target.key.clone(),
+                queue.clone(),
                 args.clone(),
             )));
         }
@@ -424,13 +321,12 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
                 rss_recovered: rss(target),
             });
         }
-        let base = format!("{}/v1/queues/{}", target.broker_url, target.name);
         backlog = Some(Backlog {
             rss_held,
             recovery,
             drain_start: Instant::now(),
         });
-        consumers = spawn_consumers(&base);
+        consumers = spawn_consumers(target);
     }
 
     // Every confirmed message acked (or the deadline) ends the run; consumers

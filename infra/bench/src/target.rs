@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use serde_json::json;
+use sluice_client::control::{
+    CreateApiKey, CreateTenant, DeleteOptions, Plan, QueueSpec, QuotasPatch, Scope, StreamSpec,
+};
+use sluice_client::{Client, RetryPolicy};
 use sluice_devkit::{ChildProcess, Output, PgCluster, PgOptions, free_port};
 
 use crate::args::TargetArgs;
-use crate::http::{call, call_ok};
 
 const NODE_KEY: &str = "bench-node-key";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -106,16 +107,6 @@ pub struct Resident {
 pub enum Resource {
     Queue,
     Stream { partitions: u64 },
-}
-
-impl Resource {
-    /// The control plane's collection: `/v1/{collection}/{name}`.
-    fn collection(self) -> &'static str {
-        match self {
-            Resource::Queue => "queues",
-            Resource::Stream { .. } => "streams",
-        }
-    }
 }
 
 /// Ready-to-use endpoints and credentials for one run.
@@ -271,72 +262,61 @@ impl Target {
                 bail!("{url} is not a loopback address; sluice-bench only loads local instances");
             }
         }
-        let client = reqwest::Client::new();
+        let control = Client::new(&control_url);
+        let operator = control.with_bearer(&operator_key);
         let tenant = format!("bench-{}", random_suffix(8));
-        let created = call_ok(
-            &client,
-            Method::POST,
-            &format!("{control_url}/v1/tenants"),
-            Some(&operator_key),
-            Some(&json!({ "name": tenant, "plan": "enterprise" })),
-        )
-        .await
-        .context("creating the tenant")?;
+        let created = operator
+            .create_tenant(&CreateTenant {
+                name: tenant.clone(),
+                plan: Some(Plan::Enterprise),
+            })
+            .await
+            .context("creating the tenant")?;
         // The plans' publish-rate quotas (100 msg/s on free, 100k on enterprise)
         // would measure the limiter, not the broker: lift them for this tenant.
-        call_ok(
-            &client,
-            Method::PATCH,
-            &format!("{control_url}/v1/tenants/{tenant}/quotas"),
-            Some(&operator_key),
-            Some(&json!({
-                "publish_messages_per_second": UNLIMITED_RATE,
-                "publish_bytes_per_second": UNLIMITED_RATE,
-            })),
-        )
-        .await
-        .context("lifting the tenant's publish-rate quotas")?;
-        let admin_key = created["admin_key"]["key"]
-            .as_str()
-            .context("the tenant answer has no admin_key.key")?
-            .to_string();
-        let key = call_ok(
-            &client,
-            Method::POST,
-            &format!("{control_url}/v1/api-keys"),
-            Some(&admin_key),
-            Some(&json!({ "name": "bench", "scopes": ["publish", "consume"] })),
-        )
-        .await
-        .context("creating the key")?["key"]
-            .as_str()
-            .context("the key answer has no key")?
-            .to_string();
-        wait_key_known(&client, &broker_url, &key).await?;
+        let unlimited = QuotasPatch {
+            publish_messages_per_second: Some(UNLIMITED_RATE),
+            publish_bytes_per_second: Some(UNLIMITED_RATE),
+            ..QuotasPatch::default()
+        };
+        operator
+            .set_quotas(&tenant, &unlimited)
+            .await
+            .context("lifting the tenant's publish-rate quotas")?;
+        let admin_key = created.admin_key.key;
+        let admin = control.with_bearer(&admin_key);
+        let key = admin
+            .create_api_key(&CreateApiKey::new(
+                "bench",
+                &[Scope::Publish, Scope::Consume],
+            ))
+            .await
+            .context("creating the key")?
+            .key;
+        wait_key_known(&Client::new(&broker_url).with_bearer(&key)).await?;
         let name = match name {
             Some(name) => name.to_string(),
             None => format!("bench-{}", random_suffix(6)),
         };
-        let (spec, accepted) = match resource {
-            Resource::Queue => (json!({}), &[StatusCode::CREATED, StatusCode::OK][..]),
-            // 202: declared, not yet applied by every broker; the stream mode
-            // waits for its partitions itself.
-            Resource::Stream { partitions } => (
-                json!({ "partitions": partitions }),
-                &[StatusCode::CREATED, StatusCode::OK, StatusCode::ACCEPTED][..],
-            ),
-        };
-        let collection = resource.collection();
-        let (status, body) = call(
-            &client,
-            Method::PUT,
-            &format!("{control_url}/v1/{collection}/{name}"),
-            Some(&admin_key),
-            Some(&spec),
-        )
-        .await?;
-        if !accepted.contains(&status) {
-            bail!("declaring {collection}/{name}: {status} {body}");
+        match resource {
+            Resource::Queue => {
+                let declared = admin
+                    .declare_queue(&name, &QueueSpec::default())
+                    .await
+                    .with_context(|| format!("declaring queue {name}"))?;
+                if !declared.applied() {
+                    bail!("declaring queue {name}: {}", declared.status);
+                }
+            }
+            // 202 (declared, not yet applied by every broker) is fine: the
+            // stream mode waits for its partitions itself.
+            Resource::Stream { partitions } => {
+                let spec = StreamSpec::partitions(partitions as u32);
+                admin
+                    .declare_stream(&name, &spec)
+                    .await
+                    .with_context(|| format!("declaring stream {name}"))?;
+            }
         }
         Ok(Target {
             kind,
@@ -374,21 +354,25 @@ impl Target {
     /// (a spawned deployment is thrown away whole). The tenant stays.
     pub async fn cleanup(&self) {
         if self.spawned.is_none() {
-            let client = reqwest::Client::new();
-            let _ = call(
-                &client,
-                Method::DELETE,
-                &format!(
-                    "{}/v1/{}/{}",
-                    self.control_url,
-                    self.resource.collection(),
-                    self.name
-                ),
-                Some(&self.admin_key),
-                None,
-            )
-            .await;
+            let admin = Client::new(&self.control_url).with_bearer(&self.admin_key);
+            let _ = match self.resource {
+                Resource::Queue => {
+                    admin
+                        .delete_queue(&self.name, &DeleteOptions::default())
+                        .await
+                }
+                Resource::Stream { .. } => admin.delete_stream(&self.name).await,
+            };
         }
+    }
+
+    /// A client of the broker with the run's `publish`+`consume` key and
+    /// its own connection pool. Retries are off: a refused request is
+    /// counted as the failure it is, not hidden in a latency.
+    pub fn data_client(&self) -> Client {
+        Client::new(&self.broker_url)
+            .with_bearer(&self.key)
+            .with_retry(RetryPolicy::NONE)
     }
 }
 
@@ -405,26 +389,15 @@ impl Target {
 }
 
 /// Key creation does not wait for the brokers: poll `whoami` until the broker knows it.
-async fn wait_key_known(
-    client: &reqwest::Client,
-    broker_url: &str,
-    key: &str,
-) -> anyhow::Result<()> {
+async fn wait_key_known(broker: &Client) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, _) = call(
-            client,
-            Method::GET,
-            &format!("{broker_url}/v1/whoami"),
-            Some(key),
-            None,
-        )
-        .await?;
-        if status == StatusCode::OK {
-            return Ok(());
-        }
+        let error = match broker.whoami().await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
         if Instant::now() > deadline {
-            bail!("the broker did not learn the new key within 10 s (last answer {status})");
+            bail!("the broker did not learn the new key within 10 s (last answer: {error})");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{ControlClient, ControlError};
-use crate::topology::Topology;
+use crate::control::topology::Topology;
 
 /// Read access to the latest topology (and the live broker count), for
 /// request handlers.

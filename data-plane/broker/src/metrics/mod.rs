@@ -27,15 +27,12 @@ mod queues;
 mod streams;
 mod tenants;
 
-pub use tenants::{add_activity as tenant_activity, add_rate_limited as rate_limited};
-
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use axum::extract::State;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::api::BrokerState;
+use crate::node::Node;
 
 /// The process-wide recorder, installed once.
 pub fn handle() -> PrometheusHandle {
@@ -51,14 +48,17 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// `GET /metrics`
-pub async fn render(State(state): State<BrokerState>) -> String {
+/// The text of `GET /metrics`: what the recorder holds, then every series
+/// read from the node.
+pub async fn render(state: &Node) -> String {
     let mut text = handle().render();
     let topology = state.topology.current();
-    let tenants = tenants::rows(|name| topology.tenants.values().any(|t| t.name == name));
+    let tenants = tenants::rows(&state.activity, &state.rate_refusals, |name| {
+        topology.tenants.values().any(|t| t.name == name)
+    });
     tenants::render(&mut text, &tenants);
-    queues::render(&mut text, &queues::rows(&state));
-    let (partitions, lags) = streams::rows(&state).await;
+    queues::render(&mut text, &queues::rows(state));
+    let (partitions, lags) = streams::rows(state).await;
     streams::render(&mut text, &partitions, &lags);
     text
 }

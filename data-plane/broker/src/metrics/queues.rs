@@ -2,13 +2,13 @@
 //! counters from what `QueueGroup::propose` counted.
 
 use super::{family, sample};
-use crate::api::BrokerState;
+use crate::node::Node;
 use crate::queue::Totals;
 
 /// Every queue hosted here, sorted by tenant and name.
-pub(super) fn rows(state: &BrokerState) -> Vec<QueueRow> {
+pub(super) fn rows(state: &Node) -> Vec<QueueRow> {
     let mut rows: Vec<QueueRow> = state
-        .groups
+        .queues
         .all()
         .iter()
         .map(|group| {

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use sluice_stream::PartitionBounds;
 
 use super::{family, sample};
-use crate::api::BrokerState;
+use crate::cluster::placement;
+use crate::node::Node;
 use crate::stream::traffic::TrafficTotals;
 
 /// One partition hosted here.
@@ -34,7 +35,7 @@ pub(super) struct LagRow {
 }
 
 /// The partitions hosted here and the lag of the groups coordinated here.
-pub(super) async fn rows(state: &BrokerState) -> (Vec<PartitionRow>, Vec<LagRow>) {
+pub(super) async fn rows(state: &Node) -> (Vec<PartitionRow>, Vec<LagRow>) {
     let topology = state.topology.current();
     let (mut partitions, mut lags) = (Vec::new(), Vec::new());
     for ((tenant_id, name), stream) in topology.streams.iter() {
@@ -95,15 +96,18 @@ pub(super) async fn rows(state: &BrokerState) -> (Vec<PartitionRow>, Vec<LagRow>
 /// Adds to `bounds` those of the stream's partitions hosted elsewhere, one
 /// (cached) call per hosting broker.
 async fn remote_bounds(
-    state: &BrokerState,
+    state: &Node,
     tenant_id: i64,
     stream: &str,
     partitions: usize,
     bounds: &mut BTreeMap<u32, PartitionBounds>,
 ) {
+    let topology = state.topology.current();
     let hosts: std::collections::BTreeSet<String> = (0..partitions as u32)
         .filter(|p| !bounds.contains_key(p))
-        .filter_map(|p| crate::api::forward::remote_stream_url(state, tenant_id, stream, Some(p)))
+        .filter_map(|p| {
+            placement::stream_host(&topology, &state.node_id, tenant_id, stream, Some(p))
+        })
         .collect();
     let asks = hosts
         .iter()

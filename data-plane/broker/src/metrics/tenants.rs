@@ -1,15 +1,16 @@
-//! Per-tenant series: queue activity summed over the tenant's queues, and
-//! publishes refused by the rate quota. They outlive a deleted queue (so
-//! `rate()` over them never sees a counter go backwards) but not a deleted
-//! tenant: the table is process-wide, because the queue groups that count
-//! hold no handle on the broker state, and a scrape shows (and keeps) only
-//! the tenants the topology still holds.
+//! Per-tenant series: queue activity summed over the tenant's queues (the
+//! queue groups count it into the node's `TenantActivity`), and publishes
+//! refused by the rate quota (`RateRefusals`). Both outlive a deleted queue
+//! (so `rate()` over them never sees a counter go backwards) but not a
+//! deleted tenant: a scrape shows (and keeps) only the tenants the topology
+//! still holds.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
 
 use super::{family, sample};
+use crate::admission::rate::RateRefusals;
 use crate::queue::Totals;
+use crate::queue::activity::TenantActivity;
 
 /// One tenant's counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -18,37 +19,21 @@ pub(super) struct TenantRow {
     pub rate_limited: u64,
 }
 
-fn table() -> &'static Mutex<BTreeMap<String, TenantRow>> {
-    static TABLE: OnceLock<Mutex<BTreeMap<String, TenantRow>>> = OnceLock::new();
-    TABLE.get_or_init(Mutex::default)
-}
-
-fn update(tenant: &str, change: impl FnOnce(&mut TenantRow)) {
-    if let Ok(mut table) = table().lock() {
-        change(table.entry(tenant.to_string()).or_default());
-    }
-}
-
-/// Adds what one queue command did to its tenant's counters.
-pub fn add_activity(tenant: &str, done: &Totals) {
-    if *done != Totals::default() {
-        update(tenant, |row| row.activity += *done);
-    }
-}
-
-/// Counts a publish refused by the tenant's rate quota.
-pub fn add_rate_limited(tenant: &str) {
-    update(tenant, |row| row.rate_limited += 1);
-}
-
 /// The counters of the tenants `live` accepts; the others (deleted
-/// tenants) are dropped from the table for good.
-pub(super) fn rows(live: impl Fn(&str) -> bool) -> Vec<(String, TenantRow)> {
-    let Ok(mut table) = table().lock() else {
-        return Vec::new();
-    };
-    table.retain(|tenant, _| live(tenant));
-    table.iter().map(|(t, row)| (t.clone(), *row)).collect()
+/// tenants) are dropped from both tables for good.
+pub(super) fn rows(
+    activity: &TenantActivity,
+    refusals: &RateRefusals,
+    live: impl Fn(&str) -> bool,
+) -> Vec<(String, TenantRow)> {
+    let mut rows: BTreeMap<String, TenantRow> = BTreeMap::new();
+    for (tenant, done) in activity.retain(&live) {
+        rows.entry(tenant).or_default().activity = done;
+    }
+    for (tenant, refused) in refusals.retain(&live) {
+        rows.entry(tenant).or_default().rate_limited = refused;
+    }
+    rows.into_iter().collect()
 }
 
 /// Appends the per-tenant families.
@@ -116,11 +101,13 @@ mod tests {
             acked: 1,
             ..Totals::default()
         };
-        add_activity("t-kept", &done);
-        add_activity("t-kept", &done);
-        add_rate_limited("t-kept");
-        add_activity("t-deleted", &done);
-        let rows = rows(|t| t != "t-deleted" && t.starts_with("t-"));
+        let activity = TenantActivity::default();
+        let refusals = RateRefusals::default();
+        activity.add("t-kept", &done);
+        activity.add("t-kept", &done);
+        refusals.add("t-kept");
+        activity.add("t-deleted", &done);
+        let rows = rows(&activity, &refusals, |t| t != "t-deleted");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].1.activity.published, 4);
         assert_eq!(rows[0].1.rate_limited, 1);

@@ -264,6 +264,37 @@ pub async fn sample(activity: Arc<Activity>, stop: CancellationToken) {
     }
 }
 
+/// What the queues hosted here did, summed per tenant: the per-tenant
+/// series of `/metrics`. They outlive a deleted queue (so `rate()` over them
+/// never sees a counter go backwards) but not a deleted tenant, which
+/// [`TenantActivity::retain`] drops.
+#[derive(Debug, Default)]
+pub struct TenantActivity {
+    by_tenant: std::sync::Mutex<std::collections::BTreeMap<String, Totals>>,
+}
+
+impl TenantActivity {
+    /// Adds what one command did to its tenant's totals.
+    pub fn add(&self, tenant: &str, done: &Totals) {
+        if done.is_empty() {
+            return;
+        }
+        let mut by_tenant = self.by_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        *by_tenant.entry(tenant.to_string()).or_default() += *done;
+    }
+
+    /// The totals of the tenants `live` accepts; the others (deleted
+    /// tenants) are dropped for good.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) -> Vec<(String, Totals)> {
+        let mut by_tenant = self.by_tenant.lock().unwrap_or_else(|e| e.into_inner());
+        by_tenant.retain(|tenant, _| live(tenant));
+        by_tenant
+            .iter()
+            .map(|(t, done)| (t.clone(), *done))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -36,6 +36,7 @@ pub(super) async fn run(group: Arc<QueueGroup>, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
+    use crate::queue::group::GroupOutlets;
     use std::time::Instant;
 
     use sluice_queue::{
@@ -88,9 +89,14 @@ mod tests {
     async fn compaction_purges_below_the_release_cursor_and_restart_keeps_every_live_message() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (dead_letters, _rx) = mpsc::unbounded_channel();
-        let group = QueueGroup::open(dir.path(), "n1", spec(), dead_letters.clone())
-            .await
-            .expect("open");
+        let group = QueueGroup::open(
+            dir.path(),
+            "n1",
+            spec(),
+            GroupOutlets::new(dead_letters.clone()),
+        )
+        .await
+        .expect("open");
         for i in 0..100 {
             publish(&group, &format!("message {i}")).await;
         }
@@ -153,7 +159,7 @@ mod tests {
         drop(group);
 
         // Restart: state from the snapshot, the rest from the log, bodies intact.
-        let group = QueueGroup::open(dir.path(), "n1", spec(), dead_letters)
+        let group = QueueGroup::open(dir.path(), "n1", spec(), GroupOutlets::new(dead_letters))
             .await
             .expect("reopen");
         assert_eq!(group.view().read(|q| q.stats().ready), 10);

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_queue::{
     BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, QueueState, Redriven, TimedCommand,
@@ -15,14 +14,14 @@ use sluice_storage::SegmentLog;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::activity::{Activity, Rates, Totals};
+use super::activity::{Activity, Rates, TenantActivity, Totals};
 use super::codec::{self, MessageBody};
 use super::outcome::CommandOutcome;
+use super::state_machine::QueueRaftConfig;
 use super::state_machine::QueueView;
 use super::timer;
-use crate::raft::GroupConfig;
 pub use crate::raft::group::GroupError;
-use crate::raft::group::ReplicatedGroup;
+use crate::raft::group::RaftGroup;
 
 /// Segment size of a queue's log: small, so acked prefixes are freed soon.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -51,21 +50,34 @@ pub struct DeadLetterNote {
     pub redriven: Vec<Redriven>,
 }
 
+/// Where a group reports what the broker acts on outside the group: dead
+/// letters to republish, and what it did, summed per tenant.
+#[derive(Clone)]
+pub struct GroupOutlets {
+    pub dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+    pub tenant_activity: Arc<TenantActivity>,
+}
+
+impl GroupOutlets {
+    /// Outlets with a tenant activity table of their own (tests, tools).
+    pub fn new(dead_letters: mpsc::UnboundedSender<DeadLetterNote>) -> GroupOutlets {
+        GroupOutlets {
+            dead_letters,
+            tenant_activity: Arc::default(),
+        }
+    }
+}
+
 pub struct QueueGroup {
     pub spec: GroupSpec,
     dir: PathBuf,
-    group: ReplicatedGroup<GroupConfig, QueueState>,
-    dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+    group: RaftGroup<QueueRaftConfig, QueueState>,
+    outlets: GroupOutlets,
     activity: Arc<Activity>,
     stop: CancellationToken,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::raft::now_ms;
 
 impl QueueGroup {
     /// Opens (or creates) the group in `dir`, initializes a new one with its
@@ -74,9 +86,9 @@ impl QueueGroup {
         dir: &Path,
         node_id: &str,
         spec: GroupSpec,
-        dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
+        outlets: GroupOutlets,
     ) -> anyhow::Result<Arc<QueueGroup>> {
-        let group = ReplicatedGroup::start(
+        let group = RaftGroup::start(
             dir,
             node_id,
             &spec.replicas,
@@ -88,7 +100,7 @@ impl QueueGroup {
             spec,
             dir: dir.to_path_buf(),
             group,
-            dead_letters,
+            outlets,
             activity: Arc::new(Activity::new(std::time::Instant::now())),
             stop: CancellationToken::new(),
         });
@@ -115,7 +127,7 @@ impl QueueGroup {
             (unsettled, redriven)
         });
         if !unsettled.is_empty() || !redriven.is_empty() {
-            let _ = group.dead_letters.send(DeadLetterNote {
+            let _ = group.outlets.dead_letters.send(DeadLetterNote {
                 group_id: group.spec.group_id.clone(),
                 dead_letters: unsettled,
                 redriven,
@@ -168,7 +180,7 @@ impl QueueGroup {
         // Every command this broker applies passes here, whoever proposed it.
         let done = Totals::of(&command.command, &outcome);
         self.activity.add(&done);
-        crate::metrics::tenant_activity(&self.spec.tenant, &done);
+        self.outlets.tenant_activity.add(&self.spec.tenant, &done);
         let pending: Vec<DeadLetter> = outcome
             .dead_letters
             .iter()
@@ -176,7 +188,7 @@ impl QueueGroup {
             .cloned()
             .collect();
         if !pending.is_empty() {
-            let _ = self.dead_letters.send(DeadLetterNote {
+            let _ = self.outlets.dead_letters.send(DeadLetterNote {
                 group_id: self.spec.group_id.clone(),
                 dead_letters: pending,
                 redriven: Vec::new(),
@@ -201,7 +213,7 @@ impl QueueGroup {
         if redriven.is_empty() {
             return;
         }
-        let _ = self.dead_letters.send(DeadLetterNote {
+        let _ = self.outlets.dead_letters.send(DeadLetterNote {
             group_id: self.spec.group_id.clone(),
             dead_letters: Vec::new(),
             redriven,

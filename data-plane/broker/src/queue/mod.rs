@@ -8,16 +8,46 @@
 //! - [`timer`]: proposes `Tick` when leases, delays or TTLs fall due.
 //! - [`compaction`]: snapshots and purges the log below the release cursor.
 //! - [`activity`]: counts what the group did and turns it into rates.
+//! - [`host`]: the queue groups hosted here, converged to the topology.
+//! - [`routers`]: each tenant's exchanges compiled into a router.
+//! - [`pull`]: a pull consumer's receive (a long-poll).
+//! - [`dispatch`]: push consumers, served one round at a time per queue.
+//! - [`receipts`]: sealing the receipts handed to consumers.
+//! - [`dead_letter`], [`republish`]: dead letters and redrives republished
+//!   through their exchange, here or on the broker hosting the target;
+//!   [`redrive`]: moving messages out of a (dead-letter) queue on request.
 
 pub mod activity;
 pub mod codec;
 pub mod compaction;
+pub mod dead_letter;
+pub mod dispatch;
 pub mod group;
+pub mod host;
 pub mod outcome;
+pub mod publish;
+pub mod pull;
+pub mod receipts;
+pub mod redrive;
+pub mod republish;
+pub mod routers;
 pub mod state_machine;
 mod timer;
 
+/// The longest lease (visibility timeout) a receive or push consumer may ask for.
+pub const MAX_LEASE_MS: u64 = 12 * 3600 * 1000;
+
+pub use crate::raft::group::GroupError;
 pub use activity::{Rates, Totals};
 pub use codec::{BodyEncoding, MessageBody};
-pub use group::{GroupError, GroupSpec, QueueGroup};
-pub use outcome::{CommandError, CommandOutcome};
+pub use group::{GroupSpec, QueueGroup};
+pub use outcome::{CommandError, CommandOutcome, command_error};
+
+/// One message handed to a consumer (pull or push): its sealed receipt,
+/// the delivery and the body read back from the log.
+#[derive(Debug)]
+pub struct Delivered {
+    pub receipt: String,
+    pub delivery: sluice_queue::Delivery,
+    pub body: MessageBody,
+}

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use sluice_queue::{Applied, DeadLetter, QueueError, Reply};
 
+use crate::error::BrokerError;
+
 /// The response of one applied entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandOutcome {
@@ -40,5 +42,22 @@ impl CommandOutcome {
             result: Err(error),
             dead_letters: Vec::new(),
         }
+    }
+}
+
+/// A command the queue refused, as an answer to the caller.
+pub fn command_error(err: CommandError) -> BrokerError {
+    match err {
+        CommandError::Queue(QueueError::UnknownReceipt(receipt)) => BrokerError::NotFound {
+            kind: "receipt",
+            name: receipt.to_string(),
+        },
+        CommandError::Queue(QueueError::StaleReceipt(receipt)) => {
+            BrokerError::StaleReceipt(format!("receipt {receipt} is stale: its lease is over"))
+        }
+        CommandError::Queue(err @ QueueError::NotActiveConsumer { .. }) => {
+            BrokerError::NotActiveConsumer(err.to_string())
+        }
+        other => BrokerError::Internal(anyhow::Error::new(other)),
     }
 }

@@ -7,13 +7,20 @@ use sluice_storage::raft::Records;
 
 use super::codec::decode_command;
 use super::outcome::{CommandError, CommandOutcome};
-use crate::raft::GroupConfig;
 use crate::raft::state_machine::{Replicated, ReplicatedStateMachine, View};
 
+openraft::declare_raft_types!(
+    /// One queue group: app data is the entry's records (record 0 the command,
+    /// records 1..=n the bodies), the response is what applying it produced.
+    pub QueueRaftConfig:
+        D = Records,
+        R = CommandOutcome,
+);
+
 /// openraft's state machine for a queue group.
-pub type QueueStateMachine = ReplicatedStateMachine<GroupConfig, QueueState>;
+pub type QueueStateMachine = ReplicatedStateMachine<QueueRaftConfig, QueueState>;
 /// Read-only access to a queue group's state.
-pub type QueueView = View<GroupConfig, QueueState>;
+pub type QueueView = View<QueueRaftConfig, QueueState>;
 
 /// Applies one entry's records to the queue: the adapter's whole logic.
 pub fn apply_records(queue: &mut QueueState, log_index: u64, records: &Records) -> CommandOutcome {

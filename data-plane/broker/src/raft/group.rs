@@ -15,6 +15,7 @@ use sluice_storage::{LogConfig, SegmentLog};
 
 use super::state_machine::{RecordsEntry, Replicated, ReplicatedStateMachine, View};
 use super::{group_config, network_for, raft_node_id};
+use crate::error::BrokerError;
 
 /// How long starting a group waits for it to elect a leader, and compaction
 /// for its snapshot.
@@ -48,14 +49,14 @@ pub enum GroupError {
 }
 
 /// A started Raft group replicating `M`.
-pub struct ReplicatedGroup<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> {
+pub struct RaftGroup<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> {
     raft: Raft<C, ReplicatedStateMachine<C, M>>,
     view: View<C, M>,
     log: SegmentLog,
     node: u64,
 }
 
-impl<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> ReplicatedGroup<C, M> {
+impl<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> RaftGroup<C, M> {
     /// Opens (or creates) the group in `dir` on the broker `node_id`,
     /// initializes a new one with its `replicas` and waits for a leader.
     /// `initial` is the state of a group without a snapshot.
@@ -86,7 +87,7 @@ impl<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> ReplicatedGroup<C, M> {
         raft.wait(Some(LEADER_WAIT))
             .state(ServerState::Leader, "group leader")
             .await?;
-        Ok(ReplicatedGroup {
+        Ok(RaftGroup {
             raft,
             view,
             log,
@@ -160,5 +161,16 @@ impl<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> ReplicatedGroup<C, M> {
     /// Stops the Raft group (the log is closed once dropped).
     pub async fn shutdown(&self) -> Result<(), String> {
         self.raft.shutdown().await.map_err(|e| e.to_string())
+    }
+}
+
+impl From<GroupError> for BrokerError {
+    fn from(err: GroupError) -> Self {
+        match err {
+            GroupError::NotLeader(_) | GroupError::Unavailable(_) => {
+                BrokerError::Unavailable(err.to_string())
+            }
+            GroupError::Storage(_) => BrokerError::Internal(anyhow::Error::new(err)),
+        }
     }
 }

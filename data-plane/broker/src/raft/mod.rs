@@ -1,6 +1,9 @@
-//! openraft glue shared by every group this broker hosts: the type config
-//! (entries are record batches of the segment log), the Raft timing, node ids,
-//! and the network groups talk to their peers through.
+//! openraft glue shared by every group this broker hosts, whatever it
+//! replicates: the group itself ([`group::RaftGroup`]: entries are record
+//! batches of the segment log), the state machine adapter, the Raft timing,
+//! node ids, and the network groups talk to their peers through. Each
+//! kind of group (queue, stream partition) declares its own type config
+//! next to its state machine.
 
 pub mod group;
 mod network;
@@ -10,35 +13,15 @@ use std::sync::Arc;
 
 use openraft::SnapshotPolicy;
 use sha2::{Digest, Sha256};
-use sluice_storage::raft::Records;
 
 pub use network::{SingleVoterNetwork, network_for};
-
-use crate::queue::outcome::CommandOutcome;
-
-openraft::declare_raft_types!(
-    /// One queue group: app data is the entry's records (record 0 the command,
-    /// records 1..=n the bodies), the response is what applying it produced.
-    pub GroupConfig:
-        D = Records,
-        R = CommandOutcome,
-);
-
-openraft::declare_raft_types!(
-    /// One stream partition group: app data is the entry's records (record 0
-    /// the partition command, records 1..=n the produced records), the
-    /// response is the partition's reply.
-    pub StreamConfig:
-        D = Records,
-        R = crate::stream::PartitionOutcome,
-);
 
 /// Raft timing for every group. A single voter never sends heartbeats; after
 /// a restart it elects itself once the election timeout passes, so the
 /// timeout is short.
 ///
 /// openraft never snapshots or purges on its own: message bodies and stream
-/// records live in the log, so [`group::ReplicatedGroup::compact`] snapshots
+/// records live in the log, so [`group::RaftGroup::compact`] snapshots
 /// and purges only below what the state still points into
 /// (`max_in_snapshot_log_to_keep` unbounded keeps openraft's automatic purge
 /// from ever reaching a live body).
@@ -62,6 +45,25 @@ pub fn raft_node_id(node_id: &str) -> u64 {
     let mut id = [0u8; 8];
     id.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(id)
+}
+
+/// The command clock: the proposer's wall-clock milliseconds, stamped on
+/// every command so that every replica applies it at the same time.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether a group id is safe as the name of the group's directory.
+pub fn safe_dir_name(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 #[cfg(test)]

@@ -8,10 +8,18 @@
 //! - [`hash`]: Kafka's murmur2 partitioner for keyed records.
 //! - [`timer`]: retention, producer expiry and the group coordinator's tick.
 //! - [`traffic`]: produced and fetched counters, for `/metrics`.
+//! - [`host`]: the partitions hosted here, converged to the topology.
+//! - [`produce`]: writing a batch to every partition it goes to.
+//! - [`position`]: where partitions stand, for lag and seeks.
+//! - [`consumer_group`]: group commands on the coordinating partition.
 
 pub mod codec;
+pub mod consumer_group;
 pub mod hash;
+pub mod host;
 pub mod partition;
+pub mod position;
+pub mod produce;
 pub mod state_machine;
 pub mod timer;
 pub mod traffic;

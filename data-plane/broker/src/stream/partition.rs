@@ -12,12 +12,12 @@ use sluice_stream::{Command, GroupCommand, GroupCoordinator, PartitionState, Tim
 use tokio_util::sync::CancellationToken;
 
 use super::codec;
+use super::state_machine::PartitionRaftConfig;
 use super::state_machine::{PartitionMachine, PartitionOutcome, PartitionView};
 use super::timer::{self, Retention};
-use crate::queue::GroupError;
-use crate::queue::group::now_ms;
-use crate::raft::StreamConfig;
-use crate::raft::group::ReplicatedGroup;
+use crate::raft::group::GroupError;
+use crate::raft::group::RaftGroup;
+use crate::raft::now_ms;
 
 /// What the topology says about a partition hosted here.
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ pub struct StoredRecord {
 
 pub struct PartitionGroup {
     pub spec: PartitionSpec,
-    group: ReplicatedGroup<StreamConfig, PartitionMachine>,
+    group: RaftGroup<PartitionRaftConfig, PartitionMachine>,
     view: PartitionView,
     /// The current retention settings (the stream's spec may change).
     retention: Mutex<Retention>,
@@ -137,8 +137,7 @@ impl PartitionGroup {
             partition: PartitionState::new(),
             coordinator: (spec.partition == 0).then(|| GroupCoordinator::new(spec.partitions)),
         };
-        let group =
-            ReplicatedGroup::start(dir, node_id, &spec.replicas, segment_bytes, initial).await?;
+        let group = RaftGroup::start(dir, node_id, &spec.replicas, segment_bytes, initial).await?;
         let view = PartitionView::new(group.view().clone());
         let group = Arc::new(PartitionGroup {
             retention: Mutex::new(spec.retention),
@@ -165,6 +164,23 @@ impl PartitionGroup {
 
     pub(super) fn log(&self) -> &SegmentLog {
         self.group.log()
+    }
+
+    /// The first offset whose batch sits at or after `log_index` (offsets
+    /// map to log indexes monotonically, so a binary search over offsets
+    /// finds it).
+    pub fn offset_at_or_after(&self, log_index: u64) -> u64 {
+        self.view().read(|p| {
+            let (mut low, mut high) = (p.earliest_offset(), p.end_offset());
+            while low < high {
+                let mid = low + (high - low) / 2;
+                match p.locate(mid) {
+                    Some((index, _)) if index < log_index => low = mid + 1,
+                    _ => high = mid,
+                }
+            }
+            low
+        })
     }
 
     pub fn view(&self) -> &PartitionView {

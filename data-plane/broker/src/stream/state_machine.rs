@@ -13,7 +13,6 @@ use sluice_stream::{GroupApplied, GroupCoordinator, PartitionReply, PartitionSta
 use tokio::sync::watch;
 
 use super::codec::{EntryCommand, decode_command};
-use crate::raft::StreamConfig;
 use crate::raft::state_machine::{Replicated, ReplicatedStateMachine, View};
 
 /// Why an entry produced no partition reply.
@@ -92,15 +91,24 @@ impl Replicated for PartitionMachine {
     }
 }
 
+openraft::declare_raft_types!(
+    /// One stream partition group: app data is the entry's records (record 0
+    /// the partition command, records 1..=n the produced records), the
+    /// response is the partition's reply.
+    pub PartitionRaftConfig:
+        D = Records,
+        R = PartitionOutcome,
+);
+
 /// openraft's state machine for a partition group.
-pub type PartitionStateMachine = ReplicatedStateMachine<StreamConfig, PartitionMachine>;
+pub type PartitionStateMachine = ReplicatedStateMachine<PartitionRaftConfig, PartitionMachine>;
 
 /// Read-only access to a group's partition state.
 #[derive(Clone)]
-pub struct PartitionView(View<StreamConfig, PartitionMachine>);
+pub struct PartitionView(View<PartitionRaftConfig, PartitionMachine>);
 
 impl PartitionView {
-    pub fn new(view: View<StreamConfig, PartitionMachine>) -> Self {
+    pub fn new(view: View<PartitionRaftConfig, PartitionMachine>) -> Self {
         PartitionView(view)
     }
 

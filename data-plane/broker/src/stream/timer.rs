@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::partition::{PartitionGroup, batch_len};
 use super::state_machine::{PartitionOutcome, PartitionView};
-use crate::queue::GroupError;
-use crate::queue::group::now_ms;
+use crate::raft::group::GroupError;
+use crate::raft::now_ms;
 
 /// How often the timer looks at the partition.
 const PERIOD: Duration = Duration::from_secs(2);

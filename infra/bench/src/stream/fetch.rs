@@ -10,14 +10,16 @@
 //!
 //! [`fetch_page`] is the one place that knows the wire format
 //! (`--fetch-format`): `json` (decoded records) or `batches` (the stored
-//! batches, framed; CRC-checked and decoded here, as a client library would).
+//! batches, framed: `sluice-client` hands out each frame's batch from the
+//! answer's buffer, CRC-checked and decoded here).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use serde::Deserialize;
+use anyhow::Context;
+use sluice_client::Client;
+use sluice_client::data::{BodyEncoding, FetchFrom, FetchRequest, FetchResponse};
 
 use super::payload::{self, Stamp};
 use super::{REQUEST_TIMEOUT, Run};
@@ -26,7 +28,8 @@ use crate::report::Latencies;
 
 /// One fetch request's parameters.
 pub struct PageRequest<'a> {
-    pub url: &'a str,
+    pub stream: &'a str,
+    pub partition: u32,
     pub offset: u64,
     pub max_records: u64,
     pub max_bytes: u64,
@@ -50,90 +53,45 @@ pub struct Page {
     pub wire_bytes: u64,
 }
 
-#[derive(Deserialize)]
-struct JsonPage {
-    records: Vec<JsonRecord>,
-    next_offset: u64,
-    high_watermark: u64,
-}
-
-#[derive(Deserialize)]
-struct JsonRecord {
-    offset: u64,
-    value: String,
-    value_encoding: String,
-}
-
 /// Fetches one page in `format`.
 pub async fn fetch_page(
-    client: &reqwest::Client,
+    client: &Client,
     format: FetchFormat,
-    key: &str,
     tag: &str,
     request: &PageRequest<'_>,
 ) -> anyhow::Result<Page> {
-    match format {
-        FetchFormat::Json => json_page(client, key, tag, request).await,
-        FetchFormat::Batches => batches_page(client, key, tag, request).await,
-    }
-}
-
-/// Sends a fetch in `format`; the answer's headers and body.
-async fn get(
-    client: &reqwest::Client,
-    key: &str,
-    format: &str,
-    request: &PageRequest<'_>,
-) -> anyhow::Result<(reqwest::header::HeaderMap, bytes::Bytes)> {
-    let url = format!(
-        "{}?offset={}&max_records={}&max_bytes={}&wait_ms={}&format={format}",
-        request.url, request.offset, request.max_records, request.max_bytes, request.wait_ms
-    );
-    let response = client
-        .get(url)
-        .bearer_auth(key)
-        .timeout(REQUEST_TIMEOUT + Duration::from_millis(request.wait_ms))
-        .send()
-        .await
-        .context("fetch")?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        bail!("fetch: {status} {text}");
-    }
-    let headers = response.headers().clone();
-    let body = response.bytes().await.context("fetch answer")?;
-    Ok((headers, body))
-}
-
-/// Bytes before each batch of a `format=batches` answer.
-const FRAME_HEADER_LEN: usize = 16;
-
-async fn batches_page(
-    client: &reqwest::Client,
-    key: &str,
-    tag: &str,
-    request: &PageRequest<'_>,
-) -> anyhow::Result<Page> {
-    let (headers, body) = get(client, key, "batches", request).await?;
-    let header = |name: &str| -> anyhow::Result<u64> {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("fetch answer without {name}"))
+    let fetch = FetchRequest {
+        from: FetchFrom::Offset(request.offset),
+        max_records: Some(u32::try_from(request.max_records).unwrap_or(u32::MAX)),
+        max_bytes: Some(request.max_bytes),
+        wait_ms: Some(request.wait_ms),
     };
-    let start = header("x-sluice-start-offset")?;
+    let timeout = REQUEST_TIMEOUT + Duration::from_millis(request.wait_ms);
+    match format {
+        FetchFormat::Json => json_page(client, tag, request, &fetch, timeout).await,
+        FetchFormat::Batches => batches_page(client, tag, request, &fetch, timeout).await,
+    }
+}
+
+/// The stored batches, CRC-checked and decoded here from the answer's one
+/// buffer (the client hands out each frame's batch without copying).
+async fn batches_page(
+    client: &Client,
+    tag: &str,
+    request: &PageRequest<'_>,
+    fetch: &FetchRequest,
+    timeout: Duration,
+) -> anyhow::Result<Page> {
+    let fetched = client
+        .fetch_batches(request.stream, request.partition, fetch)
+        .timeout(timeout)
+        .await?;
+    let start = fetched.start_offset;
     let mut records = Vec::new();
-    let mut rest = &body[..];
-    while !rest.is_empty() {
-        let frame = rest.get(..FRAME_HEADER_LEN).context("torn frame header")?;
-        let base = u64::from_le_bytes(frame[..8].try_into()?);
-        let len = u32::from_le_bytes(frame[12..16].try_into()?) as usize;
-        let batch = rest
-            .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)
-            .context("torn batch")?;
-        let (batch, _) = sluice_storage::format::decode_batch(batch)
+    for frame in fetched.frames() {
+        let frame = frame?;
+        let base = frame.base_offset;
+        let (batch, _) = sluice_storage::format::decode_batch(frame.batch)
             .map_err(|e| anyhow::anyhow!("bad batch at offset {base}: {e:?}"))?;
         // Record 0 is the partition command; whole batches may start early.
         for (i, record) in batch.records.iter().skip(1).enumerate() {
@@ -148,24 +106,30 @@ async fn batches_page(
                 value_bytes: record.value.len() as u64,
             });
         }
-        rest = &rest[FRAME_HEADER_LEN + len..];
     }
     Ok(Page {
         records,
-        next_offset: header("x-sluice-next-offset")?,
-        high_watermark: header("x-sluice-high-watermark")?,
-        wire_bytes: body.len() as u64,
+        next_offset: fetched.next_offset,
+        high_watermark: fetched.high_watermark,
+        wire_bytes: fetched.body.len() as u64,
     })
 }
 
 async fn json_page(
-    client: &reqwest::Client,
-    key: &str,
+    client: &Client,
     tag: &str,
     request: &PageRequest<'_>,
+    fetch: &FetchRequest,
+    timeout: Duration,
 ) -> anyhow::Result<Page> {
-    let (_, body) = get(client, key, "json", request).await?;
-    let page: JsonPage = serde_json::from_slice(&body).context("fetch answer")?;
+    // The answer as it came, for its size; decoded from that one buffer.
+    let answer = client
+        .fetch(request.stream, request.partition, fetch)
+        .timeout(timeout)
+        .raw()
+        .await?;
+    answer.error_unless_success()?;
+    let page: FetchResponse = answer.json()?;
     Ok(Page {
         records: page
             .records
@@ -173,7 +137,7 @@ async fn json_page(
             .map(|r| PageRecord {
                 offset: r.offset,
                 // A benchmark value is ASCII, so always `utf8`.
-                stamp: (r.value_encoding == "utf8")
+                stamp: (r.value_encoding == BodyEncoding::Utf8)
                     .then(|| payload::parse(tag, &r.value))
                     .flatten(),
                 value_bytes: r.value.len() as u64,
@@ -181,7 +145,7 @@ async fn json_page(
             .collect(),
         next_offset: page.next_offset,
         high_watermark: page.high_watermark,
-        wire_bytes: body.len() as u64,
+        wire_bytes: answer.body.len() as u64,
     })
 }
 
@@ -231,7 +195,7 @@ struct Fetched {
 
 async fn fetch_loop(
     run: Arc<Run>,
-    client: reqwest::Client,
+    client: Client,
     mut cursors: Vec<Cursor>,
     counters: Arc<Counters>,
 ) -> Fetched {
@@ -257,17 +221,16 @@ async fn fetch_loop(
             } else {
                 0
             };
-            let url = format!("{}/partitions/{}/records", run.stream_url, cursor.partition);
             let request = PageRequest {
-                url: &url,
+                stream: &run.stream,
+                partition: cursor.partition,
                 offset: cursor.next,
                 max_records: args.fetch_max_records,
                 max_bytes: args.fetch_max_bytes,
                 wait_ms,
             };
             let sent = Instant::now();
-            let outcome =
-                fetch_page(&client, args.fetch_format, &run.key, &run.tag, &request).await;
+            let outcome = fetch_page(&client, args.fetch_format, &run.tag, &request).await;
             let answered = Instant::now();
             counters.requests.fetch_add(1, Ordering::Relaxed);
             let page = match outcome {
@@ -361,7 +324,7 @@ pub async fn run(run: Arc<Run>) -> anyhow::Result<Fetch> {
             .collect();
         tasks.push(tokio::spawn(fetch_loop(
             run.clone(),
-            reqwest::Client::new(),
+            run.client.with_own_pool(),
             cursors,
             counters.clone(),
         )));

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use sluice_client::Client;
+use sluice_client::data::FetchRequest;
 
 use crate::args::StreamArgs;
 use crate::engine::{self, EngineLoad};
-use crate::http::call;
 use crate::report::{number, per_s, ratio, round3};
 use crate::target::{Resource, Target};
 use verify::Verifier;
@@ -36,9 +36,9 @@ const MAX_ERRORS: usize = 5;
 /// What every produce and fetch task of one run shares.
 pub struct Run {
     args: Arc<StreamArgs>,
-    /// `{broker}/v1/streams/{name}`.
-    stream_url: String,
-    key: String,
+    /// The broker, with the run's key; each task takes it with a pool of its own.
+    client: Client,
+    stream: String,
     tag: String,
     epoch: Instant,
     /// When producers stop claiming records.
@@ -118,20 +118,20 @@ struct StreamReport {
 /// A new stream's partitions are opened (and elect their leader) after the
 /// declare: wait until each answers a fetch.
 async fn wait_ready(target: &Target, partitions: u64) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = target.data_client();
     let deadline = Instant::now() + READY_TIMEOUT;
+    let first = FetchRequest {
+        max_records: Some(1),
+        ..FetchRequest::default()
+    };
     for p in 0..partitions {
-        let url = format!(
-            "{}/v1/streams/{}/partitions/{p}/records?max_records=1",
-            target.broker_url, target.name
-        );
         loop {
-            let (status, body) = call(&client, Method::GET, &url, Some(&target.key), None).await?;
-            if status == StatusCode::OK {
-                break;
-            }
+            let error = match client.fetch(&target.name, p as u32, &first).await {
+                Ok(_) => break,
+                Err(error) => error,
+            };
             if Instant::now() > deadline {
-                bail!("partition {p} is not served within {READY_TIMEOUT:?}: {status} {body}");
+                bail!("partition {p} is not served within {READY_TIMEOUT:?}: {error}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -199,8 +199,8 @@ pub async fn mode(args: Arc<StreamArgs>) -> anyhow::Result<bool> {
     let epoch = Instant::now();
     let run = Arc::new(Run {
         args: args.clone(),
-        stream_url: format!("{}/v1/streams/{}", target.broker_url, target.name),
-        key: target.key.clone(),
+        client: target.data_client(),
+        stream: target.name.clone(),
         tag: payload::tag(),
         epoch,
         produce_deadline: epoch + Duration::from_secs(args.timeout_secs),

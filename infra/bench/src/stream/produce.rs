@@ -7,34 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use std::borrow::Cow;
+
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use sluice_client::Client;
+use sluice_client::data::{ProduceRecord, ProduceRequest, ProducedRecord};
 
 use super::{REQUEST_TIMEOUT, Run, payload};
 use crate::report::Latencies;
-
-#[derive(Serialize)]
-struct ProduceRequest<'a> {
-    records: Vec<OutgoingRecord<'a>>,
-}
-
-#[derive(Serialize)]
-struct OutgoingRecord<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    value: &'a str,
-}
-
-#[derive(Deserialize)]
-struct ProduceResponse {
-    records: Vec<Produced>,
-}
-
-#[derive(Deserialize)]
-struct Produced {
-    partition: u32,
-    offset: u64,
-}
 
 /// What the produce side did.
 pub struct Produce {
@@ -59,43 +39,30 @@ struct Counters {
 /// Sends one batch of ids `first..first + count`; their places on success.
 async fn send(
     run: &Run,
-    client: &reqwest::Client,
-    url: &str,
+    client: &Client,
     first: u64,
     count: u64,
     sent_micros: u64,
-) -> anyhow::Result<Vec<Produced>> {
+) -> anyhow::Result<Vec<ProducedRecord>> {
     let args = &run.args;
-    let values: Vec<String> = (first..first + count)
-        .map(|id| payload::value(&run.tag, id, sent_micros, args.size as usize))
-        .collect();
-    let keys: Vec<Option<String>> = (first..first + count)
-        .map(|id| (args.keys > 0).then(|| format!("k{}", id % args.keys)))
-        .collect();
     let request = ProduceRequest {
-        records: values
-            .iter()
-            .zip(&keys)
-            .map(|(value, key)| OutgoingRecord {
-                key: key.as_deref(),
-                value,
+        records: (first..first + count)
+            .map(|id| ProduceRecord {
+                key: (args.keys > 0).then(|| Cow::Owned(format!("k{}", id % args.keys))),
+                ..ProduceRecord::text(payload::value(
+                    &run.tag,
+                    id,
+                    sent_micros,
+                    args.size as usize,
+                ))
             })
             .collect(),
+        producer: None,
     };
-    let response = client
-        .post(url)
-        .bearer_auth(&run.key)
+    let answer = client
+        .produce(&run.stream, &request)
         .timeout(REQUEST_TIMEOUT)
-        .json(&request)
-        .send()
-        .await
-        .context("produce")?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        bail!("produce: {status} {text}");
-    }
-    let answer: ProduceResponse = response.json().await.context("produce answer")?;
+        .await?;
     if answer.records.len() as u64 != count {
         bail!(
             "produce: {} records sent, {} acked",
@@ -106,13 +73,8 @@ async fn send(
     Ok(answer.records)
 }
 
-async fn produce_loop(
-    run: Arc<Run>,
-    client: reqwest::Client,
-    counters: Arc<Counters>,
-) -> Latencies {
+async fn produce_loop(run: Arc<Run>, client: Client, counters: Arc<Counters>) -> Latencies {
     let args = &run.args;
-    let url = format!("{}/records", run.stream_url);
     let mut latencies = Latencies::new();
     loop {
         let first = counters.next.fetch_add(args.batch, Ordering::Relaxed);
@@ -122,7 +84,7 @@ async fn produce_loop(
         let count = args.batch.min(args.records - first);
         let sent = Instant::now();
         let sent_micros = run.micros(sent);
-        let outcome = send(&run, &client, &url, first, count, sent_micros).await;
+        let outcome = send(&run, &client, first, count, sent_micros).await;
         let acked_at = Instant::now();
         counters.requests.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -151,7 +113,7 @@ pub async fn run(run: Arc<Run>) -> anyhow::Result<Produce> {
     let counters = Arc::new(Counters::default());
     let mut tasks = Vec::new();
     for _ in 0..run.args.producers {
-        let client = reqwest::Client::new();
+        let client = run.client.with_own_pool();
         for _ in 0..run.args.window {
             tasks.push(tokio::spawn(produce_loop(
                 run.clone(),

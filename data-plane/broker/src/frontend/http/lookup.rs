@@ -1,0 +1,45 @@
+//! Resolving the caller's names to what this broker hosts: a missing name
+//! is 404 (another tenant's resource included: existence does not leak), a
+//! name the topology holds but this broker has not opened yet is 503.
+
+use std::sync::Arc;
+
+use crate::admission::auth::Caller;
+use crate::control::topology::FeedStream;
+use crate::error::{BrokerError, BrokerResult};
+use crate::node::Node;
+use crate::queue::QueueGroup;
+use crate::stream::PartitionGroup;
+
+/// The caller's queue `name`, hosted here.
+pub fn queue_group(state: &Node, caller: &Caller, name: &str) -> BrokerResult<Arc<QueueGroup>> {
+    state
+        .queues
+        .serving(&state.topology.current(), caller.tenant_id, name)
+}
+
+/// The caller's stream `name`, as the topology has it.
+pub fn stream_of(state: &Node, caller: &Caller, name: &str) -> BrokerResult<FeedStream> {
+    state
+        .topology
+        .current()
+        .streams
+        .get(&(caller.tenant_id, name.to_string()))
+        .cloned()
+        .ok_or_else(|| BrokerError::NotFound {
+            kind: "stream",
+            name: name.to_string(),
+        })
+}
+
+/// Partition `partition` of the caller's `stream`, hosted here.
+pub fn partition_group(
+    state: &Node,
+    caller: &Caller,
+    stream: &str,
+    partition: u32,
+) -> BrokerResult<Arc<PartitionGroup>> {
+    state
+        .partitions
+        .serving(caller.tenant_id, stream, partition)
+}

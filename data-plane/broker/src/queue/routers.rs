@@ -1,0 +1,64 @@
+//! One compiled exchange [`Router`] per tenant, built from the topology on
+//! first use and rebuilt when the topology version changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sluice_routing::{Binding, Exchange, Router};
+
+use crate::control::topology::Topology;
+
+#[derive(Default)]
+pub struct Routers {
+    cache: Mutex<HashMap<i64, (i64, Arc<Router>)>>,
+}
+
+impl Routers {
+    /// The tenant's router for `topology`'s version.
+    pub fn for_tenant(&self, topology: &Topology, tenant_id: i64) -> Arc<Router> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((version, router)) = cache.get(&tenant_id)
+            && *version == topology.version
+        {
+            return router.clone();
+        }
+        let router = Arc::new(build(topology, tenant_id));
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(tenant_id, (topology.version, router.clone()));
+        }
+        router
+    }
+}
+
+fn build(topology: &Topology, tenant_id: i64) -> Router {
+    let exchanges: Vec<Exchange> = topology
+        .exchanges
+        .get(&tenant_id)
+        .into_iter()
+        .flatten()
+        .map(|x| Exchange {
+            name: x.name.clone(),
+            spec: x.spec.clone(),
+        })
+        .collect();
+    let bindings: Vec<Binding> = topology
+        .bindings
+        .get(&tenant_id)
+        .into_iter()
+        .flatten()
+        .map(|b| Binding {
+            id: b.id.clone(),
+            spec: b.spec.clone(),
+        })
+        .collect();
+    let queues = topology
+        .queues
+        .keys()
+        .filter(|(tenant, _)| *tenant == tenant_id)
+        .map(|(_, name)| name.as_str());
+    let router = Router::build(&exchanges, &bindings, queues);
+    for issue in router.issues() {
+        tracing::debug!(tenant = tenant_id, ?issue, "routing topology issue");
+    }
+    router
+}
