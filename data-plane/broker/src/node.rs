@@ -122,7 +122,7 @@ impl Node {
         let routers = Arc::new(Routers::default());
         let peers = Peers::new(config.node_id.clone(), node_key.clone(), topology.clone());
         let forwarder = DeadLetterForwarder {
-            groups: queues.clone(),
+            queues: queues.clone(),
             topology: topology.clone(),
             routers: routers.clone(),
             peers: peers.clone(),

@@ -2,14 +2,14 @@
 //! the caller's own credential: an exchange publish sends each target queue
 //! hosted elsewhere its share, a produce sends each partition hosted
 //! elsewhere its records, a consumer group asks another broker where a
-//! partition stands. The relayed request carries the node key in
-//! [`FORWARDED_BY`] (never relayed again) and, for what was already charged
-//! to the tenant's rate quota here, [`CHARGED`].
+//! partition stands. Relayed requests go through the typed public client
+//! (`sluice-client`) and carry the node key in [`FORWARDED_BY`] (so they are
+//! never relayed again) and, for what was already charged to the tenant's
+//! rate quota here, [`CHARGED`]. They are never retried here: the caller
+//! sees a 429 or 503 as the hosting broker answered it.
 
-use reqwest::header;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use sluice_protocol::Problem;
+use reqwest::header::HeaderValue;
+use sluice_client::{Client, ClientError, Credential, RetryPolicy};
 
 use super::{CHARGED, FORWARDED_BY, Peers};
 use crate::error::BrokerError;
@@ -21,127 +21,116 @@ pub enum Charged {
     No,
 }
 
-/// A relayed request's answer: the success body, or the problem the other
-/// broker answered (passed through to the caller: 403 quota, 409 sequence,
-/// 413 too large, 429 rate limited, ...). A 5xx, an answer that is no
-/// problem document or no answer at all is [`BrokerError::Unavailable`],
-/// naming `who` did not answer.
 impl Peers {
-    pub async fn relay_post<B: Serialize, A: DeserializeOwned>(
+    /// A client of the broker at `url` acting for the caller whose
+    /// `Authorization` header is `authorization`, marked as relayed.
+    pub fn relay_client(
         &self,
         url: &str,
-        path: &str,
         authorization: &str,
         charged: Charged,
-        body: &B,
-        who: &str,
-    ) -> Result<A, BrokerError> {
-        let mut request = self
-            .http()
-            .post(format!("{url}{path}"))
-            .header(header::AUTHORIZATION, authorization)
-            .header(FORWARDED_BY, self.node_key().as_str())
-            .json(body);
+    ) -> Result<Client, BrokerError> {
+        let header = |name: &str, value: &str| {
+            HeaderValue::try_from(value)
+                .map_err(|_| BrokerError::Unauthorized(format!("{name} is not a header value")))
+        };
+        let mut client = Client::with_http(self.http().clone(), url)
+            .with_retry(RetryPolicy::NONE)
+            .with_credential(Credential::Authorization(header(
+                "the Authorization header",
+                authorization,
+            )?))
+            .with_header(
+                FORWARDED_BY.parse().map_err(|_| relay_setup())?,
+                header("the node key", self.node_key().as_str())?,
+            );
         if charged == Charged::Yes {
-            request = request.header(CHARGED, "1");
+            client = client.with_header(
+                CHARGED.parse().map_err(|_| relay_setup())?,
+                HeaderValue::from_static("1"),
+            );
         }
-        answer(request, who).await
-    }
-
-    pub async fn relay_get<A: DeserializeOwned>(
-        &self,
-        url: &str,
-        path_and_query: &str,
-        authorization: &str,
-        who: &str,
-    ) -> Result<A, BrokerError> {
-        let request = self
-            .http()
-            .get(format!("{url}{path_and_query}"))
-            .header(header::AUTHORIZATION, authorization)
-            .header(FORWARDED_BY, self.node_key().as_str());
-        answer(request, who).await
+        Ok(client)
     }
 }
 
-async fn answer<A: DeserializeOwned>(
-    request: reqwest::RequestBuilder,
-    who: &str,
-) -> Result<A, BrokerError> {
-    let answer = request
-        .send()
-        .await
-        .map_err(|e| BrokerError::Unavailable(format!("{who} did not answer: {e}")))?;
-    let status = answer.status();
-    let retry_after = answer
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let body = answer
-        .bytes()
-        .await
-        .map_err(|e| BrokerError::Unavailable(format!("{who} did not answer: {e}")))?;
-    if !status.is_success() {
-        return Err(remote_problem(status.as_u16(), retry_after, &body, who));
-    }
-    serde_json::from_slice(&body).map_err(|e| {
-        BrokerError::Unavailable(format!(
-            "{who} answered garbage: {e}: {}",
-            String::from_utf8_lossy(&body)
-        ))
-    })
+fn relay_setup() -> BrokerError {
+    BrokerError::Internal(anyhow::anyhow!("relay header names are not valid"))
 }
 
-/// The problem another broker answered, to pass through to the caller.
-/// Answers that are no problem document, and 5xx answers, become 503.
-pub fn remote_problem(
-    status: u16,
-    retry_after_secs: Option<u64>,
-    body: &[u8],
-    who: &str,
-) -> BrokerError {
-    match serde_json::from_slice::<Problem>(body) {
-        Ok(problem) if status < 500 && problem.status == status => BrokerError::Remote {
-            problem: Box::new(problem),
-            retry_after_secs,
+/// What a relayed request's failure is to this broker's caller: the problem
+/// the other broker answered, passed through (403 quota, 409 sequence, 413
+/// too large, 429 rate limited, ...); a 5xx, an answer that is no problem
+/// document, or no answer at all is [`BrokerError::Unavailable`], naming
+/// `who` did not answer.
+pub fn relay_error(err: ClientError, who: &str) -> BrokerError {
+    match err {
+        ClientError::Problem {
+            status,
+            problem,
+            retry_after,
+            ..
+        } if !status.is_server_error() => BrokerError::Remote {
+            problem,
+            retry_after_secs: retry_after.map(|d| d.as_secs()),
         },
-        _ => BrokerError::Unavailable(format!(
-            "{who} answered {status}: {}",
-            String::from_utf8_lossy(body)
-        )),
+        ClientError::Problem {
+            status, problem, ..
+        } => BrokerError::Unavailable(format!("{who} answered {status}: {}", problem.detail)),
+        ClientError::Transport { source, .. } => {
+            BrokerError::Unavailable(format!("{who} did not answer: {source}"))
+        }
+        other => BrokerError::Unavailable(format!("{who} answered: {other}")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_client::{Problem, StatusCode};
+
+    fn problem(status: StatusCode, slug: &str) -> ClientError {
+        let problem: Problem = serde_json::from_value(serde_json::json!({
+            "type": format!("https://sluice.dev/problems/{slug}"),
+            "title": "t", "status": status.as_u16(), "detail": "d", "quota": "max_storage_bytes"
+        }))
+        .expect("problem");
+        ClientError::Problem {
+            request: "POST /v1/queues/q/messages".into(),
+            status,
+            problem: Box::new(problem),
+            retry_after: Some(std::time::Duration::from_secs(3)),
+        }
+    }
 
     #[test]
-    fn a_remote_problem_keeps_its_status_and_body() {
-        let body = serde_json::json!({"type": "https://sluice.dev/problems/quota-exceeded",
-            "title": "Quota exceeded", "status": 403, "detail": "full", "quota": "max_storage_bytes"});
-        let err = remote_problem(403, None, body.to_string().as_bytes(), "b");
-        let BrokerError::Remote { problem, .. } = &err else {
+    fn a_relayed_problem_keeps_its_document_and_retry_after() {
+        let err = relay_error(problem(StatusCode::FORBIDDEN, "quota-exceeded"), "b");
+        let BrokerError::Remote {
+            problem,
+            retry_after_secs,
+        } = &err
+        else {
             panic!("{err:?}");
         };
-        assert_eq!(serde_json::to_value(problem).expect("json"), body);
-        let limited = remote_problem(
-            429,
-            Some(3),
-            br#"{"type": "https://sluice.dev/problems/rate-limited", "status": 429}"#,
-            "b",
-        );
+        assert_eq!(problem.status, 403);
+        assert!(problem.is("quota-exceeded"));
+        assert_eq!(problem.extensions["quota"], "max_storage_bytes");
+        assert_eq!(*retry_after_secs, Some(3));
+    }
+
+    #[test]
+    fn server_errors_and_garbage_are_unavailable() {
+        let err = relay_error(problem(StatusCode::INTERNAL_SERVER_ERROR, "internal"), "b");
+        assert!(matches!(err, BrokerError::Unavailable(_)));
+        let garbage = ClientError::Status {
+            request: "GET /x".into(),
+            status: StatusCode::NOT_FOUND,
+            body: "no such route".into(),
+        };
         assert!(matches!(
-            limited,
-            BrokerError::Remote {
-                retry_after_secs: Some(3),
-                ..
-            }
+            relay_error(garbage, "b"),
+            BrokerError::Unavailable(_)
         ));
-        let garbage = remote_problem(500, None, br#"{"type": "x", "status": 500}"#, "b");
-        assert!(matches!(garbage, BrokerError::Unavailable(_)));
-        let not_a_problem = remote_problem(404, None, b"no such route", "b");
-        assert!(matches!(not_a_problem, BrokerError::Unavailable(_)));
     }
 }

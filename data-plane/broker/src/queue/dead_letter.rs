@@ -33,7 +33,7 @@ use crate::queue::{MessageBody, QueueGroup};
 const RETRY: Duration = Duration::from_secs(1);
 
 pub struct DeadLetterForwarder {
-    pub groups: QueueHost,
+    pub queues: QueueHost,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
     pub peers: Peers,
@@ -43,7 +43,7 @@ pub struct DeadLetterForwarder {
 /// other queues, here or on the brokers hosting them.
 #[derive(Clone)]
 pub struct Republisher {
-    pub groups: QueueHost,
+    pub queues: QueueHost,
     pub topology: TopologyHandle,
     pub routers: Arc<Routers>,
     pub peers: Peers,
@@ -61,7 +61,7 @@ impl DeadLetterForwarder {
                 note = notes.recv() => match note { Some(note) => note, None => return },
                 _ = shutdown.cancelled() => return,
             };
-            let Some(source) = self.groups.by_id(&note.group_id) else {
+            let Some(source) = self.queues.by_id(&note.group_id) else {
                 // A group that just opened is listed once its convergence pass
                 // ends; a deleted queue's dead letters go with it.
                 let placed = self
@@ -177,7 +177,7 @@ impl DeadLetterForwarder {
 
     fn republisher(&self) -> Republisher {
         Republisher {
-            groups: self.groups.clone(),
+            queues: self.queues.clone(),
             topology: self.topology.clone(),
             routers: self.routers.clone(),
             peers: self.peers.clone(),
@@ -245,7 +245,7 @@ impl Republisher {
         message: PublishMessage,
         body: MessageBody,
     ) -> anyhow::Result<()> {
-        match self.groups.queue(tenant_id, queue) {
+        match self.queues.queue(tenant_id, queue) {
             Some(group) => store_local(&group, queue, message, body).await,
             None => {
                 let payload = crate::queue::republish::republish_of(message, &body);
@@ -507,7 +507,7 @@ mod tests {
             ("q3", "parked"),
         ]));
         let forwarder = DeadLetterForwarder {
-            groups: QueueHost::fixed(&[dlq.clone(), jobs.clone(), parked.clone()]),
+            queues: QueueHost::fixed(&[dlq.clone(), jobs.clone(), parked.clone()]),
             topology: topology.clone(),
             routers: Arc::default(),
             peers: Peers::new("n1".into(), NodeKey::new("node key"), topology),

@@ -5,19 +5,22 @@
 //! broker hosting it — and every message's outcome is gathered once every
 //! target answered. Nothing is confirmed before its group committed it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
 use futures_util::future::join_all;
 use serde::Deserialize;
+use sluice_client::data::messages::{BodyEncoding as WireEncoding, OutgoingMessage, encode_bytes};
+use sluice_client::data::queues::QueuePublishRequest;
 use sluice_queue::{BodyRef, Command, PublishMessage, PublishResult, Reply};
 use sluice_routing::{Headers, RouteError, Router};
 
 use super::codec::{BodyEncoding, MessageBody};
 use super::host::QueueHost;
 use super::{QueueGroup, command_error};
-use crate::cluster::relay::Charged;
+use crate::cluster::relay::{Charged, relay_error};
 use crate::cluster::{Peers, placement};
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
@@ -214,22 +217,25 @@ async fn to_target(
     let hosted_here = publish.queues.queue(publish.tenant_id, queue);
     let remote = placement::queue_host(publish.topology, publish.node_id, publish.tenant_id, queue);
     if let (None, Some(url)) = (&hosted_here, remote) {
-        #[derive(Deserialize)]
-        struct Answer {
-            results: Vec<QueueAnswer>,
-        }
-        let answer: Answer = publish
+        let who = format!("the broker hosting `{queue}`");
+        let request = QueuePublishRequest {
+            messages: messages.iter().map(|m| relayed(m)).collect(),
+        };
+        let answer = publish
             .peers
-            .relay_post(
-                &url,
-                &format!("/v1/queues/{queue}/messages"),
-                publish.authorization,
-                Charged::Yes,
-                &relayed_batch(messages),
-                &format!("the broker hosting `{queue}`"),
-            )
-            .await?;
-        return Ok(answer.results);
+            .relay_client(&url, publish.authorization, Charged::Yes)?
+            .publish_to_queue(queue, &request)
+            .await
+            .map_err(|err| relay_error(err, &who))?;
+        return Ok(answer
+            .results
+            .into_iter()
+            .map(|r| QueueAnswer {
+                status: r.status,
+                queues: r.queues,
+                reason: r.reason,
+            })
+            .collect());
     }
     let group = publish
         .queues
@@ -238,34 +244,29 @@ async fn to_target(
     Ok(results.iter().map(QueueAnswer::from).collect())
 }
 
-/// The publish request another broker takes for `messages`.
-fn relayed_batch(messages: &[&Prepared]) -> serde_json::Value {
-    let messages: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            let text = (m.body.encoding == BodyEncoding::Utf8)
-                .then(|| std::str::from_utf8(&m.body.bytes).ok())
-                .flatten();
-            let (body, encoding) = match text {
-                Some(text) => (text.to_string(), "utf8"),
-                None => (
-                    base64::engine::general_purpose::STANDARD.encode(&m.body.bytes),
-                    "base64",
-                ),
-            };
-            serde_json::json!({
-                "body": body,
-                "body_encoding": encoding,
-                "message_id": m.meta.message_id,
-                "headers": m.meta.headers,
-                "routing_key": m.meta.routing_key,
-                "group": m.meta.group,
-                "delay_ms": m.meta.delay_ms,
-                "expiration_ms": m.meta.expiration_ms,
-                "content_type": m.body.content_type,
-                "priority": m.meta.priority,
-            })
-        })
-        .collect();
-    serde_json::json!({ "messages": messages })
+/// One message as the broker hosting its queue takes it.
+fn relayed(message: &Prepared) -> OutgoingMessage<'_> {
+    let (body, encoding) = match message.body.encoding {
+        // As the publisher sent it, when that is still possible.
+        BodyEncoding::Utf8 => encode_bytes(&message.body.bytes),
+        BodyEncoding::Base64 => (
+            base64::engine::general_purpose::STANDARD
+                .encode(&message.body.bytes)
+                .into(),
+            WireEncoding::Base64,
+        ),
+    };
+    let meta = &message.meta;
+    OutgoingMessage {
+        body,
+        body_encoding: encoding,
+        message_id: meta.message_id.as_deref().map(Cow::Borrowed),
+        headers: meta.headers.clone(),
+        routing_key: Cow::Borrowed(&meta.routing_key),
+        group: meta.group.as_deref().map(Cow::Borrowed),
+        delay_ms: meta.delay_ms,
+        expiration_ms: meta.expiration_ms,
+        content_type: message.body.content_type.as_deref().map(Cow::Borrowed),
+        priority: meta.priority,
+    }
 }

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use sluice_client::data::streams::{FetchFrom, FetchRequest};
 use sluice_stream::PartitionBounds;
 
 use super::PartitionGroup;
 use super::host::PartitionHost;
+use crate::cluster::relay::{Charged, relay_error};
 use crate::cluster::{Peers, placement};
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
@@ -113,34 +114,25 @@ async fn remote_position(
     authorization: &str,
     timestamp_ms: Option<i64>,
 ) -> BrokerResult<PartitionPosition> {
-    #[derive(Deserialize)]
-    struct Offset {
-        offset: u64,
-    }
-    #[derive(Deserialize)]
-    struct Fetched {
-        earliest_offset: u64,
-        high_watermark: u64,
-        #[serde(default)]
-        records: Vec<Offset>,
-    }
     let from = match timestamp_ms {
-        Some(ts) => format!("timestamp={ts}"),
-        None => "offset=latest".to_string(),
+        Some(ts) => FetchFrom::Timestamp(ts),
+        None => FetchFrom::Latest,
     };
-    let fetched: Fetched = at
+    let who = format!("the broker hosting partition {partition} of `{stream}`");
+    let request = FetchRequest {
+        from,
+        max_records: Some(1),
+        ..FetchRequest::default()
+    };
+    let fetched = at
         .peers
-        .relay_get(
-            url,
-            &format!("/v1/streams/{stream}/partitions/{partition}/records?{from}&max_records=1"),
-            authorization,
-            &format!("the broker hosting partition {partition} of `{stream}`"),
-        )
+        .relay_client(url, authorization, Charged::No)?
+        .fetch(stream, partition, &request)
         .await
-        .map_err(|err| match err {
+        .map_err(|err| match relay_error(err, &who) {
             // Whatever the hosting broker refused, this ask could not be answered.
             BrokerError::Remote { problem, .. } => BrokerError::Unavailable(format!(
-                "the broker hosting partition {partition} of `{stream}` answered {}: {}",
+                "{who} answered {}: {}",
                 problem.status, problem.detail
             )),
             other => other,

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use base64::Engine;
 use futures_util::future::join_all;
-use serde::Deserialize;
+use sluice_client::data::messages::BodyEncoding;
+use sluice_client::data::streams::{ProduceRecord, ProduceRequest, ProducerHeader};
 use sluice_protocol::problem::slug;
 use sluice_storage::Record;
 use sluice_stream::{Command, PartitionReply, ProducerBatch, StreamError};
 
 use super::host::PartitionHost;
 use super::{ApplyError, EntryReply, PartitionGroup};
-use crate::cluster::relay::Charged;
+use crate::cluster::relay::{Charged, relay_error};
 use crate::cluster::{Peers, placement};
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
@@ -166,52 +167,38 @@ impl Produce<'_> {
     ) -> BrokerResult<(Vec<u64>, bool)> {
         let stream = self.stream;
         let who = format!("the broker hosting partition {partition} of `{stream}`");
-        let wire: Vec<serde_json::Value> = records
-            .iter()
-            .map(|r| {
-                let headers: BTreeMap<&str, String> = r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned()))
-                    .collect();
-                serde_json::json!({
-                    "key": r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    "value": base64::engine::general_purpose::STANDARD.encode(&r.value),
-                    "value_encoding": "base64",
-                    "headers": headers,
-                    "timestamp": r.timestamp,
-                    "partition": partition,
+        let request = ProduceRequest {
+            records: records
+                .iter()
+                .map(|r| ProduceRecord {
+                    key: r.key.as_ref().map(|k| String::from_utf8_lossy(k)),
+                    // Byte for byte, whatever the value holds.
+                    value: base64::engine::general_purpose::STANDARD
+                        .encode(&r.value)
+                        .into(),
+                    value_encoding: BodyEncoding::Base64,
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                        .collect(),
+                    timestamp: Some(r.timestamp),
+                    partition: Some(partition),
                 })
-            })
-            .collect();
-        let mut body = serde_json::json!({ "records": wire });
-        if let Some(p) = producer {
-            body["producer"] = serde_json::json!({
-                "id": p.producer_id, "epoch": p.epoch, "sequence": p.base_sequence,
-            });
-        }
-        #[derive(Deserialize)]
-        struct Offset {
-            offset: u64,
-        }
-        #[derive(Deserialize)]
-        struct Answer {
-            records: Vec<Offset>,
-            #[serde(default)]
-            duplicate: bool,
-        }
-        let answer: Answer = self
+                .collect(),
+            producer: producer.map(|p| ProducerHeader {
+                id: p.producer_id,
+                epoch: p.epoch,
+                sequence: Some(p.base_sequence),
+                sequences: BTreeMap::new(),
+            }),
+        };
+        let answer = self
             .peers
-            .relay_post(
-                url,
-                &format!("/v1/streams/{stream}/records"),
-                self.authorization,
-                Charged::Yes,
-                &body,
-                &who,
-            )
+            .relay_client(url, self.authorization, Charged::Yes)?
+            .produce(stream, &request)
             .await
-            .map_err(relayed_sequence_error)?;
+            .map_err(|err| relayed_sequence_error(relay_error(err, &who)))?;
         if answer.records.len() != records.len() {
             return Err(BrokerError::Unavailable(format!(
                 "{who} answered {} offsets for {} records",

@@ -81,7 +81,7 @@ pub async fn redrive(
         ));
     }
     let republisher = Republisher {
-        groups: state.queues.clone(),
+        queues: state.queues.clone(),
         topology: state.topology.clone(),
         routers: state.routers.clone(),
         peers: state.peers.clone(),
