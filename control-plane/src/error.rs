@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Prefix of every problem `type`; the suffix is the stable slug below.
-pub const PROBLEM_BASE: &str = "https://sluice.dev/problems/";
+pub use sluice_protocol::problem::PROBLEM_BASE;
 
 /// One field that differs between a stored resource and a conflicting declare.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]

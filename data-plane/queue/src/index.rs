@@ -8,8 +8,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::groups::Groups;
 use crate::message::{BodyRef, ConsumerId, Location, Message, Seq};
+use crate::message_groups::MessageGroups;
 
 /// Where a message sits among the deliverable ones: higher priority first,
 /// then lower seq (FIFO within a priority).
@@ -44,7 +44,7 @@ pub(crate) struct Indexes {
     /// every group whose turn is free. Receive takes the highest priority,
     /// then the lowest seq.
     pub deliverable: Deliverable,
-    pub groups: Groups,
+    pub groups: MessageGroups,
     /// Delayed messages by due time.
     pub delayed: BTreeSet<(u64, Seq)>,
     /// Unacked messages by lease deadline.

@@ -27,11 +27,11 @@ pub(crate) struct GroupState {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Groups {
+pub(crate) struct MessageGroups {
     groups: BTreeMap<String, GroupState>,
 }
 
-impl Groups {
+impl MessageGroups {
     pub fn add_ready(&mut self, key: &str, seq: Seq, priority: u8) {
         self.entry(key).ready.insert(seq, priority);
     }
