@@ -80,20 +80,27 @@ pub struct QueueAnswer {
     pub reason: Option<String>,
 }
 
+/// One message's outcome in a queue, as publishers see it: its status
+/// (`stored`, `duplicate`, `rejected`, `dead_lettered`), the queues that hold
+/// it (1 or 0) and why it was rejected.
+pub fn outcome_of(result: &PublishResult) -> (&'static str, u32, Option<String>) {
+    match result {
+        PublishResult::Stored { .. } => ("stored", 1, None),
+        PublishResult::Duplicate { .. } => ("duplicate", 1, None),
+        PublishResult::Rejected { reason } => (
+            "rejected",
+            0,
+            serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string)),
+        ),
+        PublishResult::DeadLettered => ("dead_lettered", 0, None),
+    }
+}
+
 impl From<&PublishResult> for QueueAnswer {
     fn from(result: &PublishResult) -> Self {
-        let (status, queues, reason) = match result {
-            PublishResult::Stored { .. } => ("stored", 1, None),
-            PublishResult::Duplicate { .. } => ("duplicate", 1, None),
-            PublishResult::Rejected { reason } => (
-                "rejected",
-                0,
-                serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string)),
-            ),
-            PublishResult::DeadLettered => ("dead_lettered", 0, None),
-        };
+        let (status, queues, reason) = outcome_of(result);
         QueueAnswer {
             status: status.to_string(),
             queues,

@@ -126,18 +126,7 @@ pub struct PublishOutcome {
 
 impl From<&PublishResult> for PublishOutcome {
     fn from(result: &PublishResult) -> Self {
-        let (status, queues, reason) = match result {
-            PublishResult::Stored { .. } => ("stored", 1, None),
-            PublishResult::Duplicate { .. } => ("duplicate", 1, None),
-            PublishResult::Rejected { reason } => (
-                "rejected",
-                0,
-                serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string)),
-            ),
-            PublishResult::DeadLettered => ("dead_lettered", 0, None),
-        };
+        let (status, queues, reason) = crate::queue::publish::outcome_of(result);
         PublishOutcome {
             status,
             queues,
