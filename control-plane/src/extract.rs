@@ -1,9 +1,15 @@
 //! Request extractors that turn every client mistake into a problem document
 //! naming the offending field, instead of axum's plain-text rejections.
+//!
+//! They are also where path and query values are checked for a NUL byte,
+//! once for every route: Postgres refuses U+0000 in text, so such a value
+//! would otherwise reach SQL and come back as a 500. No documented name,
+//! id or cursor can contain it.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, RawPathParams, Request};
 use axum::http::request::Parts;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -137,6 +143,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
+        let nul = form_urlencoded::parse(query.as_bytes())
+            .find(|(key, value)| key.contains('\0') || value.contains('\0'));
+        if let Some((key, _)) = nul {
+            // A key with NUL cannot be a known parameter: name the query itself.
+            let field = if key.contains('\0') {
+                "query".to_string()
+            } else {
+                key.into_owned()
+            };
+            return Err(ApiError::validation(field, "charset", NUL_DETAIL));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(value) => Ok(ApiQuery(value)),
@@ -146,6 +163,66 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             }
         }
     }
+}
+
+const NUL_DETAIL: &str = "must not contain a NUL byte (U+0000)";
+
+/// Path parameters (`axum::extract::Path`), refusing a NUL byte in any of
+/// them before the handler runs. The value names something that cannot
+/// exist, so the answer is what a lookup of an absent resource gets — 404
+/// `not-found` — except for the name a `PUT` creates (the last segment),
+/// which is refused like any other bad name: 422 naming the parameter.
+/// Other rejections (a segment that is not UTF-8) stay axum's own.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        // Not UTF-8: left to `Path` below, which rejects it.
+        if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
+            let nul = params.iter().find(|(_, value)| value.contains('\0'));
+            if let Some((param, value)) = nul {
+                let template = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .map(|m| m.as_str())
+                    .unwrap_or_default();
+                return Err(unnameable(&parts.method, template, param, value).into_response());
+            }
+        }
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// The problem for path parameter `param` (of route `template`) holding a
+/// value no resource can have.
+fn unnameable(method: &Method, template: &str, param: &str, value: &str) -> ApiError {
+    let placeholder = format!("{{{param}}}");
+    let created = *method == Method::PUT && template.ends_with(&format!("/{placeholder}"));
+    if created {
+        return ApiError::validation(param, "charset", NUL_DETAIL);
+    }
+    // The collection segment before the parameter says what was looked up.
+    let collection = template
+        .split('/')
+        .take_while(|segment| *segment != placeholder)
+        .last()
+        .unwrap_or_default();
+    let kind = match collection {
+        "tenants" => "tenant",
+        "api-keys" => "api key",
+        "exchanges" => "exchange",
+        "queues" => "queue",
+        "streams" => "stream",
+        "bindings" => "binding",
+        "nodes" => "node",
+        _ => "resource",
+    };
+    ApiError::not_found(kind, value.escape_debug().to_string())
 }
 
 /// Maps serde's message to a field and a rule. serde reports an unknown or

@@ -107,7 +107,10 @@ impl ControlPlane {
 /// The real `sluice-broker` binary, registered with a control plane.
 pub struct Broker {
     pub process: ChildProcess,
+    /// The data API (no `/metrics` here).
     pub url: String,
+    /// The operator's Prometheus scrape URL (`<metrics_listen>/metrics`).
+    pub metrics_url: String,
 }
 
 impl Broker {
@@ -131,9 +134,14 @@ impl Broker {
         env: &[(&str, &str)],
     ) -> anyhow::Result<Broker> {
         let port = free_port()?;
+        let metrics_port = free_port()?;
         let mut command = Command::new(workspace_binary("sluice-broker")?);
         command
             .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "SLUICE_BROKER_METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            )
             .env("SLUICE_BROKER_CONTROL_URL", control_url)
             .env("SLUICE_BROKER_NODE_KEY", node_key)
             .env("SLUICE_BROKER_NODE_ID", node_id)
@@ -143,7 +151,12 @@ impl Broker {
             ChildProcess::spawn("sluice-broker", command, Output::LogFile(log.to_path_buf()))?;
         let url = format!("http://127.0.0.1:{port}");
         process.wait_http_ok(&format!("{url}/readyz"), Duration::from_secs(60))?;
-        Ok(Broker { process, url })
+        let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+        Ok(Broker {
+            process,
+            url,
+            metrics_url,
+        })
     }
 }
 

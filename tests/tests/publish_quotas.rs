@@ -76,7 +76,7 @@ async fn over_the_rate_is_429_with_retry_after_and_nothing_stored() -> anyhow::R
     assert_eq!(stats["ready"], 5, "{stats}");
 
     // The broker's metrics agree: five ready, five published, one refusal.
-    let metrics = reqwest::get(format!("{}/metrics", sluice.broker.url))
+    let metrics = reqwest::get(&sluice.broker.metrics_url)
         .await?
         .text()
         .await?;

@@ -100,7 +100,7 @@ async fn depth_and_conditional_deletes_follow_the_broker() -> anyhow::Result<()>
         .await?;
 
     // The broker counted the deliveries and acks.
-    let metrics = reqwest::get(format!("{}/metrics", sluice.broker.url))
+    let metrics = reqwest::get(&sluice.broker.metrics_url)
         .await?
         .text()
         .await?;

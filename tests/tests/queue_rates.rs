@@ -6,7 +6,9 @@
 //! for the tenant — while the stats on the broker and on the control plane
 //! show non-zero rates right after. Another tenant's key cannot read the
 //! stats (404). Once the queue is deleted its series are gone from
-//! `/metrics`; the tenant's counters stay.
+//! `/metrics`; the tenant's counters stay. The series are served on the
+//! operator's metrics listener only: the data port's `/metrics` is a 404
+//! problem naming no tenant.
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 use sluice_e2e::{Deployment, eventually};
 
 async fn metrics(sluice: &Deployment) -> anyhow::Result<String> {
-    Ok(reqwest::get(format!("{}/metrics", sluice.broker.url))
+    Ok(reqwest::get(&sluice.broker.metrics_url)
         .await?
         .text()
         .await?)
@@ -141,6 +143,34 @@ async fn counters_are_exact_rates_show_and_a_deleted_queue_leaves_metrics() -> a
     assert!(arrived, "dead letters did not arrive");
 
     let text = metrics(&sluice).await?;
+    // The series name the tenant and its queues, so the tenants' data port
+    // does not serve them: `/metrics` there is the unknown-route problem.
+    assert!(text.contains(r#"tenant="acme""#), "{text}");
+    let response = reqwest::get(format!("{}/metrics", sluice.broker.url)).await?;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "{content_type}"
+    );
+    let body = response.text().await?;
+    let problem: Value = serde_json::from_str(&body)?;
+    assert_eq!(problem["status"], 404, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/not-found")),
+        "{problem}"
+    );
+    assert!(
+        !body.contains("acme") && !body.contains("work"),
+        "the data port's /metrics names tenant data: {body}"
+    );
     let expected = [
         ("sluice_published_messages_total", 6),
         ("sluice_delivered_messages_total", 8),

@@ -155,8 +155,11 @@ async fn either_broker_produces_and_fetches_every_partition() -> anyhow::Result<
     // Prometheus: the coordinating broker reports every partition's lag,
     // the other broker's included; the other reports none.
     let mut reported: Vec<(String, u32, String)> = Vec::new();
-    for (url, label) in [(&sluice.broker.url, "n1"), (&second.url, "n2")] {
-        let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    for (url, label) in [
+        (&sluice.broker.metrics_url, "n1"),
+        (&second.metrics_url, "n2"),
+    ] {
+        let metrics = reqwest::get(url.as_str()).await?.text().await?;
         for line in metrics.lines() {
             if !line.starts_with("sluice_stream_group_lag{")
                 || !line.contains("group=\"audit\"")

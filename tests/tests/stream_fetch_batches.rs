@@ -201,7 +201,7 @@ async fn batches_are_the_stored_bytes_and_decode_to_the_json_records() -> anyhow
     }
 
     // Metrics: produced and fetched records per partition and format.
-    let metrics = reqwest::get(format!("{}/metrics", sluice.data.base))
+    let metrics = reqwest::get(&sluice.broker.metrics_url)
         .await?
         .text()
         .await?;
@@ -228,7 +228,7 @@ async fn batches_are_the_stored_bytes_and_decode_to_the_json_records() -> anyhow
         .await?;
     assert!(status.is_success(), "{status} {body}");
     let gone = sluice_e2e::eventually(std::time::Duration::from_secs(10), || async {
-        match reqwest::get(format!("{}/metrics", sluice.data.base)).await {
+        match reqwest::get(&sluice.broker.metrics_url).await {
             Ok(response) if response.status().is_success() => response
                 .text()
                 .await
@@ -237,7 +237,7 @@ async fn batches_are_the_stored_bytes_and_decode_to_the_json_records() -> anyhow
         }
     })
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", sluice.data.base))
+    let metrics = reqwest::get(&sluice.broker.metrics_url)
         .await?
         .text()
         .await?;

@@ -1,7 +1,7 @@
 //! `/v1/api-keys`: a tenant's admin keys create, list and revoke its keys.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 
@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::db;
 use crate::db::mutation::Mutation;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::api_key::{ApiKey, ApiKeyCreated, CreateApiKey, Scope};
 use crate::model::common::{Page, PageParams};
 use crate::state::AppState;
@@ -65,7 +65,7 @@ pub async fn list_api_keys(
 pub async fn get_api_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKey>> {
     let key = principal.require(Scope::Admin)?;
     Ok(Json(
@@ -81,7 +81,7 @@ pub async fn get_api_key(
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKey>> {
     let actor = tenant_actor(&principal, Scope::Admin)?;
     let mut m = Mutation::begin(&state.pool, &actor).await?;

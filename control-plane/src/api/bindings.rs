@@ -1,7 +1,7 @@
 //! `/v1/bindings`: route an exchange's messages to a queue or an exchange.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::db;
 use crate::db::bindings::BindingFilter;
 use crate::error::ApiResult;
-use crate::extract::{ApiQuery, StrictJson};
+use crate::extract::{ApiPath, ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::binding::{Binding, BindingSpec};
 use crate::model::common::{Deleted, Page, PageParams};
@@ -93,7 +93,7 @@ pub async fn list_bindings(
 pub async fn get_binding(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Binding>> {
     let key = principal.tenant_key()?;
     Ok(Json(
@@ -109,7 +109,7 @@ pub async fn get_binding(
 pub async fn delete_binding(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let topology_version = db::bindings::delete(&state.pool, &actor, &id).await?;

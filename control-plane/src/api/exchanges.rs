@@ -1,7 +1,7 @@
 //! `/v1/exchanges`: declare, read, list and delete exchanges.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::convergence::{declared_status, deleted_status};
@@ -9,7 +9,7 @@ use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiResult;
-use crate::extract::{ApiQuery, StrictJson};
+use crate::extract::{ApiPath, ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::common::{DeleteParams, Deleted, Page, PageParams};
 use crate::model::exchange::{self, Exchange, ExchangeSpec};
@@ -34,7 +34,7 @@ use crate::state::AppState;
 pub async fn declare_exchange(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     StrictJson(spec): StrictJson<ExchangeSpec>,
 ) -> ApiResult<(StatusCode, Json<Exchange>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
@@ -53,7 +53,7 @@ pub async fn declare_exchange(
 pub async fn get_exchange(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Exchange>> {
     let key = principal.tenant_key()?;
     Ok(Json(
@@ -88,7 +88,7 @@ pub async fn list_exchanges(
 pub async fn delete_exchange(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use crate::auth::{self, api_key};
 use crate::db;
 use crate::db::nodes::Node;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::feed::{self, FeedSnapshot};
 use crate::names;
 use crate::placement;
@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for NodeAuth {
 pub async fn register_node(
     State(state): State<AppState>,
     _node: NodeAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(request): ApiJson<RegisterNode>,
 ) -> ApiResult<Json<Node>> {
     names::resource("id", &id)?;
@@ -110,7 +110,7 @@ fn validate_heartbeat(beat: &Heartbeat) -> Result<(), ApiError> {
 pub async fn heartbeat(
     State(state): State<AppState>,
     _node: NodeAuth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> ApiResult<Json<HeartbeatAck>> {
     validate_heartbeat(&beat)?;

@@ -1,7 +1,7 @@
 //! `/v1/queues`: declare, read, list and delete queues.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::convergence::{declared_status, deleted_status};
@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::db;
 use crate::db::mutation::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiQuery, StrictJson};
+use crate::extract::{ApiPath, ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::common::{DeleteParams, Deleted, Page, PageParams};
 use crate::model::queue::{self, Queue, QueueSettings};
@@ -35,7 +35,7 @@ use crate::state::AppState;
 pub async fn declare_queue(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     StrictJson(spec): StrictJson<QueueSettings>,
 ) -> ApiResult<(StatusCode, Json<Queue>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
@@ -54,7 +54,7 @@ pub async fn declare_queue(
 pub async fn get_queue(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Queue>> {
     let key = principal.tenant_key()?;
     let mut queue = db::queues::get(&state.pool, key.tenant_id, &name).await?;
@@ -95,7 +95,7 @@ pub async fn list_queues(
 pub async fn delete_queue(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;

@@ -1,7 +1,7 @@
 //! `/v1/streams`: declare, read, list and delete streams.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::convergence::{declared_status, deleted_status};
@@ -9,7 +9,7 @@ use super::{Problems, tenant_actor};
 use crate::auth::Principal;
 use crate::db;
 use crate::error::ApiResult;
-use crate::extract::{ApiQuery, StrictJson};
+use crate::extract::{ApiPath, ApiQuery, StrictJson};
 use crate::model::api_key::Scope;
 use crate::model::common::{Deleted, Page, PageParams};
 use crate::model::stream::{Stream, StreamSettings};
@@ -34,7 +34,7 @@ use crate::state::AppState;
 pub async fn declare_stream(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     StrictJson(spec): StrictJson<StreamSettings>,
 ) -> ApiResult<(StatusCode, Json<Stream>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
@@ -52,7 +52,7 @@ pub async fn declare_stream(
 pub async fn get_stream(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Stream>> {
     let key = principal.tenant_key()?;
     Ok(Json(
@@ -83,7 +83,7 @@ pub async fn list_streams(
 pub async fn delete_stream(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<Deleted>)> {
     let actor = tenant_actor(&principal, Scope::Manage)?;
     let topology_version = db::streams::delete(&state.pool, &actor, &name).await?;

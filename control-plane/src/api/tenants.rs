@@ -2,7 +2,7 @@
 //! tenants and set their quotas; a tenant reads its own quotas.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 
@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::db;
 use crate::db::mutation::{Actor, Mutation};
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::api_key::{CreateApiKey, Scope};
 use crate::model::common::{Deleted, Page, PageParams};
 use crate::model::quota::{QuotaReport, QuotasPatch};
@@ -92,7 +92,7 @@ pub async fn list_tenants(
 pub async fn get_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<Tenant>> {
     principal.can_see_tenant(&tenant)?;
     Ok(Json(
@@ -108,7 +108,7 @@ pub async fn get_tenant(
 pub async fn delete_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<Deleted>> {
     principal.require_operator()?;
     let actor = operator_actor(&state, &principal, &tenant).await?;
@@ -137,7 +137,7 @@ pub async fn delete_tenant(
 pub async fn suspend_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<Tenant>> {
     set_status(&state, &principal, &tenant, TenantStatus::Suspended).await
 }
@@ -150,7 +150,7 @@ pub async fn suspend_tenant(
 pub async fn resume_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<Tenant>> {
     set_status(&state, &principal, &tenant, TenantStatus::Active).await
 }
@@ -187,7 +187,7 @@ async fn set_status(
 pub async fn get_quotas(
     State(state): State<AppState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<QuotaReport>> {
     principal.can_see_tenant(&tenant)?;
     let row = db::tenants::get(&state.pool, &tenant).await?;
@@ -215,7 +215,7 @@ pub async fn get_quotas(
 pub async fn update_quotas(
     State(state): State<AppState>,
     principal: Principal,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     ApiJson(patch): ApiJson<QuotasPatch>,
 ) -> ApiResult<Json<QuotaReport>> {
     principal.require_operator()?;

@@ -7,6 +7,7 @@ mod bindings;
 mod contract;
 mod exchanges;
 mod health;
+mod nul_bytes;
 mod queues;
 mod quotas;
 mod storage;

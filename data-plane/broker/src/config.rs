@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Address of the data API (loopback by default).
     pub listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` listener, for the operator's scrape
+    /// network only: the series name every tenant, queue and stream hosted here,
+    /// so they are never served on the tenants' data port. Port 0 picks any
+    /// free port (logged at start).
+    pub metrics_listen: SocketAddr,
     /// URL clients and other brokers reach this broker at (default: `http://<listen>`).
     pub advertise_url: Option<String>,
     /// Stable identity of this node; its groups are placed on it by this id.
@@ -38,6 +43,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             advertise_url: None,
             node_id: "node-1".into(),
             zone: "default".into(),
@@ -69,6 +75,9 @@ pub struct ConfigArgs {
     #[arg(long, env = "SLUICE_BROKER_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    #[arg(long, env = "SLUICE_BROKER_METRICS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     #[arg(long, env = "SLUICE_BROKER_NODE_ID")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
@@ -94,5 +103,26 @@ impl Config {
             .merge(Serialized::defaults(args))
             .extract()
             .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_listener_is_its_own_setting_and_the_flag_wins() {
+        let flag: SocketAddr = "127.0.0.1:19191".parse().expect("an address");
+        let args = ConfigArgs {
+            metrics_listen: Some(flag),
+            ..ConfigArgs::default()
+        };
+        let config = Config::load(&args).expect("the defaults and a flag load");
+        assert_eq!(config.metrics_listen, flag);
+        assert_ne!(
+            Config::default().metrics_listen,
+            Config::default().listen,
+            "metrics must not share the data port"
+        );
     }
 }

@@ -39,20 +39,34 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::node::Node;
 
-/// Runs the broker until `shutdown` is cancelled: the node's tasks and the
-/// HTTP front end on `listener`.
+/// Runs the broker until `shutdown` is cancelled: the node's tasks, the
+/// HTTP front end on `listener` and the operator's `/metrics` on
+/// `metrics_listener`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    metrics_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Installed before anything is counted: counts made before are lost.
     metrics::handle();
     let (node, tasks) = Node::start(&config, shutdown.clone())?;
-    let served = frontend::http::serve(listener, node, shutdown.clone()).await;
-    shutdown.cancel();
+    // Whichever listener ends first (shutdown or a failure) ends the other:
+    // a broker without its data port, or unseen by its scraper, should stop.
+    let data = async {
+        let served = frontend::http::serve(listener, node.clone(), shutdown.clone()).await;
+        shutdown.cancel();
+        served
+    };
+    let scrape = async {
+        let served =
+            frontend::http::scrape::serve(metrics_listener, node.clone(), shutdown.clone()).await;
+        shutdown.cancel();
+        served
+    };
+    let (data, scrape) = tokio::join!(data, scrape);
     for task in tasks {
         let _ = task.await;
     }
-    served
+    data.and(scrape)
 }

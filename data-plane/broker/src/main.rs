@@ -34,13 +34,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), node = %config.node_id, "sluice-broker listening");
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics_listen {}", config.metrics_listen))?;
+    // Logged with the bound port, so `metrics_listen` with port 0 can be found.
+    tracing::info!(url = %format!("http://{}/metrics", metrics_listener.local_addr()?), "metrics listening");
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         signal.cancel();
     });
-    sluice_broker::run(config, listener, shutdown).await?;
+    sluice_broker::run(config, listener, metrics_listener, shutdown).await?;
     tracing::info!("sluice-broker stopped");
     Ok(())
 }

@@ -44,6 +44,9 @@ struct DevInfo<'a> {
     /// The first broker (any broker serves any queue).
     broker_url: &'a str,
     broker_urls: &'a [String],
+    /// Each broker's Prometheus `/metrics`, in the order of `broker_urls`: a
+    /// listener of its own, since the series name every tenant.
+    metrics_urls: &'a [String],
     operator_key: &'a str,
     database_url: &'a str,
     state_dir: &'a Path,
@@ -95,6 +98,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     supervisor.add(control);
 
     let mut broker_urls = Vec::new();
+    let mut metrics_urls = Vec::new();
     for n in 1..=args.brokers {
         let port = match (n, args.broker_port) {
             (1, Some(port)) => port,
@@ -107,10 +111,16 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         } else {
             format!("broker-{n}")
         };
-        eprintln!("starting sluice-broker dev-{n} on {url}");
+        let metrics_port = sluice_devkit::free_port()?;
+        let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+        eprintln!("starting sluice-broker dev-{n} on {url} (metrics {metrics_url})");
         let mut command = Command::new(&broker_bin);
         command
             .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "SLUICE_BROKER_METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            )
             .env("SLUICE_BROKER_CONTROL_URL", &control_url)
             .env("SLUICE_BROKER_NODE_KEY", &node_key)
             .env("SLUICE_BROKER_NODE_ID", format!("dev-{n}"))
@@ -125,6 +135,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         supervisor.add(broker);
         broker_urls.push(url);
+        metrics_urls.push(metrics_url);
     }
     let broker_url = broker_urls.first().cloned().unwrap_or_default();
 
@@ -133,6 +144,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         control_url: &control_url,
         broker_url: &broker_url,
         broker_urls: &broker_urls,
+        metrics_urls: &metrics_urls,
         operator_key: &operator_key,
         database_url: &database_url,
         state_dir: &state_dir,
@@ -188,6 +200,7 @@ fn print_banner(info: &DevInfo<'_>, logs: &Path, dev_json: &Path) {
     println!("Sluice is running (state in {})", info.state_dir.display());
     println!("  control plane  {}", info.control_url);
     println!("  brokers        {}", info.broker_urls.join(" "));
+    println!("  metrics        {}", info.metrics_urls.join(" "));
     println!("  operator key   {}", info.operator_key);
     println!("  database       {}", info.database_url);
     println!("  logs           {}", logs.display());

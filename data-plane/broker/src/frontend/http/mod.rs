@@ -1,6 +1,7 @@
 //! The broker's HTTP front end: the data API of `openapi/data-plane.json`,
-//! `/internal/v1` for the control plane and other brokers, health and
-//! metrics. Handlers are thin: they authenticate with [`CallerAuth`],
+//! `/internal/v1` for the control plane and other brokers, and health.
+//! Prometheus metrics are not here but on the operator's own listener
+//! ([`scrape`]): they name every tenant hosted on the broker. Handlers are thin: they authenticate with [`CallerAuth`],
 //! parse the wire shapes ([`messages`], [`json`], [`query`]), call the
 //! node's rooms and render their answers; [`problem`] is the one place an
 //! error becomes an HTTP status and problem document, [`proxy`] relays a
@@ -16,6 +17,7 @@
 //! - [`consumer_groups`]: consumer groups (join, heartbeat, leave, commit, seek, lag, delete).
 //! - [`internal`]: `/internal/v1`, authenticated with the node key.
 //! - [`json`], [`query`]: extractors whose errors name the field.
+//! - [`scrape`]: the separate `/metrics` listener (`metrics_listen`).
 
 pub mod consume;
 pub mod consumer_groups;
@@ -32,6 +34,7 @@ pub mod publish;
 pub mod query;
 pub mod queues;
 pub mod redrive;
+pub mod scrape;
 pub mod streams;
 
 use axum::extract::DefaultBodyLimit;
@@ -72,7 +75,6 @@ pub fn router(state: Node) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/whoami", get(whoami))
         .route(
@@ -182,11 +184,6 @@ async fn readyz(State(state): State<Node>) -> BrokerResult<(StatusCode, String)>
             state.topology.current().version
         ),
     ))
-}
-
-/// `GET /metrics`
-async fn metrics(State(state): State<Node>) -> String {
-    crate::metrics::render(&state).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
