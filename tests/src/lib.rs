@@ -181,6 +181,15 @@ where
     }
 }
 
+/// The integer at `field` of `value`; panics, naming the field and showing
+/// the document, when it is missing or not an integer. Comparing
+/// `Option`s instead would let a missing field pass (`None < Some(_)`).
+pub fn int_field(value: &Value, field: &str) -> i64 {
+    value[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("`{field}` is missing or not an integer in {value}"))
+}
+
 pub fn random_operator_key() -> String {
     let secret: String = rand::rng()
         .sample_iter(&Alphanumeric)

@@ -9,7 +9,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sluice_e2e::{
-    Api, Broker, ControlPlane, Postgres, PushConsumer, SseEvent, eventually, random_operator_key,
+    Api, Broker, ControlPlane, Postgres, PushConsumer, SseEvent, eventually, int_field,
+    random_operator_key,
 };
 
 const NODE_KEY: &str = "e2e-node-key";
@@ -92,7 +93,7 @@ async fn broker_follows_the_feed_and_authenticates_offline() -> anyhow::Result<(
         .await?;
     assert_eq!(progress["live_nodes"], 1);
     assert!(
-        progress["applied_version"].as_i64() >= queue["topology_version"].as_i64(),
+        int_field(&progress, "applied_version") >= int_field(&queue, "topology_version"),
         "{progress}"
     );
 

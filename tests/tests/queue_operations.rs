@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sluice_e2e::Deployment;
+use sluice_e2e::{Deployment, int_field};
 
 /// Receives until a message arrives or `timeout` passes.
 async fn first_message(
@@ -116,7 +116,7 @@ async fn delay_expiration_requeue_after_extend_peek_and_purge() -> anyhow::Resul
     )
     .await?;
     assert!(
-        extended["lease_deadline_ms"].as_u64() > leased["lease_deadline_ms"].as_u64(),
+        int_field(&extended, "lease_deadline_ms") > int_field(&leased, "lease_deadline_ms"),
         "{extended} vs {leased}"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sluice_e2e::{Api, ControlPlane, Postgres, random_operator_key};
+use sluice_e2e::{Api, ControlPlane, Postgres, int_field, random_operator_key};
 
 const NODE_KEY: &str = "node-key-for-tests";
 
@@ -136,7 +136,7 @@ async fn brokers_register_follow_the_feed_and_gate_declares() -> anyhow::Result<
         .call(Method::GET, "/v1/topology/status", Some(&admin), None)
         .await?;
     assert!(
-        progress["applied_version"].as_i64() < pending["topology_version"].as_i64(),
+        int_field(&progress, "applied_version") < int_field(&pending, "topology_version"),
         "{progress}"
     );
 
@@ -156,7 +156,7 @@ async fn brokers_register_follow_the_feed_and_gate_declares() -> anyhow::Result<
         .call(Method::GET, "/v1/topology/status", Some(&admin), None)
         .await?;
     assert!(
-        progress["applied_version"].as_i64() >= created["topology_version"].as_i64(),
+        int_field(&progress, "applied_version") >= int_field(&created, "topology_version"),
         "{progress}"
     );
 
