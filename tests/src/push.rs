@@ -86,6 +86,30 @@ impl PushConsumer {
         }
     }
 
+    /// Reads until the broker ends the stream, within `timeout`, and returns
+    /// the events read on the way. Fails when `timeout` passes with the
+    /// stream still open (unlike [`PushConsumer::next_event`], whose `None`
+    /// cannot tell an end from a timeout) or when the stream breaks.
+    pub async fn until_end(&mut self, timeout: Duration) -> anyhow::Result<Vec<SseEvent>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next_event()).await {
+                Err(_) => bail!("the stream is still open after {timeout:?}; read {seen:?}"),
+                Ok(None) => return Ok(seen),
+                Ok(Some(event)) => {
+                    let event = event.context("the stream broke instead of ending")?;
+                    if !event.data.is_empty() {
+                        seen.push(SseEvent {
+                            event: event.event,
+                            data: event.data,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether no message arrives within `period` (a full window stays
     /// full, a waiting consumer waits).
     pub async fn stays_quiet(&mut self, period: Duration) -> anyhow::Result<bool> {

@@ -139,12 +139,12 @@ async fn push_consumers_share_work_fairly_and_survive_a_crash() -> anyhow::Resul
         )
         .await?;
     assert!(status.is_success(), "{status} {body}");
-    let ended = tokio::time::timeout(WAIT, async {
-        while survivor.next_event(WAIT).await?.is_some() {}
-        anyhow::Ok(())
-    })
-    .await;
-    assert!(matches!(ended, Ok(Ok(()))), "the stream ends: {ended:?}");
+    // `until_end` fails when the stream is still open after the wait.
+    let last = survivor.until_end(WAIT).await?;
+    assert!(
+        last.iter().all(|event| event.event != "message"),
+        "no message after the delete: {last:?}"
+    );
     Ok(())
 }
 
@@ -277,7 +277,17 @@ async fn one_ack_at_a_time_gets_every_message_in_order_within_the_window() -> an
             .unwrap_or_else(|| panic!("message {} never came", bodies.len()));
         bodies.push(message["body"].as_str().unwrap_or_default().to_string());
         held.push_back(message);
-        assert!(held.len() <= 3, "more than the prefetch unacked");
+        // The broker's own count of this consumer's window: what we hold
+        // unacked, plus any pushed but not read yet, never past the prefetch.
+        let stats = sluice.stats(&app, "ordered").await?;
+        let window = stats["consumers"][consumer.id.as_str()]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no window for {} in {stats}", consumer.id));
+        assert!(
+            (held.len() as u64..=3).contains(&window),
+            "holding {}, the broker counts {window} unacked (prefetch 3): {stats}",
+            held.len()
+        );
         if held.len() == 3 && bodies.len() % 10 == 0 {
             // A full window stays full until the next ack.
             assert!(
