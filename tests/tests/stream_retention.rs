@@ -11,12 +11,20 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sluice_e2e::{Api, Deployment};
+use sluice_e2e::{Api, Deployment, int_field};
 
 /// One record's value: under the free plan's 256 KiB message limit.
 const VALUE_BYTES: usize = 200 * 1024;
 /// Enough 200 KiB records to outgrow a 1 MiB budget.
 const RECORDS: usize = 8;
+
+/// The byte budget of the first test.
+const BUDGET: usize = 1_048_576;
+/// Retention keeps the newest whole batches (one record each here) whose
+/// stored bytes fit the budget: five 200 KiB batches (1,024,000 bytes plus
+/// their framing, well under the 24,576 bytes left) fit, six do not. So the
+/// three oldest records go and the earliest offset becomes exactly 3.
+const EXPECTED_EARLIEST: u64 = (RECORDS - BUDGET / VALUE_BYTES) as u64;
 
 /// Small segments, so retention has whole segments to delete.
 const BROKER_ENV: [(&str, &str); 1] = [("SLUICE_BROKER_STREAM_SEGMENT_BYTES", "65536")];
@@ -91,7 +99,7 @@ async fn retention_bytes_moves_the_earliest_offset_and_deletes_segments() -> any
         .declare(
             &sluice.admin,
             "/v1/streams/logs",
-            json!({"partitions": 1, "retention_bytes": 1_048_576}),
+            json!({"partitions": 1, "retention_bytes": BUDGET}),
         )
         .await?;
 
@@ -111,25 +119,41 @@ async fn retention_bytes_moves_the_earliest_offset_and_deletes_segments() -> any
     let produced_bytes = segment_bytes(&broker_dir)?;
     assert!(produced_bytes >= (RECORDS * VALUE_BYTES) as u64);
 
-    // Wait until a fetch at 0 falls below the earliest offset.
-    let problem = below_earliest(data, &app, Duration::from_secs(30)).await?;
-    let earliest = problem["earliest_offset"].as_u64().unwrap_or(0);
-    assert!(earliest > 0, "{problem}");
-    assert!(earliest < RECORDS as u64, "everything went: {problem}");
+    // Wait until a fetch at 0 falls below the earliest offset, and until
+    // retention reached its point (a timer round may have run while the
+    // records were still coming); it never goes past it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let problem = loop {
+        let problem = below_earliest(data, &app, Duration::from_secs(30)).await?;
+        let earliest = int_field(&problem, "earliest_offset") as u64;
+        assert!(
+            earliest <= EXPECTED_EARLIEST,
+            "retention removed records that fit the budget: {problem}"
+        );
+        if earliest == EXPECTED_EARLIEST {
+            break problem;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "earliest offset stuck below {EXPECTED_EARLIEST}: {problem}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(problem["high_watermark"], RECORDS as u64, "{problem}");
+    let earliest = EXPECTED_EARLIEST;
 
     // Fetching from `earliest` reads the kept records, oldest first.
     let (status, fetched) = fetch(data, &app, "offset=earliest&max_records=1").await?;
     assert_eq!(status, StatusCode::OK, "{fetched}");
-    let kept = fetched["earliest_offset"].as_u64().unwrap_or(0);
-    assert!(kept >= earliest, "{fetched}");
+    let kept = int_field(&fetched, "earliest_offset") as u64;
+    assert_eq!(kept, earliest, "{fetched}");
     let first = &fetched["records"][0];
     assert_eq!(first["offset"].as_u64(), Some(kept), "{fetched}");
     let value = first["value"].as_str().unwrap_or_default();
     assert_eq!(value, format!("{kept}").repeat(VALUE_BYTES));
 
     // The segments of the removed records are deleted; the budget's worth stays.
-    segments_shrink_to(&broker_dir, 1_048_576 + VALUE_BYTES as u64 + 4096).await?;
+    segments_shrink_to(&broker_dir, BUDGET as u64 + VALUE_BYTES as u64 + 4096).await?;
     let (status, kept_after) = fetch(data, &app, "offset=earliest&max_records=100").await?;
     assert_eq!(status, StatusCode::OK, "{kept_after}");
     assert_eq!(
@@ -140,6 +164,10 @@ async fn retention_bytes_moves_the_earliest_offset_and_deletes_segments() -> any
     Ok(())
 }
 
+/// The time window of the second test: long enough to read the records
+/// after a timer round (every 2 s) but before they are due.
+const RETENTION: Duration = Duration::from_millis(5_000);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_ms_removes_records_older_than_the_window() -> anyhow::Result<()> {
     let sluice = Deployment::start_with_broker_env(&BROKER_ENV).await?;
@@ -149,9 +177,11 @@ async fn retention_ms_removes_records_older_than_the_window() -> anyhow::Result<
         .declare(
             &sluice.admin,
             "/v1/streams/logs",
-            json!({"partitions": 1, "retention_ms": 3_000}),
+            json!({"partitions": 1, "retention_ms": RETENTION.as_millis() as u64}),
         )
         .await?;
+    // No record is older than this instant (the broker stamps them later).
+    let first_produced = tokio::time::Instant::now();
     for n in 0..5 {
         let value = format!("{n}").repeat(40 * 1024);
         let (status, produced) = data
@@ -172,6 +202,18 @@ async fn retention_ms_removes_records_older_than_the_window() -> anyhow::Result<
         Some(5),
         "{fresh}"
     );
+
+    // ...and still there after a timer round (every 2 s) ran while none was
+    // due yet: retention does not take records before their time.
+    tokio::time::sleep_until(first_produced + Duration::from_millis(3_000)).await;
+    let (status, kept) = fetch(data, &app, "offset=0&max_records=5").await?;
+    let read_at = first_produced.elapsed();
+    anyhow::ensure!(
+        read_at < RETENTION,
+        "the check came too late ({read_at:?}) to tell anything"
+    );
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(kept["records"].as_array().map(Vec::len), Some(5), "{kept}");
 
     // ...and gone once older than the window: every one of them.
     let problem = below_earliest(data, &app, Duration::from_secs(30)).await?;
