@@ -172,7 +172,8 @@ const NUL_DETAIL: &str = "must not contain a NUL byte (U+0000)";
 /// exist, so the answer is what a lookup of an absent resource gets — 404
 /// `not-found` — except for the name a `PUT` creates (the last segment),
 /// which is refused like any other bad name: 422 naming the parameter.
-/// Other rejections (a segment that is not UTF-8) stay axum's own.
+/// Other rejections (a segment that is not UTF-8) are axum's own, made
+/// problems by `error::framework_errors_as_problems`.
 pub struct ApiPath<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {

@@ -78,6 +78,9 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found("route", uri.path()) })
+        .layer(axum::middleware::map_response(
+            error::framework_errors_as_problems,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())

@@ -6,6 +6,7 @@ mod audit;
 mod bindings;
 mod contract;
 mod exchanges;
+mod framework_errors;
 mod health;
 mod nul_bytes;
 mod queues;

@@ -150,8 +150,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         state_dir: &state_dir,
     };
     let json = serde_json::to_string_pretty(&info)?;
-    fs::write(&dev_json, format!("{json}\n"))
-        .with_context(|| format!("writing {}", dev_json.display()))?;
+    // It holds the operator key: owner-only, like the key files.
+    secret_file::write_private(&dev_json, &format!("{json}\n"))?;
     print_banner(&info, &logs, &dev_json);
 
     let outcome = supervisor.watch(&shutdown);

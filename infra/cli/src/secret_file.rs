@@ -4,7 +4,7 @@
 use std::{
     fs,
     io::{ErrorKind, Write},
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::Path,
 };
 
@@ -47,6 +47,23 @@ pub fn load_or_create(path: &Path, prefix: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Writes `contents` to `path` readable by its owner only (mode 600), like the
+/// keys: for files that hold a key among other things (`dev.json`). A file left
+/// from an earlier run is truncated and its mode tightened too.
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn generate(prefix: &str) -> String {
     let secret: String = rand::rng()
         .sample_iter(Alphanumeric)
@@ -64,6 +81,21 @@ fn is_valid(key: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_are_owner_only_even_when_they_existed() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("dev.json");
+        fs::write(&path, "old, world-readable and longer")?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+        write_private(&path, "{}\n")?;
+        assert_eq!(fs::read_to_string(&path)?, "{}\n");
+        assert_eq!(fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        fs::remove_file(&path)?;
+        write_private(&path, "new")?;
+        assert_eq!(fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        Ok(())
+    }
 
     #[test]
     fn generated_once_then_reused() -> anyhow::Result<()> {

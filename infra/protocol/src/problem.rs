@@ -16,6 +16,7 @@ pub mod slug {
     pub const VALIDATION: &str = "validation";
     pub const MALFORMED_JSON: &str = "malformed-json";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
+    pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
     pub const PAYLOAD_TOO_LARGE: &str = "payload-too-large";
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const FORBIDDEN: &str = "forbidden";
@@ -82,9 +83,90 @@ impl Problem {
     }
 }
 
+/// The problem for an error answer the HTTP framework wrote itself rather
+/// than one of our handlers (axum's 405 for a method a route does not have,
+/// its 400 for a path parameter that is not UTF-8 or does not parse): its
+/// type by status from the [`slug`] table (`about:blank` where none fits,
+/// as RFC 7807 allows), `reason` as title, `text` (the framework's message)
+/// as detail, and the parameter that message names, if it names one
+/// (``Invalid URL: Invalid UTF-8 in `queue` ``), as `field`.
+pub fn framework_problem(status: u16, reason: &str, text: &str) -> Problem {
+    let kind = match status {
+        400 | 422 => Some(slug::VALIDATION),
+        404 => Some(slug::NOT_FOUND),
+        405 => Some(slug::METHOD_NOT_ALLOWED),
+        413 => Some(slug::PAYLOAD_TOO_LARGE),
+        415 => Some(slug::UNSUPPORTED_MEDIA_TYPE),
+        429 => Some(slug::RATE_LIMITED),
+        503 => Some(slug::UNAVAILABLE),
+        500..=599 => Some(slug::INTERNAL),
+        _ => None,
+    };
+    let (field, rule) = if kind == Some(slug::VALIDATION) {
+        // axum names the key only in these two shapes (a tuple's "value at
+        // index 0" has no name to give).
+        let field = ["UTF-8 in `", "Cannot parse `"].iter().find_map(|shape| {
+            let (_, rest) = text.split_once(shape)?;
+            let (name, after) = rest.split_once('`')?;
+            (shape.starts_with("UTF") || after.starts_with(" with value"))
+                .then_some(name)
+                .filter(|name| !name.is_empty())
+        });
+        let rule = if text.contains("UTF-8") {
+            "utf-8"
+        } else {
+            "format"
+        };
+        (field.map(str::to_string), Some(rule.to_string()))
+    } else {
+        (None, None)
+    };
+    Problem {
+        problem_type: kind.map_or_else(
+            || "about:blank".to_string(),
+            |s| format!("{PROBLEM_BASE}{s}"),
+        ),
+        title: reason.to_string(),
+        status,
+        detail: if text.is_empty() {
+            reason.to_string()
+        } else {
+            text.to_string()
+        },
+        field,
+        rule,
+        extensions: serde_json::Map::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn framework_answers_get_a_type_and_the_parameter_they_name() {
+        let bad_path =
+            framework_problem(400, "Bad Request", "Invalid URL: Invalid UTF-8 in `queue`");
+        assert!(bad_path.is(slug::VALIDATION));
+        assert_eq!(bad_path.field.as_deref(), Some("queue"));
+        assert_eq!(bad_path.rule.as_deref(), Some("utf-8"));
+        let keyed = "Invalid URL: Cannot parse `tenant_id` with value `x` to a `i64`";
+        let keyed = framework_problem(400, "Bad Request", keyed);
+        assert_eq!(keyed.field.as_deref(), Some("tenant_id"));
+        assert_eq!(keyed.rule.as_deref(), Some("format"));
+        let by_index = "Invalid URL: Cannot parse value at index 0 with value `x` to a `i64`";
+        assert_eq!(framework_problem(400, "Bad Request", by_index).field, None);
+        let unnamed = "Invalid URL: Cannot parse `x` to a `i64`";
+        assert_eq!(framework_problem(400, "Bad Request", unnamed).field, None);
+        let method = framework_problem(405, "Method Not Allowed", "");
+        assert!(method.is(slug::METHOD_NOT_ALLOWED));
+        assert_eq!(method.detail, "Method Not Allowed");
+        assert_eq!(method.field, None);
+        assert_eq!(
+            framework_problem(408, "Request Timeout", "").problem_type,
+            "about:blank"
+        );
+    }
 
     #[test]
     fn extension_members_survive_a_round_trip() {

@@ -155,6 +155,9 @@ pub fn router(state: Node) -> Router {
             state.clone(),
             proxy::streams,
         ))
+        .layer(axum::middleware::map_response(
+            problem::framework_errors_as_problems,
+        ))
         .with_state(state)
 }
 

@@ -4,10 +4,11 @@
 //! and the problem document (`application/problem+json`) it renders as.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sluice_protocol::problem::PROBLEM_BASE;
+use sluice_protocol::problem::{PROBLEM_BASE, framework_problem};
 use utoipa::IntoResponses;
 
 use crate::error::BrokerError;
@@ -208,6 +209,44 @@ impl IntoResponse for BrokerError {
     }
 }
 
+/// Turns an error answer the framework wrote itself — axum's 405 for a
+/// method a route does not have (empty body), its 400 for a path parameter
+/// that is not UTF-8 or does not parse (text/plain) — into a problem
+/// document, keeping its status and headers (`Allow`). Answers that are
+/// already problems (every [`BrokerError`]) pass untouched. The one layer
+/// that makes every error of the HTTP front end RFC 7807.
+pub async fn framework_errors_as_problems(method: Method, response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The framework's messages are a line; anything longer is not its.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    // axum adds `Allow` to its 405 after route layers like this one ran.
+    let text = if status == StatusCode::METHOD_NOT_ALLOWED && text.is_empty() {
+        format!("`{method}` is not allowed on this route; `Allow` lists the methods that are")
+    } else {
+        text
+    };
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let problem = framework_problem(status.as_u16(), reason, &text);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
 /// The error responses every data endpoint can give.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -259,6 +298,101 @@ mod tests {
             response.headers()[header::CONTENT_TYPE],
             "application/problem+json"
         );
+    }
+
+    /// Routes shaped like the data API's (a `GET`-only route, a path
+    /// parameter read with axum's `Path`) behind the layer `router` uses.
+    fn framework_router() -> axum::Router {
+        use axum::routing::get;
+        axum::Router::new()
+            .route("/v1/whoami", get(|| async { "me" }))
+            .route(
+                "/v1/queues/{queue}/stats",
+                get(|axum::extract::Path(queue): axum::extract::Path<String>| async move { queue }),
+            )
+            .route(
+                "/internal/v1/tenants/{tenant_id}/queues/{queue}/republish",
+                get(
+                    |axum::extract::Path((tenant, _)): axum::extract::Path<(i64, String)>| async move {
+                        tenant.to_string()
+                    },
+                ),
+            )
+            .layer(axum::middleware::map_response(framework_errors_as_problems))
+    }
+
+    async fn answer(method: Method, uri: &str) -> (Response, serde_json::Value) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("request");
+        let response = framework_router()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.expect("body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (Response::from_parts(parts, Body::empty()), json)
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_is_a_problem_that_keeps_allow() {
+        let (response, problem) = answer(Method::DELETE, "/v1/whoami").await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert!(
+            response.headers()[header::ALLOW]
+                .to_str()
+                .expect("allow")
+                .contains("GET")
+        );
+        assert_eq!(
+            problem["type"],
+            "https://sluice.dev/problems/method-not-allowed"
+        );
+        assert_eq!(problem["status"], 405);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("DELETE"),
+            "{problem}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_path_parameter_that_is_not_utf8_is_a_validation_problem_naming_it() {
+        let (response, problem) = answer(Method::GET, "/v1/queues/%FF/stats").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(problem["type"], "https://sluice.dev/problems/validation");
+        assert_eq!(problem["status"], 400);
+        assert_eq!(problem["field"], "queue", "{problem}");
+        assert_eq!(problem["rule"], "utf-8");
+
+        let (response, problem) =
+            answer(Method::GET, "/internal/v1/tenants/x/queues/q/republish").await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(problem["type"], "https://sluice.dev/problems/validation");
+        // A tuple of parameters is parsed by index: axum does not name it.
+        assert_eq!(problem.get("field"), None, "{problem}");
+        assert_eq!(problem["rule"], "format");
+    }
+
+    #[tokio::test]
+    async fn our_own_problems_and_successes_pass_untouched() {
+        let (response, body) = answer(Method::GET, "/v1/whoami").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body, serde_json::Value::Null, "not JSON: the plain `me`");
     }
 
     #[test]
