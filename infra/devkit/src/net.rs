@@ -2,8 +2,10 @@
 //! probes (a std `TcpStream` is all a `GET /readyz` needs; no HTTP client dependency).
 
 use std::{
+    collections::BTreeSet,
     io::{Read, Write},
     net::{TcpListener, TcpStream, ToSocketAddrs},
+    sync::Mutex,
     thread,
     time::{Duration, Instant},
 };
@@ -14,13 +16,26 @@ use crate::{
 };
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for us).
+///
+/// The port is released before the caller's child process binds it, and the
+/// OS may hand a just-released port to the next `bind(0)`: tests of one
+/// binary run in parallel and each deployment asks for several ports, so
+/// two of them could be given the same one. A port is therefore never
+/// handed out twice by one process.
 pub fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind(("127.0.0.1", 0)).io_context(|| "binding 127.0.0.1:0".into())?;
-    let addr = listener
-        .local_addr()
-        .io_context(|| "reading the address of a bound socket".into())?;
-    Ok(addr.port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0)).io_context(|| "binding 127.0.0.1:0".into())?;
+        let port = listener
+            .local_addr()
+            .io_context(|| "reading the address of a bound socket".into())?
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// The HTTP status code of `GET url` (plain `http://` only).
@@ -107,5 +122,16 @@ pub(crate) fn wait_http_ok_while(
             });
         }
         thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_never_handed_out_twice() {
+        let ports: BTreeSet<u16> = (0..200).map(|_| free_port().expect("port")).collect();
+        assert_eq!(ports.len(), 200);
     }
 }
