@@ -121,7 +121,8 @@ impl ChildProcess {
             Some(status) => Err(DevkitError::ChildExited {
                 name: self.name.clone(),
                 status,
-                log_tail: self.log_tail(40),
+                // A crash's backtrace would fill the tail and hide the error above it.
+                log_tail: without_backtrace_frames(&self.log_tail(400), 40),
             }),
         }
     }
@@ -208,4 +209,31 @@ pub(crate) fn open_log(path: &Path) -> Result<fs::File> {
 pub(crate) fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout).unwrap_or(now)
+}
+/// The last `max_lines` lines of `tail` that are not frames of a Rust
+/// backtrace (`  12: path::to::fn` and `at src/file.rs:1:2` lines).
+fn without_backtrace_frames(tail: &str, max_lines: usize) -> String {
+    let is_frame = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with("at ")
+            || line
+                .split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let kept: Vec<&str> = tail.lines().filter(|l| !is_frame(l)).collect();
+    kept[kept.len().saturating_sub(max_lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::without_backtrace_frames;
+
+    #[test]
+    fn a_backtrace_does_not_hide_the_error_above_it() {
+        let tail = "Error: binding 127.0.0.1:4000: address in use\n\nStack backtrace:\n   0: anyhow::error::new\n             at src/error.rs:1:2\n  11: tokio::block_on\n             at src/rt.rs:89:9";
+        assert_eq!(
+            without_backtrace_frames(tail, 3),
+            "Error: binding 127.0.0.1:4000: address in use\n\nStack backtrace:"
+        );
+    }
 }
