@@ -139,6 +139,54 @@ pub fn framework_problem(status: u16, reason: &str, text: &str) -> Problem {
     }
 }
 
+/// The HTTP servers' side of problem documents (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod server {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Method, StatusCode, header};
+    use axum::response::Response;
+
+    use super::framework_problem;
+
+    /// Turns an error answer the framework wrote itself — axum's 405 for a
+    /// method a route does not have (empty body), its 400 for a path parameter
+    /// that is not UTF-8 or does not parse (text/plain) — into a problem
+    /// document, keeping its status and headers (`Allow`). Answers that are
+    /// already problems (every error of either plane's table) pass untouched.
+    /// The one layer, on both planes, that makes every error RFC 7807.
+    pub async fn framework_errors_as_problems(method: Method, response: Response) -> Response {
+        let status = response.status();
+        let is_problem = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
+        if is_problem || !(status.is_client_error() || status.is_server_error()) {
+            return response;
+        }
+        let (mut parts, body) = response.into_parts();
+        // The framework's messages are a line; anything longer is not its.
+        let text = axum::body::to_bytes(body, 4096)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+            .unwrap_or_default();
+        // axum adds `Allow` to its 405 after route layers like this one ran.
+        let text = if status == StatusCode::METHOD_NOT_ALLOWED && text.is_empty() {
+            format!("`{method}` is not allowed on this route; `Allow` lists the methods that are")
+        } else {
+            text
+        };
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let problem = framework_problem(status.as_u16(), reason, &text);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from(body))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
