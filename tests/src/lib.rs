@@ -3,6 +3,7 @@
 //! private Postgres, and talk to them over HTTP with the typed client
 //! (`sluice-client`); [`Api::call`] still sends whatever JSON a test builds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -157,6 +158,38 @@ impl Broker {
             url,
             metrics_url,
         })
+    }
+
+    /// The broker's Prometheus text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(reqwest::get(&self.metrics_url)
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
+    }
+
+    /// Per queue hosted here (awake or asleep), the value of the per-queue
+    /// gauge `series` (e.g. `sluice_queue_awake`), read from `/metrics`.
+    pub async fn queue_series(&self, series: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+        let text = self.metrics().await?;
+        let mut values = BTreeMap::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(series).and_then(|r| r.strip_prefix('{')) else {
+                continue;
+            };
+            let Some((labels, value)) = rest.rsplit_once("} ") else {
+                continue;
+            };
+            let queue = labels
+                .split(',')
+                .find_map(|label| label.strip_prefix("queue=\""))
+                .and_then(|q| q.strip_suffix('"'));
+            if let (Some(queue), Ok(value)) = (queue, value.trim().parse::<u64>()) {
+                values.insert(queue.to_string(), value);
+            }
+        }
+        Ok(values)
     }
 }
 
@@ -463,12 +496,18 @@ impl Deployment {
 
     /// Starts the broker again on the same data directory (after it stopped or was killed).
     pub fn restart_broker(&mut self) -> anyhow::Result<()> {
-        self.broker = Broker::start(
+        self.restart_broker_with(&[])
+    }
+
+    /// [`Deployment::restart_broker`] with extra `SLUICE_BROKER_*` settings.
+    pub fn restart_broker_with(&mut self, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.broker = Broker::start_with(
             &self.control.url,
             NODE_KEY,
             "n1",
             &self.dir.path().join("broker"),
             &self.dir.path().join("broker-restarted.log"),
+            env,
         )?;
         self.data = Api::new(&self.broker.url);
         Ok(())

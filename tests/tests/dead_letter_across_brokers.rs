@@ -8,10 +8,15 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sluice_e2e::{Api, Deployment, eventually};
+use sluice_e2e::{Api, Broker, Deployment, eventually};
 
-fn hosts(sluice: &Deployment, broker_dir: &str) -> anyhow::Result<usize> {
-    Ok(std::fs::read_dir(sluice.dir.path().join(broker_dir).join("groups"))?.count())
+/// The queues `broker` hosts (awake or asleep: a queue is opened on first use).
+async fn hosts(broker: &Broker) -> anyhow::Result<Vec<String>> {
+    Ok(broker
+        .queue_series("sluice_queue_awake")
+        .await?
+        .into_keys()
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,8 +41,8 @@ async fn a_dead_letter_and_its_redrive_cross_to_the_other_broker() -> anyhow::Re
         .await?;
     sluice.bind("dlx", "orders-dlq", "").await?;
     assert_eq!(
-        (hosts(&sluice, "broker")?, hosts(&sluice, "broker-n2")?),
-        (1, 1)
+        (hosts(&sluice.broker).await?, hosts(&second).await?),
+        (vec!["orders-dlq".to_string()], vec!["orders".to_string()])
     );
     let app = sluice.key(admin, &["publish", "consume"]).await?;
 

@@ -37,6 +37,12 @@ pub struct Config {
     /// Size at which a stream partition's log rolls to a new segment
     /// (Kafka's `log.segment.bytes`): retention frees whole segments.
     pub stream_segment_bytes: u64,
+    /// A queue or partition nobody used for this long sleeps: closed, no
+    /// task, timer or open file, woken by its next request or timer.
+    pub hibernate_after_ms: u64,
+    /// Awake groups beyond this (per kind: queues, partitions) sleep early,
+    /// least recently used first: what bounds open files and memory.
+    pub max_awake_groups: usize,
 }
 
 impl Default for Config {
@@ -53,11 +59,21 @@ impl Default for Config {
             heartbeat_ms: 2_000,
             log_format: "text".into(),
             stream_segment_bytes: 64 * 1024 * 1024,
+            hibernate_after_ms: 30_000,
+            max_awake_groups: 1_000,
         }
     }
 }
 
 impl Config {
+    /// When hosted groups sleep.
+    pub fn hibernation(&self) -> crate::queue::host::Hibernation {
+        crate::queue::host::Hibernation {
+            after: std::time::Duration::from_millis(self.hibernate_after_ms),
+            max_awake: self.max_awake_groups.max(1),
+        }
+    }
+
     pub fn advertise_url(&self) -> String {
         self.advertise_url
             .clone()

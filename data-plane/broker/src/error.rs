@@ -62,6 +62,13 @@ pub enum BrokerError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The broker cannot open the group now (out of files or memory, or
+    /// over what it may hold open): retry after the given seconds.
+    #[error("{detail}")]
+    CapacityExhausted {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Another broker's problem answer to a relayed request, passed
     /// through as it came (the document and its `Retry-After`).
     #[error("{}", problem.detail)]

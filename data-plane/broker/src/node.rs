@@ -94,6 +94,7 @@ impl Node {
             queues_applied,
             dead_letters,
             activity.clone(),
+            config.hibernation(),
             shutdown.clone(),
         );
         tasks.push(queue_manager);

@@ -38,6 +38,7 @@ pub mod slug {
     pub const INCONSISTENT_STRATEGY: &str = "inconsistent-strategy";
     pub const GROUP_NOT_EMPTY: &str = "group-not-empty";
     pub const UNAVAILABLE: &str = "unavailable";
+    pub const CAPACITY_EXHAUSTED: &str = "capacity-exhausted";
     pub const INTERNAL: &str = "internal";
 }
 

@@ -11,16 +11,19 @@ pub(super) fn rows(state: &Node) -> Vec<QueueRow> {
         .queues
         .all()
         .iter()
-        .map(|group| {
-            let stats = group.view().read(|q| q.stats());
-            QueueRow {
-                tenant: group.spec.tenant.clone(),
-                queue: group.spec.queue.clone(),
+        .filter_map(|hosted| {
+            // A sleeping queue reports its summary: scraping wakes nothing.
+            let stats = hosted.stats()?;
+            Some(QueueRow {
+                tenant: hosted.spec.tenant.clone(),
+                queue: hosted.spec.queue.clone(),
                 depth: [stats.ready, stats.unacked, stats.delayed],
                 ready_bytes: stats.ready_bytes,
                 consumers: stats.consumers.len() as u64,
-                totals: group.totals(),
-            }
+                totals: hosted.totals(),
+                awake: u64::from(hosted.is_awake()),
+                failing: u64::from(hosted.failing().is_some()),
+            })
         })
         .collect();
     rows.sort_by(|a, b| (&a.tenant, &a.queue).cmp(&(&b.tenant, &b.queue)));
@@ -36,6 +39,10 @@ pub(super) struct QueueRow {
     ready_bytes: u64,
     consumers: u64,
     totals: Totals,
+    /// 1 while its group is open, 0 while it sleeps.
+    awake: u64,
+    /// 1 while opening it fails (out of files or memory, say).
+    failing: u64,
 }
 
 /// Appends the per-queue families, each family's samples together under its
@@ -61,7 +68,19 @@ pub(super) fn render(out: &mut String, rows: &[QueueRow]) {
         }
     }
     type Field = fn(&QueueRow) -> u64;
-    let series: [(&str, &str, &str, Field); 9] = [
+    let series: [(&str, &str, &str, Field); 11] = [
+        (
+            "sluice_queue_awake",
+            "gauge",
+            "1 while the queue's group is open, 0 while it sleeps",
+            |r| r.awake,
+        ),
+        (
+            "sluice_queue_open_failing",
+            "gauge",
+            "1 while opening the queue's group fails (it is retried with a back-off)",
+            |r| r.failing,
+        ),
         (
             "sluice_queue_ready_bytes",
             "gauge",
@@ -134,6 +153,8 @@ mod tests {
             depth: [3, 1, 0],
             ready_bytes: 42,
             consumers: 2,
+            awake: 1,
+            failing: 0,
             totals: Totals {
                 published,
                 dead_lettered: 1,

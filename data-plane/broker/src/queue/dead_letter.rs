@@ -61,9 +61,14 @@ impl DeadLetterForwarder {
                 note = notes.recv() => match note { Some(note) => note, None => return },
                 _ = shutdown.cancelled() => return,
             };
-            let Some(source) = self.queues.by_id(&note.group_id) else {
+            let source = match self.queues.by_id(&note.group_id) {
+                Some(hosted) => hosted.acquire().await.ok(),
+                None => None,
+            };
+            let Some(source) = source else {
                 // A group that just opened is listed once its convergence pass
-                // ends; a deleted queue's dead letters go with it.
+                // ends, one that cannot be opened now is retried; a deleted
+                // queue's dead letters go with it.
                 let placed = self
                     .topology
                     .current()
@@ -246,7 +251,10 @@ impl Republisher {
         body: MessageBody,
     ) -> anyhow::Result<()> {
         match self.queues.queue(tenant_id, queue) {
-            Some(group) => store_local(&group, queue, message, body).await,
+            Some(hosted) => {
+                let group = hosted.acquire().await.map_err(anyhow::Error::new)?;
+                store_local(&group, queue, message, body).await
+            }
             None => {
                 let payload = crate::queue::republish::republish_of(message, &body);
                 self.peers.republish(tenant_id, queue, &payload).await

@@ -88,6 +88,22 @@ impl QueueGroup {
         spec: GroupSpec,
         outlets: GroupOutlets,
     ) -> anyhow::Result<Arc<QueueGroup>> {
+        let activity = Arc::new(Activity::new(std::time::Instant::now()));
+        Self::open_with(dir, node_id, spec, outlets, activity, true).await
+    }
+
+    /// [`QueueGroup::open`], counting into `activity`; with
+    /// `release_leftovers`, push consumers still registered (left by a
+    /// process that ended) are unregistered — not when the queue wakes
+    /// from a sleep in this process, which no consumer held.
+    pub async fn open_with(
+        dir: &Path,
+        node_id: &str,
+        spec: GroupSpec,
+        outlets: GroupOutlets,
+        activity: Arc<Activity>,
+        release_leftovers: bool,
+    ) -> anyhow::Result<Arc<QueueGroup>> {
         let group = RaftGroup::start(
             dir,
             node_id,
@@ -101,7 +117,7 @@ impl QueueGroup {
             dir: dir.to_path_buf(),
             group,
             outlets,
-            activity: Arc::new(Activity::new(std::time::Instant::now())),
+            activity,
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
@@ -110,7 +126,9 @@ impl QueueGroup {
             group.stop.clone(),
         ));
         tokio::spawn(super::compaction::run(group.clone(), group.stop.clone()));
-        group.release_leftover_consumers().await;
+        if release_leftovers {
+            group.release_leftover_consumers().await;
+        }
         let (unsettled, redriven) = group.view().read(|q| {
             let mut unsettled = Vec::new();
             let mut redriven = Vec::new();
@@ -238,6 +256,11 @@ impl QueueGroup {
     /// The first log index still stored.
     pub fn log_start_offset(&self) -> u64 {
         self.group.log().start_offset()
+    }
+
+    /// Stops the group's own tasks (timer, compaction, rate sampler).
+    pub fn stop_tasks(&self) {
+        self.stop.cancel();
     }
 
     /// Stops the timer and the Raft group (the log is closed once dropped).

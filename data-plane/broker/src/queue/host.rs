@@ -1,17 +1,26 @@
-//! The group manager: one task owns the groups this node hosts and converges
-//! them to the topology. For every topology version it opens (or creates) a
-//! group for each queue placed on this node under `data_dir/groups/<group_id>/`,
-//! shuts down and deletes groups whose queue is gone, proposes
-//! `UpdateSettings` where a queue's spec changed — and only then reports the
-//! version as applied, so a declare that the control plane confirmed can be
-//! published to at once.
+//! The queues hosted here: one task owns them and converges them to the
+//! topology, another puts idle ones to sleep.
+//!
+//! For every topology version the manager makes a slot (see
+//! [`crate::raft::slot`]) for each queue placed on this node — asleep: a
+//! queue is opened under `data_dir/groups/<group_id>/` on its first use,
+//! not when it is declared —, removes the slots and directories of queues
+//! that are gone, proposes `UpdateSettings` where a queue's spec changed
+//! (waking it) — and only then reports the version as applied, so a
+//! declare that the control plane confirmed can be published to at once.
+//! At start it opens the queues that were awake when the broker stopped
+//! (their directory has no sleep record): they may owe dead letters or
+//! hold leftover consumers. The sweeper ([`sweep`]) puts queues to sleep
+//! that nobody used for `hibernate_after`, the least recently used first
+//! beyond `max_awake_groups`, and wakes sleeping ones whose timers fell due.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sluice_queue::Command;
+use sluice_queue::{Command, Stats};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,19 +28,102 @@ use tokio_util::sync::CancellationToken;
 use crate::control::TopologyHandle;
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
-use crate::queue::activity::TenantActivity;
+use crate::queue::activity::{Activity, Rates, TenantActivity, Totals};
 use crate::queue::group::{DeadLetterNote, GroupOutlets};
+use crate::queue::hibernation::{self, Found, QueueSlot, QueueSummary};
 use crate::queue::{GroupSpec, QueueGroup};
+use crate::raft::slot::{InUse, Now, SlotError};
 
-/// Groups opened at the same time (a restart reopens every group).
+/// Groups opened at the same time (a restart reopens the awake ones).
 const OPEN_CONCURRENCY: usize = 32;
+/// Groups put to sleep at the same time.
+const SLEEP_CONCURRENCY: usize = 8;
+/// How often the sweeper looks at every slot.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
-/// The groups hosted here, by tenant and queue name.
+/// A queue group in use (it stays awake while this lives).
+pub type QueueInUse = InUse<QueueGroup>;
+
+/// When hosted groups sleep.
+#[derive(Debug, Clone, Copy)]
+pub struct Hibernation {
+    /// A group nobody used for this long sleeps.
+    pub after: Duration,
+    /// More awake groups than this: the least recently used sleep early.
+    pub max_awake: usize,
+}
+
+/// One queue placed on this broker, awake or asleep.
+pub struct HostedQueue {
+    pub spec: GroupSpec,
+    activity: Arc<Activity>,
+    slot: Arc<QueueSlot>,
+}
+
+impl HostedQueue {
+    /// The group, woken if it sleeps: 404 once the queue is gone, 503
+    /// (`capacity-exhausted`, with a retry time) while it cannot be opened.
+    pub async fn acquire(&self) -> BrokerResult<QueueInUse> {
+        self.slot.acquire().await.map_err(|err| match err {
+            SlotError::Removed => BrokerError::NotFound {
+                kind: "queue",
+                name: self.spec.queue.clone(),
+            },
+            SlotError::Failed { error, retry_after } => BrokerError::CapacityExhausted {
+                detail: format!(
+                    "queue `{}` cannot be opened on this broker now: {error}",
+                    self.spec.queue
+                ),
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
+        })
+    }
+
+    /// What the group is now, without waking it.
+    pub fn now(&self) -> Now<QueueGroup> {
+        self.slot.now()
+    }
+
+    /// Its depths, without waking it (`None` once removed).
+    pub fn stats(&self) -> Option<Stats> {
+        match self.slot.now() {
+            Now::Awake(group) => Some(group.view().read(|q| q.stats())),
+            Now::Asleep(summary) => Some(summary.stats.clone()),
+            Now::Removed => None,
+        }
+    }
+
+    /// What it did since this broker started hosting it (sleeps included).
+    pub fn totals(&self) -> Totals {
+        self.activity.totals()
+    }
+
+    /// Messages per second over the last few seconds.
+    pub fn rates(&self) -> Rates {
+        self.activity.rates(Instant::now())
+    }
+
+    pub fn is_awake(&self) -> bool {
+        self.slot.is_awake()
+    }
+
+    /// The error of the last failed open, while it keeps failing.
+    pub fn failing(&self) -> Option<String> {
+        self.slot.failing()
+    }
+
+    /// Whether this is the slot `group` was handed out from.
+    pub fn holds(&self, group: &QueueInUse) -> bool {
+        group.is_of(&self.slot)
+    }
+}
+
+/// The queues hosted here, by tenant and queue name.
 pub struct GroupTable {
     /// The topology version these groups converged to (-1 before the first).
     version: i64,
-    queues: HashMap<(i64, String), Arc<QueueGroup>>,
-    by_id: HashMap<String, Arc<QueueGroup>>,
+    queues: HashMap<(i64, String), Arc<HostedQueue>>,
+    by_id: HashMap<String, Arc<HostedQueue>>,
 }
 
 /// Read access to the hosted groups, for request handlers.
@@ -56,7 +148,8 @@ impl QueueHost {
         self.receiver.borrow().version
     }
 
-    pub fn queue(&self, tenant_id: i64, name: &str) -> Option<Arc<QueueGroup>> {
+    /// The tenant's queue `name`, if it is hosted here (awake or asleep).
+    pub fn queue(&self, tenant_id: i64, name: &str) -> Option<Arc<HostedQueue>> {
         self.receiver
             .borrow()
             .queues
@@ -64,18 +157,19 @@ impl QueueHost {
             .cloned()
     }
 
-    pub fn by_id(&self, group_id: &str) -> Option<Arc<QueueGroup>> {
+    pub fn by_id(&self, group_id: &str) -> Option<Arc<HostedQueue>> {
         self.receiver.borrow().by_id.get(group_id).cloned()
     }
 
-    /// The tenant's queue `name`, hosted here: 404 when the topology has
-    /// no such queue, 503 while it is placed here but not open yet.
-    pub fn serving(
+    /// The tenant's queue `name`, hosted here, awake or asleep: 404 when
+    /// the topology has no such queue, 503 while it is placed here but not
+    /// hosted yet.
+    pub fn hosted(
         &self,
         topology: &Topology,
         tenant_id: i64,
         name: &str,
-    ) -> BrokerResult<Arc<QueueGroup>> {
+    ) -> BrokerResult<Arc<HostedQueue>> {
         if !topology.queues.contains_key(&(tenant_id, name.to_string())) {
             return Err(BrokerError::NotFound {
                 kind: "queue",
@@ -87,31 +181,59 @@ impl QueueHost {
         })
     }
 
-    /// Every group hosted here.
-    pub fn all(&self) -> Vec<Arc<QueueGroup>> {
+    /// [`QueueHost::hosted`], woken: also 503 while it cannot be opened.
+    pub async fn serving(
+        &self,
+        topology: &Topology,
+        tenant_id: i64,
+        name: &str,
+    ) -> BrokerResult<QueueInUse> {
+        self.hosted(topology, tenant_id, name)?.acquire().await
+    }
+
+    /// Every queue hosted here.
+    pub fn all(&self) -> Vec<Arc<HostedQueue>> {
         self.receiver.borrow().by_id.values().cloned().collect()
     }
 
     /// Bytes of live messages per tenant, over the queues hosted here.
     pub fn stored_bytes(&self) -> BTreeMap<i64, u64> {
         let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
-        for group in self.all() {
-            let stored = group.view().read(|q| q.stats().bytes);
-            *bytes.entry(group.spec.tenant_id).or_default() += stored;
+        for hosted in self.all() {
+            let stored = hosted.stats().map_or(0, |stats| stats.bytes);
+            *bytes.entry(hosted.spec.tenant_id).or_default() += stored;
         }
         bytes
     }
 
-    /// A fixed set of groups, without a manager (tests of what uses them).
+    /// How many hosted queues are awake, and how many there are.
+    pub fn awake_count(&self) -> (usize, usize) {
+        let table = self.receiver.borrow();
+        let awake = table.by_id.values().filter(|h| h.is_awake()).count();
+        (awake, table.by_id.len())
+    }
+
+    /// A fixed set of open groups, without a manager (tests of what uses them).
     #[cfg(test)]
     pub(crate) fn fixed(groups: &[Arc<QueueGroup>]) -> QueueHost {
         let mut table = GroupTable::default();
         for group in groups {
+            let opened = group.clone();
+            let slot = QueueSlot::asleep(
+                QueueSummary::empty(group.spec.settings.clone()),
+                Box::new(move |_| {
+                    let opened = opened.clone();
+                    Box::pin(async move { Ok(opened) })
+                }),
+            );
+            let hosted = Arc::new(HostedQueue {
+                spec: group.spec.clone(),
+                activity: Arc::new(Activity::new(Instant::now())),
+                slot,
+            });
             let key = (group.spec.tenant_id, group.spec.queue.clone());
-            table.queues.insert(key, group.clone());
-            table
-                .by_id
-                .insert(group.spec.group_id.clone(), group.clone());
+            table.queues.insert(key, hosted.clone());
+            table.by_id.insert(group.spec.group_id.clone(), hosted);
         }
         let (_, receiver) = watch::channel(Arc::new(table));
         QueueHost { receiver }
@@ -121,14 +243,16 @@ impl QueueHost {
 pub struct QueueHostManager {
     node_id: String,
     root: PathBuf,
-    groups: HashMap<String, Arc<QueueGroup>>,
+    hosted: HashMap<String, Arc<HostedQueue>>,
     table: watch::Sender<Arc<GroupTable>>,
     outlets: GroupOutlets,
 }
 
 impl QueueHostManager {
-    /// Starts the manager task; it reports each converged version on
-    /// `applied` and closes every group when `shutdown` is cancelled.
+    /// Starts the manager task and the sweeper; the manager reports each
+    /// converged version on `applied`, and at `shutdown` puts every group
+    /// to sleep (or closes those that owe something).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         node_id: String,
         data_dir: &Path,
@@ -136,23 +260,51 @@ impl QueueHostManager {
         applied: watch::Sender<i64>,
         dead_letters: mpsc::UnboundedSender<DeadLetterNote>,
         tenant_activity: Arc<TenantActivity>,
+        hibernation: Hibernation,
         shutdown: CancellationToken,
     ) -> (QueueHost, JoinHandle<()>) {
         let (table, receiver) = watch::channel(Arc::new(GroupTable::default()));
         let manager = QueueHostManager {
             node_id,
             root: data_dir.join("groups"),
-            groups: HashMap::new(),
+            hosted: HashMap::new(),
             table,
             outlets: GroupOutlets {
                 dead_letters,
                 tenant_activity,
             },
         };
-        let task = tokio::spawn(crate::control::convergence::follow(
-            manager, topology, applied, shutdown,
-        ));
-        (QueueHost { receiver }, task)
+        let host = QueueHost { receiver };
+        let sweeper = tokio::spawn(sweep(host.clone(), hibernation, shutdown.clone()));
+        let task = tokio::spawn(async move {
+            crate::control::convergence::follow(manager, topology, applied, shutdown).await;
+            let _ = sweeper.await;
+        });
+        (host, task)
+    }
+
+    /// A slot for a queue newly placed here, as its directory says.
+    fn slot_for(&self, spec: GroupSpec, found: Found) -> (Arc<HostedQueue>, bool) {
+        let activity = Arc::new(Activity::new(Instant::now()));
+        let dir = self.root.join(&spec.group_id);
+        let (summary, wake) = match found {
+            Found::Nothing => (QueueSummary::empty(spec.settings.clone()), false),
+            Found::Asleep(summary) => (*summary, false),
+            Found::Awake => (QueueSummary::empty(spec.settings.clone()), true),
+        };
+        let opener = hibernation::opener(
+            dir,
+            self.node_id.clone(),
+            spec.clone(),
+            self.outlets.clone(),
+            activity.clone(),
+        );
+        let hosted = Arc::new(HostedQueue {
+            spec,
+            activity,
+            slot: QueueSlot::asleep(summary, opener),
+        });
+        (hosted, wake)
     }
 
     /// One pass towards `topology`; false when something must be retried.
@@ -185,64 +337,96 @@ impl QueueHostManager {
         }
 
         let gone: Vec<String> = self
-            .groups
+            .hosted
             .keys()
             .filter(|id| !desired.contains_key(*id))
             .cloned()
             .collect();
         for id in gone {
-            if let Some(group) = self.groups.remove(&id) {
-                group.close().await;
-                tracing::info!(group = %id, queue = %group.spec.queue, "queue deleted; group removed");
+            if let Some(hosted) = self.hosted.remove(&id) {
+                if let Some(group) = hosted.slot.remove().await {
+                    group.close().await;
+                }
+                tracing::info!(group = %id, queue = %hosted.spec.queue, "queue deleted; group removed");
             }
         }
         ok &= self.remove_orphan_dirs(&desired).await;
 
         let missing: Vec<GroupSpec> = desired
             .values()
-            .filter(|spec| !self.groups.contains_key(&spec.group_id))
+            .filter(|spec| !self.hosted.contains_key(&spec.group_id))
             .cloned()
             .collect();
-        let opened: Vec<(String, anyhow::Result<Arc<QueueGroup>>)> =
-            futures_util::stream::iter(missing)
-                .map(|spec| {
-                    let dir = self.root.join(&spec.group_id);
-                    let node_id = self.node_id.clone();
-                    let outlets = self.outlets.clone();
-                    async move {
-                        let id = spec.group_id.clone();
-                        (id, QueueGroup::open(&dir, &node_id, spec, outlets).await)
-                    }
-                })
-                .buffer_unordered(OPEN_CONCURRENCY)
-                .collect()
-                .await;
-        for (id, result) in opened {
+        let dirs: Vec<PathBuf> = missing
+            .iter()
+            .map(|spec| self.root.join(&spec.group_id))
+            .collect();
+        let found = match tokio::task::spawn_blocking(move || {
+            dirs.iter()
+                .map(|dir| hibernation::find(dir))
+                .collect::<Vec<_>>()
+        })
+        .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "looking into group directories failed");
+                return false;
+            }
+        };
+        let mut to_wake = Vec::new();
+        for (spec, found) in missing.into_iter().zip(found) {
+            let id = spec.group_id.clone();
+            let (hosted, wake) = self.slot_for(spec, found);
+            if wake {
+                to_wake.push(hosted.clone());
+            }
+            self.hosted.insert(id, hosted);
+        }
+        let woken: Vec<(String, BrokerResult<QueueInUse>)> = futures_util::stream::iter(to_wake)
+            .map(|hosted| async move { (hosted.spec.group_id.clone(), hosted.acquire().await) })
+            .buffer_unordered(OPEN_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, result) in woken {
             match result {
                 Ok(group) => {
-                    tracing::info!(group = %id, queue = %group.spec.queue, "queue group open");
-                    self.groups.insert(id, group);
+                    tracing::info!(group = %id, queue = %group.spec.queue, "queue group reopened");
                 }
                 Err(err) => {
-                    tracing::error!(group = %id, error = %err, "opening a queue group failed; retrying");
+                    tracing::error!(group = %id, error = %err, "reopening a queue group failed; retrying");
                     ok = false;
                 }
             }
         }
 
         for spec in desired.values() {
-            let Some(group) = self.groups.get(&spec.group_id) else {
+            let Some(hosted) = self.hosted.get(&spec.group_id) else {
                 continue;
             };
-            let same = group.view().read(|q| q.settings() == &spec.settings);
-            if !same && group.is_leader() {
-                let update = Command::UpdateSettings {
-                    settings: spec.settings.clone(),
-                };
-                if let Err(err) = group.propose(update, Vec::new()).await {
-                    tracing::warn!(group = %spec.group_id, error = %err, "updating queue settings failed");
-                    ok = false;
-                }
+            let same = match hosted.now() {
+                Now::Awake(group) => group.view().read(|q| q.settings() == &spec.settings),
+                Now::Asleep(summary) => summary.settings == spec.settings,
+                Now::Removed => true,
+            };
+            if same {
+                continue;
+            }
+            let update = Command::UpdateSettings {
+                settings: spec.settings.clone(),
+            };
+            let updated = match hosted.acquire().await {
+                Ok(group) if group.is_leader() => group
+                    .propose(update, Vec::new())
+                    .await
+                    .map(drop)
+                    .map_err(|err| err.to_string()),
+                Ok(_) => Ok(()),
+                Err(err) => Err(err.to_string()),
+            };
+            if let Err(err) = updated {
+                tracing::warn!(group = %spec.group_id, error = %err, "updating queue settings failed");
+                ok = false;
             }
         }
 
@@ -254,12 +438,12 @@ impl QueueHostManager {
             },
             ..GroupTable::default()
         };
-        for group in self.groups.values() {
-            let key = (group.spec.tenant_id, group.spec.queue.clone());
-            table.queues.insert(key, group.clone());
+        for hosted in self.hosted.values() {
+            let key = (hosted.spec.tenant_id, hosted.spec.queue.clone());
+            table.queues.insert(key, hosted.clone());
             table
                 .by_id
-                .insert(group.spec.group_id.clone(), group.clone());
+                .insert(hosted.spec.group_id.clone(), hosted.clone());
         }
         self.table.send_replace(Arc::new(table));
         ok
@@ -279,7 +463,7 @@ impl QueueHostManager {
         let mut ok = true;
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().to_string();
-            if desired.contains_key(&name) || self.groups.contains_key(&name) {
+            if desired.contains_key(&name) || self.hosted.contains_key(&name) {
                 continue;
             }
             if let Err(err) = tokio::fs::remove_dir_all(entry.path()).await {
@@ -297,8 +481,50 @@ impl crate::control::convergence::Converge for QueueHostManager {
     }
 
     async fn close_all(&mut self) {
-        for group in self.groups.values() {
-            group.close().await;
+        let slots: Vec<Arc<HostedQueue>> = self.hosted.values().cloned().collect();
+        futures_util::stream::iter(slots)
+            .for_each_concurrent(SLEEP_CONCURRENCY, |hosted| async move {
+                hosted.slot.shut_down().await;
+            })
+            .await;
+    }
+}
+
+/// The sweeper: every [`SWEEP_EVERY`], wakes sleeping queues whose timers
+/// fell due and puts to sleep the awake ones nobody used for
+/// `hibernation.after` — and, beyond `hibernation.max_awake` awake
+/// groups, the least recently used ones that may sleep, however recently
+/// used. One task for every queue hosted here.
+async fn sweep(host: QueueHost, hibernation: Hibernation, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
         }
+        let all = host.all();
+        let now = crate::raft::now_ms();
+        let mut awake: Vec<Arc<HostedQueue>> = Vec::new();
+        for hosted in all {
+            if hosted.is_awake() {
+                awake.push(hosted);
+            } else {
+                hosted.slot.wake_if_due(now);
+            }
+        }
+        awake.sort_by_key(|hosted| hosted.slot.last_used_ms());
+        let over = awake.len().saturating_sub(hibernation.max_awake);
+        let candidates = awake.into_iter().enumerate().map(|(rank, hosted)| {
+            let idle = if rank < over {
+                Duration::ZERO
+            } else {
+                hibernation.after
+            };
+            (hosted, idle)
+        });
+        futures_util::stream::iter(candidates)
+            .for_each_concurrent(SLEEP_CONCURRENCY, |(hosted, idle)| async move {
+                hosted.slot.try_sleep(idle).await;
+            })
+            .await;
     }
 }

@@ -8,7 +8,8 @@
 //! - [`timer`]: proposes `Tick` when leases, delays or TTLs fall due.
 //! - [`compaction`]: snapshots and purges the log below the release cursor.
 //! - [`activity`]: counts what the group did and turns it into rates.
-//! - [`host`]: the queue groups hosted here, converged to the topology.
+//! - [`host`]: the queue groups hosted here, converged to the topology;
+//!   [`hibernation`]: how an idle queue sleeps (closed, a summary kept) and wakes.
 //! - [`routers`]: each tenant's exchanges compiled into a router.
 //! - [`pull`]: a pull consumer's receive (a long-poll).
 //! - [`dispatch`]: push consumers, served one round at a time per queue.
@@ -23,6 +24,7 @@ pub mod compaction;
 pub mod dead_letter;
 pub mod dispatch;
 pub mod group;
+pub mod hibernation;
 pub mod host;
 pub mod outcome;
 pub mod publish;

@@ -246,7 +246,8 @@ async fn to_target(
     }
     let group = publish
         .queues
-        .serving(publish.topology, publish.tenant_id, queue)?;
+        .serving(publish.topology, publish.tenant_id, queue)
+        .await?;
     let results = to_group(&group, messages).await?;
     Ok(results.iter().map(QueueAnswer::from).collect())
 }

@@ -83,6 +83,11 @@ impl<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> RaftGroup<C, M> {
                 .map(|r| (raft_node_id(r), BasicNode::default()))
                 .collect();
             raft.initialize(members).await?;
+        } else if replicas.len() == 1 {
+            // A reopened single voter would wait out an election timeout
+            // before it leads again: a sleeping queue's first request
+            // should not.
+            raft.trigger().elect(false).await?;
         }
         raft.wait(Some(LEADER_WAIT))
             .state(ServerState::Leader, "group leader")

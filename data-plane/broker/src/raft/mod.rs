@@ -1,12 +1,14 @@
 //! openraft glue shared by every group this broker hosts, whatever it
 //! replicates: the group itself ([`group::RaftGroup`]: entries are record
 //! batches of the segment log), the state machine adapter, the Raft timing,
-//! node ids, and the network groups talk to their peers through. Each
+//! node ids, the network groups talk to their peers through, and the slot
+//! a hosted group lives in, awake or asleep ([`slot`]). Each
 //! kind of group (queue, stream partition) declares its own type config
 //! next to its state machine.
 
 pub mod group;
 mod network;
+pub mod slot;
 pub mod state_machine;
 
 use std::sync::Arc;

@@ -97,7 +97,7 @@ pub async fn consume(
     QueryParams(params): QueryParams<ConsumeParams>,
 ) -> BrokerResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     let prefetch = params.prefetch.unwrap_or(10);
     if !(1..=MAX_PREFETCH).contains(&prefetch) {
         return Err(BrokerError::validation(

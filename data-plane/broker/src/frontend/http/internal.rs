@@ -46,15 +46,15 @@ pub async fn group_stats(
     _node: NodeAuth,
     Path(group_id): Path<String>,
 ) -> BrokerResult<Json<QueueStats>> {
-    let group = state
-        .queues
-        .by_id(&group_id)
-        .ok_or_else(|| BrokerError::NotFound {
-            kind: "group",
-            name: group_id.clone(),
-        })?;
-    let stats = group.view().read(|q| q.stats());
-    let rates = group.rates();
+    let not_found = || BrokerError::NotFound {
+        kind: "group",
+        name: group_id.clone(),
+    };
+    // A sleeping queue answers from its summary: listing thousands of
+    // queues must not wake them.
+    let hosted = state.queues.by_id(&group_id).ok_or_else(not_found)?;
+    let stats = hosted.stats().ok_or_else(not_found)?;
+    let rates = hosted.rates();
     Ok(Json(QueueStats {
         ready: stats.ready,
         unacked: stats.unacked,
@@ -83,7 +83,9 @@ pub async fn republish(
     let group = state
         .queues
         .queue(tenant_id, &queue)
-        .ok_or_else(|| BrokerError::Unavailable(format!("queue `{queue}` is not hosted here")))?;
+        .ok_or_else(|| BrokerError::Unavailable(format!("queue `{queue}` is not hosted here")))?
+        .acquire()
+        .await?;
     let (message, body) = crate::queue::republish::parts_of(request)
         .map_err(|e| BrokerError::validation("body", "base64", e.to_string()))?;
     crate::queue::dead_letter::store_local(&group, &queue, message, body)

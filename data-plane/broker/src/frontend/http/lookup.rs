@@ -8,14 +8,23 @@ use crate::admission::auth::Caller;
 use crate::control::topology::FeedStream;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
-use crate::queue::QueueGroup;
+use crate::queue::host::{HostedQueue, QueueInUse};
 use crate::stream::PartitionGroup;
 
-/// The caller's queue `name`, hosted here.
-pub fn queue_group(state: &Node, caller: &Caller, name: &str) -> BrokerResult<Arc<QueueGroup>> {
+/// The caller's queue `name`, hosted here (woken if it slept; it stays
+/// awake while the answer lives).
+pub async fn queue_group(state: &Node, caller: &Caller, name: &str) -> BrokerResult<QueueInUse> {
     state
         .queues
         .serving(&state.topology.current(), caller.tenant_id, name)
+        .await
+}
+
+/// The caller's queue `name`, hosted here, without waking it.
+pub fn hosted_queue(state: &Node, caller: &Caller, name: &str) -> BrokerResult<Arc<HostedQueue>> {
+    state
+        .queues
+        .hosted(&state.topology.current(), caller.tenant_id, name)
 }
 
 /// The caller's stream `name`, as the topology has it.

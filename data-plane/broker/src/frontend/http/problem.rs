@@ -64,6 +64,11 @@ pub fn kind(err: &BrokerError) -> (StatusCode, &'static str, &'static str) {
             "unavailable",
             "Service unavailable",
         ),
+        CapacityExhausted { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "capacity-exhausted",
+            "Broker capacity exhausted",
+        ),
         Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -194,6 +199,9 @@ impl IntoResponse for BrokerError {
         );
         if let BrokerError::RateLimited {
             retry_after_secs, ..
+        }
+        | BrokerError::CapacityExhausted {
+            retry_after_secs, ..
         } = &self
         {
             response
@@ -236,7 +244,8 @@ pub enum ProblemResponses {
     /// Over the tenant's publish rate; retry after `Retry-After` seconds.
     #[response(status = 429, content_type = "application/problem+json")]
     RateLimited(Problem),
-    /// The queue is not hosted here or its group is unavailable.
+    /// The queue is not hosted here or its group is unavailable; or the
+    /// broker cannot open it now (`capacity-exhausted`, with `Retry-After`).
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }

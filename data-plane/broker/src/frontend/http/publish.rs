@@ -43,7 +43,7 @@ pub async fn publish_to_queue(
     JsonBody(request): JsonBody<QueuePublishRequest>,
 ) -> BrokerResult<Json<QueuePublishResponse>> {
     caller.require("publish")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     let admission = state.admission();
     let prepared = prepare(request.messages, admission.max_message_bytes(&caller))?;
     if !state.node_key.already_charged(&headers) {

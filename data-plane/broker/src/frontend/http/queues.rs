@@ -12,7 +12,7 @@ use sluice_queue::{Command, ConsumerId, NackAction, NackOutcome, Receipt, Reply}
 
 use super::CallerAuth;
 use super::json::JsonBody;
-use super::lookup::queue_group;
+use super::lookup::{hosted_queue, queue_group};
 use super::messages::{PeekedMessage, ReceivedMessage};
 use super::problem::ProblemResponses;
 use super::query::QueryParams;
@@ -96,7 +96,7 @@ pub async fn receive(
     JsonBody(request): JsonBody<ReceiveRequest>,
 ) -> BrokerResult<Json<ReceiveResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     if !(1..=MAX_RECEIVE).contains(&request.max_messages) {
         return Err(BrokerError::validation(
             "max_messages",
@@ -171,7 +171,7 @@ pub async fn ack(
     JsonBody(request): JsonBody<AckRequest>,
 ) -> BrokerResult<Json<AckResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     if request.receipts.is_empty() || request.receipts.len() > MAX_RECEIPTS {
         return Err(BrokerError::validation(
             "receipts",
@@ -263,7 +263,7 @@ pub async fn nack(
     JsonBody(request): JsonBody<NackRequest>,
 ) -> BrokerResult<Json<NackResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     let receipt = parse_receipt(&state, &group, "receipt", &request.receipt)?;
     let action = match (request.action, request.delay_ms) {
         (NackKind::RequeueAfter, Some(delay_ms))
@@ -342,7 +342,7 @@ pub async fn extend(
     JsonBody(request): JsonBody<ExtendRequest>,
 ) -> BrokerResult<Json<ExtendResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     let receipt = parse_receipt(&state, &group, "receipt", &request.receipt)?;
     if request.lease_ms > MAX_LEASE_MS {
         return Err(BrokerError::validation(
@@ -392,7 +392,7 @@ pub async fn peek(
     QueryParams(params): QueryParams<PeekParams>,
 ) -> BrokerResult<Json<PeekResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     let max = params.max.unwrap_or(10);
     if !(1..=MAX_RECEIVE as usize).contains(&max) {
         return Err(BrokerError::validation(
@@ -430,7 +430,7 @@ pub async fn purge(
     Path(name): Path<String>,
 ) -> BrokerResult<Json<PurgeResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
+    let group = queue_group(&state, &caller, &name).await?;
     let Reply::Purged { count } = reply(group.propose(Command::Purge, Vec::new()).await?)? else {
         return Err(BrokerError::Internal(anyhow::anyhow!(
             "purge got another reply"
@@ -469,8 +469,12 @@ pub async fn stats(
     Path(name): Path<String>,
 ) -> BrokerResult<Json<QueueStatsResponse>> {
     caller.require("consume")?;
-    let group = queue_group(&state, &caller, &name)?;
-    let stats = group.view().read(|q| q.stats());
+    // A sleeping queue answers from its summary, without waking.
+    let hosted = hosted_queue(&state, &caller, &name)?;
+    let stats = hosted.stats().ok_or_else(|| BrokerError::NotFound {
+        kind: "queue",
+        name: name.clone(),
+    })?;
     Ok(Json(QueueStatsResponse {
         queue: name,
         ready: stats.ready,
@@ -479,7 +483,7 @@ pub async fn stats(
         ready_bytes: stats.ready_bytes,
         outbox: stats.outbox,
         consumers: stats.consumers.into_iter().map(|(c, n)| (c.0, n)).collect(),
-        rates: group.rates(),
+        rates: hosted.rates(),
         active_consumer: stats.active_consumer.map(|c| c.0),
     }))
 }

@@ -72,7 +72,7 @@ pub async fn redrive(
             )
         })?;
     }
-    let source = queue_group(&state, &caller, &name)?;
+    let source = queue_group(&state, &caller, &name).await?;
     if !(1..=MAX_REDRIVE).contains(&request.max_messages) {
         return Err(BrokerError::validation(
             "max_messages",
@@ -111,14 +111,16 @@ pub async fn redrive(
         }
         (None, Some(queue)) => {
             // Checked like any queue the caller names: 404 if not theirs.
-            queue_group(&state, &caller, &queue).map_err(|err| match err {
-                BrokerError::NotFound { name, .. } => BrokerError::validation(
-                    "to_queue",
-                    "exists",
-                    format!("queue `{name}` not found"),
-                ),
-                other => other,
-            })?;
+            queue_group(&state, &caller, &queue)
+                .await
+                .map_err(|err| match err {
+                    BrokerError::NotFound { name, .. } => BrokerError::validation(
+                        "to_queue",
+                        "exists",
+                        format!("queue `{name}` not found"),
+                    ),
+                    other => other,
+                })?;
             RedriveTarget::Queue { name: queue }
         }
         (None, None) => RedriveTarget::Origin,

@@ -27,8 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::Delivered;
-use super::QueueGroup;
-use super::host::QueueHost;
+use super::host::{QueueHost, QueueInUse};
 use super::receipts::ReceiptSeal;
 
 mod round;
@@ -107,7 +106,7 @@ impl Dispatchers {
     pub async fn join(
         self: &Arc<Self>,
         groups: &QueueHost,
-        group: Arc<QueueGroup>,
+        group: QueueInUse,
         join: Join,
     ) -> Result<(ConsumerId, Membership), String> {
         let (joined, answer) = oneshot::channel();
@@ -174,7 +173,8 @@ struct PushConsumer {
 
 struct Dispatcher {
     groups: QueueHost,
-    group: Arc<QueueGroup>,
+    /// Held for as long as the queue has push consumers: it stays awake.
+    group: QueueInUse,
     consumers: Vec<PushConsumer>,
     /// The consumers' prefetch, mirrored for `Dispatchers::ack`.
     windows: Windows,
@@ -274,7 +274,7 @@ impl Dispatcher {
     fn hosted(&self) -> bool {
         self.groups
             .by_id(&self.group.spec.group_id)
-            .is_some_and(|current| Arc::ptr_eq(&current, &self.group))
+            .is_some_and(|hosted| hosted.holds(&self.group))
     }
 
     /// Handles a join or leave at once; an ack joins `settles`, proposed
