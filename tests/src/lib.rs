@@ -172,6 +172,16 @@ impl Broker {
     /// Per queue hosted here (awake or asleep), the value of the per-queue
     /// gauge `series` (e.g. `sluice_queue_awake`), read from `/metrics`.
     pub async fn queue_series(&self, series: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+        self.series_by(series, "queue").await
+    }
+
+    /// The samples of `series` in `/metrics`, keyed by their `label`'s value.
+    pub async fn series_by(
+        &self,
+        series: &str,
+        label: &str,
+    ) -> anyhow::Result<BTreeMap<String, u64>> {
+        let prefix = format!("{label}=\"");
         let text = self.metrics().await?;
         let mut values = BTreeMap::new();
         for line in text.lines() {
@@ -183,7 +193,7 @@ impl Broker {
             };
             let queue = labels
                 .split(',')
-                .find_map(|label| label.strip_prefix("queue=\""))
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
                 .and_then(|q| q.strip_suffix('"'));
             if let (Some(queue), Ok(value)) = (queue, value.trim().parse::<u64>()) {
                 values.insert(queue.to_string(), value);

@@ -67,8 +67,8 @@ impl Default for Config {
 
 impl Config {
     /// When hosted groups sleep.
-    pub fn hibernation(&self) -> crate::queue::host::Hibernation {
-        crate::queue::host::Hibernation {
+    pub fn hibernation(&self) -> crate::raft::slot::Hibernation {
+        crate::raft::slot::Hibernation {
             after: std::time::Duration::from_millis(self.hibernate_after_ms),
             max_awake: self.max_awake_groups.max(1),
         }

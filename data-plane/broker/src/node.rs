@@ -104,6 +104,7 @@ impl Node {
             config.stream_segment_bytes,
             topology.clone(),
             streams_applied,
+            config.hibernation(),
             shutdown.clone(),
         );
         tasks.push(partition_manager);

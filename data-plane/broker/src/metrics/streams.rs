@@ -23,6 +23,8 @@ pub(super) struct PartitionRow {
     pub end: u64,
     pub log_bytes: u64,
     pub traffic: TrafficTotals,
+    /// 1 while its group is open, 0 while it sleeps.
+    pub awake: u64,
 }
 
 /// One group's lag on one partition.
@@ -46,18 +48,23 @@ pub(super) async fn rows(state: &Node) -> (Vec<PartitionRow>, Vec<LagRow>) {
             .unwrap_or_default();
         let mut bounds = BTreeMap::new();
         for partition in 0..stream.partitions.len() as u32 {
-            let Some(group) = state.partitions.get(*tenant_id, name, partition) else {
+            // A sleeping partition reports its summary: scraping wakes nothing.
+            let Some(hosted) = state.partitions.get(*tenant_id, name, partition) else {
                 continue;
             };
-            let (earliest, end) = group.view().read(|p| (p.earliest_offset(), p.end_offset()));
+            let Some(figures) = hosted.figures() else {
+                continue;
+            };
+            let (earliest, end) = (figures.earliest_offset, figures.end_offset);
             partitions.push(PartitionRow {
                 tenant: tenant.clone(),
                 stream: name.clone(),
                 partition: partition.to_string(),
                 earliest,
                 end,
-                log_bytes: group.log_bytes(),
-                traffic: group.traffic().totals(),
+                log_bytes: figures.log_bytes,
+                traffic: hosted.traffic().totals(),
+                awake: u64::from(hosted.is_awake()),
             });
             bounds.insert(partition, PartitionBounds { earliest, end });
         }
@@ -72,7 +79,7 @@ pub(super) async fn rows(state: &Node) -> (Vec<PartitionRow>, Vec<LagRow>) {
             &mut bounds,
         )
         .await;
-        let group_lags = coordinator.view().coordinator(|c| {
+        let group_lags = coordinator.coordinator(|c| {
             c.groups()
                 .keys()
                 .filter_map(|g| c.lag(g, &bounds).ok().map(|lag| (g.clone(), lag)))
@@ -129,7 +136,13 @@ async fn remote_bounds(
 /// Appends the stream families, each family's samples under its `# TYPE`.
 pub(super) fn render(out: &mut String, partitions: &[PartitionRow], lags: &[LagRow]) {
     type Field = fn(&PartitionRow) -> u64;
-    let gauges: [(&str, &str, &str, Field); 5] = [
+    let gauges: [(&str, &str, &str, Field); 6] = [
+        (
+            "sluice_stream_partition_awake",
+            "gauge",
+            "1 while the partition's group is open, 0 while it sleeps",
+            |r| r.awake,
+        ),
         (
             "sluice_stream_partition_earliest_offset",
             "gauge",
@@ -245,6 +258,7 @@ mod tests {
             earliest: 5,
             end: 9,
             log_bytes: 4096,
+            awake: 1,
             traffic: TrafficTotals {
                 produced: Counted {
                     records: 4,

@@ -11,13 +11,13 @@
 //! At start it opens the queues that were awake when the broker stopped
 //! (their directory has no sleep record): they may owe dead letters or
 //! hold leftover consumers. The sweeper ([`sweep`]) puts queues to sleep
-//! that nobody used for `hibernate_after`, the least recently used first
+//! that nobody used for `hibernate_after_ms`, the least recently used first
 //! beyond `max_awake_groups`, and wakes sleeping ones whose timers fell due.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use sluice_queue::{Command, Stats};
@@ -30,28 +30,16 @@ use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
 use crate::queue::activity::{Activity, Rates, TenantActivity, Totals};
 use crate::queue::group::{DeadLetterNote, GroupOutlets};
-use crate::queue::hibernation::{self, Found, QueueSlot, QueueSummary};
+use crate::queue::hibernation::{self, QueueSlot, QueueSummary};
 use crate::queue::{GroupSpec, QueueGroup};
-use crate::raft::slot::{InUse, Now, SlotError};
+use crate::raft::sleep_record::{self, Found};
+use crate::raft::slot::{Hibernation, InUse, Now, SlotError, shut_down_all, sweep};
 
 /// Groups opened at the same time (a restart reopens the awake ones).
 const OPEN_CONCURRENCY: usize = 32;
-/// Groups put to sleep at the same time.
-const SLEEP_CONCURRENCY: usize = 8;
-/// How often the sweeper looks at every slot.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// A queue group in use (it stays awake while this lives).
 pub type QueueInUse = InUse<QueueGroup>;
-
-/// When hosted groups sleep.
-#[derive(Debug, Clone, Copy)]
-pub struct Hibernation {
-    /// A group nobody used for this long sleeps.
-    pub after: Duration,
-    /// More awake groups than this: the least recently used sleep early.
-    pub max_awake: usize,
-}
 
 /// One queue placed on this broker, awake or asleep.
 pub struct HostedQueue {
@@ -275,7 +263,9 @@ impl QueueHostManager {
             },
         };
         let host = QueueHost { receiver };
-        let sweeper = tokio::spawn(sweep(host.clone(), hibernation, shutdown.clone()));
+        let hosted = host.clone();
+        let slots = move || hosted.all().iter().map(|h| h.slot.clone()).collect();
+        let sweeper = tokio::spawn(sweep(slots, hibernation, shutdown.clone()));
         let task = tokio::spawn(async move {
             crate::control::convergence::follow(manager, topology, applied, shutdown).await;
             let _ = sweeper.await;
@@ -284,7 +274,7 @@ impl QueueHostManager {
     }
 
     /// A slot for a queue newly placed here, as its directory says.
-    fn slot_for(&self, spec: GroupSpec, found: Found) -> (Arc<HostedQueue>, bool) {
+    fn slot_for(&self, spec: GroupSpec, found: Found<QueueSummary>) -> (Arc<HostedQueue>, bool) {
         let activity = Arc::new(Activity::new(Instant::now()));
         let dir = self.root.join(&spec.group_id);
         let (summary, wake) = match found {
@@ -363,7 +353,7 @@ impl QueueHostManager {
             .collect();
         let found = match tokio::task::spawn_blocking(move || {
             dirs.iter()
-                .map(|dir| hibernation::find(dir))
+                .map(|dir| sleep_record::find::<QueueSummary>(dir))
                 .collect::<Vec<_>>()
         })
         .await
@@ -481,50 +471,6 @@ impl crate::control::convergence::Converge for QueueHostManager {
     }
 
     async fn close_all(&mut self) {
-        let slots: Vec<Arc<HostedQueue>> = self.hosted.values().cloned().collect();
-        futures_util::stream::iter(slots)
-            .for_each_concurrent(SLEEP_CONCURRENCY, |hosted| async move {
-                hosted.slot.shut_down().await;
-            })
-            .await;
-    }
-}
-
-/// The sweeper: every [`SWEEP_EVERY`], wakes sleeping queues whose timers
-/// fell due and puts to sleep the awake ones nobody used for
-/// `hibernation.after` — and, beyond `hibernation.max_awake` awake
-/// groups, the least recently used ones that may sleep, however recently
-/// used. One task for every queue hosted here.
-async fn sweep(host: QueueHost, hibernation: Hibernation, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(SWEEP_EVERY) => {}
-        }
-        let all = host.all();
-        let now = crate::raft::now_ms();
-        let mut awake: Vec<Arc<HostedQueue>> = Vec::new();
-        for hosted in all {
-            if hosted.is_awake() {
-                awake.push(hosted);
-            } else {
-                hosted.slot.wake_if_due(now);
-            }
-        }
-        awake.sort_by_key(|hosted| hosted.slot.last_used_ms());
-        let over = awake.len().saturating_sub(hibernation.max_awake);
-        let candidates = awake.into_iter().enumerate().map(|(rank, hosted)| {
-            let idle = if rank < over {
-                Duration::ZERO
-            } else {
-                hibernation.after
-            };
-            (hosted, idle)
-        });
-        futures_util::stream::iter(candidates)
-            .for_each_concurrent(SLEEP_CONCURRENCY, |(hosted, idle)| async move {
-                hosted.slot.try_sleep(idle).await;
-            })
-            .await;
+        shut_down_all(self.hosted.values().map(|h| h.slot.clone()).collect()).await;
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod group;
 mod network;
+pub mod sleep_record;
 pub mod slot;
 pub mod state_machine;
 

@@ -394,6 +394,74 @@ impl<G: Hibernate> Drop for InUse<G> {
     }
 }
 
+/// When hosted groups sleep.
+#[derive(Debug, Clone, Copy)]
+pub struct Hibernation {
+    /// A group nobody used for this long sleeps.
+    pub after: Duration,
+    /// More awake groups than this: the least recently used sleep early.
+    pub max_awake: usize,
+}
+
+/// How often the sweeper looks at every slot.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// Groups put to sleep at the same time.
+const SLEEP_CONCURRENCY: usize = 8;
+
+/// A host's sweeper: every [`SWEEP_EVERY`], wakes the sleeping groups
+/// among `slots()` whose timers fell due and puts to sleep the awake ones
+/// nobody used for `hibernation.after` — and, beyond
+/// `hibernation.max_awake` awake groups, the least recently used ones that
+/// may sleep, however recently used. One task for all of a host's groups.
+pub async fn sweep<G: Hibernate>(
+    slots: impl Fn() -> Vec<Arc<Slot<G>>> + Send,
+    hibernation: Hibernation,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use futures_util::StreamExt;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        let now = now_ms();
+        let mut awake = Vec::new();
+        for slot in slots() {
+            if slot.is_awake() {
+                awake.push(slot);
+            } else {
+                slot.wake_if_due(now);
+            }
+        }
+        awake.sort_by_key(|slot| slot.last_used_ms());
+        let over = awake.len().saturating_sub(hibernation.max_awake);
+        let candidates = awake.into_iter().enumerate().map(|(rank, slot)| {
+            let idle = if rank < over {
+                Duration::ZERO
+            } else {
+                hibernation.after
+            };
+            (slot, idle)
+        });
+        futures_util::stream::iter(candidates)
+            .for_each_concurrent(SLEEP_CONCURRENCY, |(slot, idle)| async move {
+                slot.try_sleep(idle).await;
+            })
+            .await;
+    }
+}
+
+/// At shutdown: every slot's group asleep (or closed, when it owes
+/// something), a few at a time.
+pub async fn shut_down_all<G: Hibernate>(slots: Vec<Arc<Slot<G>>>) {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(slots)
+        .for_each_concurrent(SLEEP_CONCURRENCY, |slot| async move {
+            slot.shut_down().await;
+        })
+        .await;
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;

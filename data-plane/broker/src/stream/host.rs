@@ -1,14 +1,17 @@
-//! The stream group manager: one task owns the stream partitions this node
-//! hosts and converges them to the topology, like [`crate::queue::host`] does
-//! for queues. For every topology version it opens (or creates) a partition
-//! group for each partition placed here under `data_dir/streams/<group_id>/`,
-//! closes and deletes partitions whose stream is gone, and only then reports
-//! the version on its own `applied` watch (`lib.rs` reports the lower of the
-//! queue and stream managers' versions to the control plane).
+//! The stream partitions hosted here: one task owns them and converges them
+//! to the topology, like [`crate::queue::host`] does for queues, and
+//! partitions sleep and wake the same way (see [`crate::raft::slot`] and
+//! [`super::hibernation`]). For every topology version it makes a slot —
+//! asleep: a partition is opened under `data_dir/streams/<group_id>/` on
+//! first use — for each partition placed here, removes the slots and
+//! directories of partitions whose stream is gone, hands changed retention
+//! settings to the partitions, and only then reports the version on its own
+//! `applied` watch (`lib.rs` reports the lower of the queue and stream
+//! managers' versions to the control plane).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -18,16 +21,126 @@ use tokio_util::sync::CancellationToken;
 use crate::control::TopologyHandle;
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
+use crate::raft::sleep_record::{self, Found};
+use crate::raft::slot::{Hibernation, InUse, Now, SlotError, shut_down_all, sweep};
+use crate::stream::hibernation::{self, PartitionSlot, PartitionSummary};
 use crate::stream::timer::Retention;
+use crate::stream::traffic::PartitionTraffic;
 use crate::stream::{PartitionGroup, PartitionSpec};
 
 const OPEN_CONCURRENCY: usize = 32;
+
+/// A partition in use (it stays awake while this lives).
+pub type PartitionInUse = InUse<PartitionGroup>;
+
+/// One partition placed on this broker, awake or asleep.
+pub struct HostedPartition {
+    pub spec: PartitionSpec,
+    traffic: Arc<PartitionTraffic>,
+    /// The stream's current retention, for the next open.
+    retention: Arc<Mutex<Retention>>,
+    slot: Arc<PartitionSlot>,
+}
+
+/// A partition's bounds and stored bytes, awake or asleep.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionFigures {
+    pub earliest_offset: u64,
+    pub end_offset: u64,
+    pub high_watermark: u64,
+    pub log_bytes: u64,
+}
+
+impl HostedPartition {
+    /// The group, woken if it sleeps: 404 once the stream is gone, 503
+    /// (`capacity-exhausted`, with a retry time) while it cannot be opened.
+    pub async fn acquire(&self) -> BrokerResult<PartitionInUse> {
+        self.slot.acquire().await.map_err(|err| match err {
+            SlotError::Removed => BrokerError::NotFound {
+                kind: "stream",
+                name: self.spec.stream.clone(),
+            },
+            SlotError::Failed { error, retry_after } => BrokerError::CapacityExhausted {
+                detail: format!(
+                    "partition {} of stream `{}` cannot be opened on this broker now: {error}",
+                    self.spec.partition, self.spec.stream
+                ),
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
+        })
+    }
+
+    /// What the group is now, without waking it.
+    pub fn now(&self) -> Now<PartitionGroup> {
+        self.slot.now()
+    }
+
+    /// Its bounds and log size, without waking it (`None` once removed).
+    pub fn figures(&self) -> Option<PartitionFigures> {
+        match self.slot.now() {
+            Now::Awake(group) => {
+                let (earliest_offset, end_offset, high_watermark) = group
+                    .view()
+                    .read(|p| (p.earliest_offset(), p.end_offset(), p.high_watermark()));
+                Some(PartitionFigures {
+                    earliest_offset,
+                    end_offset,
+                    high_watermark,
+                    log_bytes: group.log_bytes(),
+                })
+            }
+            Now::Asleep(summary) => Some(PartitionFigures {
+                earliest_offset: summary.earliest_offset,
+                end_offset: summary.end_offset,
+                high_watermark: summary.high_watermark,
+                log_bytes: summary.log_bytes,
+            }),
+            Now::Removed => None,
+        }
+    }
+
+    /// Runs `read` on the stream's consumer groups, if this is partition 0
+    /// (from the summary while it sleeps).
+    pub fn coordinator<T>(
+        &self,
+        read: impl FnOnce(&sluice_stream::GroupCoordinator) -> T,
+    ) -> Option<T> {
+        match self.slot.now() {
+            Now::Awake(group) => group.view().coordinator(read),
+            Now::Asleep(summary) => summary.coordinator.as_ref().map(read),
+            Now::Removed => None,
+        }
+    }
+
+    /// Produced and fetched counters since this broker started hosting it.
+    pub fn traffic(&self) -> &PartitionTraffic {
+        &self.traffic
+    }
+
+    pub fn is_awake(&self) -> bool {
+        self.slot.is_awake()
+    }
+
+    /// Stored bytes of its live produced batches (blocking while awake: it
+    /// may read the log's index).
+    fn record_bytes(&self) -> u64 {
+        match self.slot.now() {
+            Now::Awake(group) => group.record_bytes().unwrap_or_else(|err| {
+                // Over-count rather than under-count what could not be measured.
+                tracing::warn!(group = %group.spec.group_id, error = %err, "measuring a partition's record bytes failed; counting its whole log");
+                group.log_bytes()
+            }),
+            Now::Asleep(summary) => summary.record_bytes,
+            Now::Removed => 0,
+        }
+    }
+}
 
 /// The partitions hosted here, by tenant, stream and partition number.
 pub struct PartitionTable {
     /// The topology version these partitions converged to (-1 before the first).
     version: i64,
-    partitions: HashMap<(i64, String, u32), Arc<PartitionGroup>>,
+    partitions: HashMap<(i64, String, u32), Arc<HostedPartition>>,
 }
 
 impl Default for PartitionTable {
@@ -51,7 +164,13 @@ impl PartitionHost {
         self.receiver.borrow().version
     }
 
-    pub fn get(&self, tenant_id: i64, stream: &str, partition: u32) -> Option<Arc<PartitionGroup>> {
+    /// Partition `partition` of the tenant's `stream`, if hosted here.
+    pub fn get(
+        &self,
+        tenant_id: i64,
+        stream: &str,
+        partition: u32,
+    ) -> Option<Arc<HostedPartition>> {
         self.receiver
             .borrow()
             .partitions
@@ -59,23 +178,24 @@ impl PartitionHost {
             .cloned()
     }
 
-    /// Partition `partition` of the tenant's `stream`, hosted here (503
-    /// while it is not open here).
-    pub fn serving(
+    /// Partition `partition` of the tenant's `stream`, hosted here and
+    /// awake (503 while it is not hosted here or cannot be opened).
+    pub async fn serving(
         &self,
         tenant_id: i64,
         stream: &str,
         partition: u32,
-    ) -> BrokerResult<Arc<PartitionGroup>> {
-        self.get(tenant_id, stream, partition).ok_or_else(|| {
+    ) -> BrokerResult<PartitionInUse> {
+        let hosted = self.get(tenant_id, stream, partition).ok_or_else(|| {
             BrokerError::Unavailable(format!(
                 "partition {partition} of stream `{stream}` is not hosted on this broker yet"
             ))
-        })
+        })?;
+        hosted.acquire().await
     }
 
     /// Every partition hosted here.
-    pub fn all(&self) -> Vec<Arc<PartitionGroup>> {
+    pub fn all(&self) -> Vec<Arc<HostedPartition>> {
         self.receiver
             .borrow()
             .partitions
@@ -90,12 +210,7 @@ impl PartitionHost {
     pub fn stored_bytes(&self) -> BTreeMap<i64, u64> {
         let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
         for partition in self.all() {
-            let stored = partition.record_bytes().unwrap_or_else(|err| {
-                // Over-count rather than under-count what could not be measured.
-                tracing::warn!(group = %partition.spec.group_id, error = %err, "measuring a partition's record bytes failed; counting its whole log");
-                partition.log_bytes()
-            });
-            *bytes.entry(partition.spec.tenant_id).or_default() += stored;
+            *bytes.entry(partition.spec.tenant_id).or_default() += partition.record_bytes();
         }
         bytes
     }
@@ -105,19 +220,21 @@ pub struct PartitionHostManager {
     node_id: String,
     root: PathBuf,
     segment_bytes: u64,
-    groups: HashMap<String, Arc<PartitionGroup>>,
+    hosted: HashMap<String, Arc<HostedPartition>>,
     table: watch::Sender<Arc<PartitionTable>>,
 }
 
 impl PartitionHostManager {
-    /// Starts the manager task; it reports each converged version on
-    /// `applied` and closes every partition when `shutdown` is cancelled.
+    /// Starts the manager task and the sweeper; the manager reports each
+    /// converged version on `applied`, and at `shutdown` puts every
+    /// partition to sleep (or closes those that cannot sleep).
     pub fn start(
         node_id: String,
         data_dir: &Path,
         segment_bytes: u64,
         topology: TopologyHandle,
         applied: watch::Sender<i64>,
+        hibernation: Hibernation,
         shutdown: CancellationToken,
     ) -> (PartitionHost, JoinHandle<()>) {
         let (table, receiver) = watch::channel(Arc::new(PartitionTable::default()));
@@ -125,13 +242,49 @@ impl PartitionHostManager {
             node_id,
             root: data_dir.join("streams"),
             segment_bytes,
-            groups: HashMap::new(),
+            hosted: HashMap::new(),
             table,
         };
-        let task = tokio::spawn(crate::control::convergence::follow(
-            manager, topology, applied, shutdown,
-        ));
-        (PartitionHost { receiver }, task)
+        let host = PartitionHost { receiver };
+        let hosted = host.clone();
+        let slots = move || hosted.all().iter().map(|h| h.slot.clone()).collect();
+        let sweeper = tokio::spawn(sweep(slots, hibernation, shutdown.clone()));
+        let task = tokio::spawn(async move {
+            crate::control::convergence::follow(manager, topology, applied, shutdown).await;
+            let _ = sweeper.await;
+        });
+        (host, task)
+    }
+
+    /// A slot for a partition newly placed here, as its directory says;
+    /// true when it must be opened now (it was awake when the broker stopped).
+    fn slot_for(
+        &self,
+        spec: PartitionSpec,
+        found: Found<PartitionSummary>,
+    ) -> (Arc<HostedPartition>, bool) {
+        let (summary, wake) = match found {
+            Found::Nothing => (PartitionSummary::default(), false),
+            Found::Asleep(summary) => (*summary, false),
+            Found::Awake => (PartitionSummary::default(), true),
+        };
+        let traffic = Arc::new(PartitionTraffic::default());
+        let retention = Arc::new(Mutex::new(spec.retention));
+        let opener = hibernation::opener(
+            self.root.join(&spec.group_id),
+            self.node_id.clone(),
+            spec.clone(),
+            self.segment_bytes,
+            retention.clone(),
+            traffic.clone(),
+        );
+        let hosted = Arc::new(HostedPartition {
+            spec,
+            traffic,
+            retention,
+            slot: PartitionSlot::asleep(summary, opener),
+        });
+        (hosted, wake)
     }
 
     /// The partitions placed on this node.
@@ -168,55 +321,76 @@ impl PartitionHostManager {
         let mut ok = true;
         let desired = self.desired(topology);
         let gone: Vec<String> = self
-            .groups
+            .hosted
             .keys()
             .filter(|id| !desired.contains_key(*id))
             .cloned()
             .collect();
         for id in gone {
-            if let Some(group) = self.groups.remove(&id) {
-                group.close().await;
-                tracing::info!(group = %id, stream = %group.spec.stream, "stream partition removed");
+            if let Some(hosted) = self.hosted.remove(&id) {
+                if let Some(group) = hosted.slot.remove().await {
+                    group.close().await;
+                }
+                tracing::info!(group = %id, stream = %hosted.spec.stream, "stream partition removed");
             }
         }
         ok &= self.remove_orphan_dirs(&desired).await;
 
         let missing: Vec<PartitionSpec> = desired
             .values()
-            .filter(|spec| !self.groups.contains_key(&spec.group_id))
+            .filter(|spec| !self.hosted.contains_key(&spec.group_id))
             .cloned()
             .collect();
-        let opened: Vec<(String, anyhow::Result<Arc<PartitionGroup>>)> =
-            futures_util::stream::iter(missing)
-                .map(|spec| {
-                    let dir = self.root.join(&spec.group_id);
-                    let node_id = self.node_id.clone();
-                    let segment_bytes = self.segment_bytes;
-                    async move {
-                        let id = spec.group_id.clone();
-                        let opened = PartitionGroup::open(&dir, &node_id, spec, segment_bytes);
-                        (id, opened.await)
-                    }
-                })
+        let dirs: Vec<PathBuf> = missing
+            .iter()
+            .map(|spec| self.root.join(&spec.group_id))
+            .collect();
+        let found = match tokio::task::spawn_blocking(move || {
+            dirs.iter()
+                .map(|dir| sleep_record::find::<PartitionSummary>(dir))
+                .collect::<Vec<_>>()
+        })
+        .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "looking into partition directories failed");
+                return false;
+            }
+        };
+        let mut to_wake = Vec::new();
+        for (spec, found) in missing.into_iter().zip(found) {
+            let id = spec.group_id.clone();
+            let (hosted, wake) = self.slot_for(spec, found);
+            if wake {
+                to_wake.push(hosted.clone());
+            }
+            self.hosted.insert(id, hosted);
+        }
+        let woken: Vec<(String, BrokerResult<PartitionInUse>)> =
+            futures_util::stream::iter(to_wake)
+                .map(|hosted| async move { (hosted.spec.group_id.clone(), hosted.acquire().await) })
                 .buffer_unordered(OPEN_CONCURRENCY)
                 .collect()
                 .await;
-        for (id, result) in opened {
+        for (id, result) in woken {
             match result {
                 Ok(group) => {
-                    tracing::info!(group = %id, stream = %group.spec.stream, partition = group.spec.partition, "stream partition open");
-                    self.groups.insert(id, group);
+                    tracing::info!(group = %id, stream = %group.spec.stream, partition = group.spec.partition, "stream partition reopened");
                 }
                 Err(err) => {
-                    tracing::error!(group = %id, error = %err, "opening a stream partition failed; retrying");
+                    tracing::error!(group = %id, error = %err, "reopening a stream partition failed; retrying");
                     ok = false;
                 }
             }
         }
 
         for spec in desired.values() {
-            if let Some(group) = self.groups.get(&spec.group_id) {
-                group.set_retention(spec.retention);
+            if let Some(hosted) = self.hosted.get(&spec.group_id) {
+                *hosted.retention.lock().unwrap_or_else(|e| e.into_inner()) = spec.retention;
+                if let Now::Awake(group) = hosted.now() {
+                    group.set_retention(spec.retention);
+                }
             }
         }
 
@@ -228,13 +402,13 @@ impl PartitionHostManager {
             },
             ..PartitionTable::default()
         };
-        for group in self.groups.values() {
+        for hosted in self.hosted.values() {
             let key = (
-                group.spec.tenant_id,
-                group.spec.stream.clone(),
-                group.spec.partition,
+                hosted.spec.tenant_id,
+                hosted.spec.stream.clone(),
+                hosted.spec.partition,
             );
-            table.partitions.insert(key, group.clone());
+            table.partitions.insert(key, hosted.clone());
         }
         self.table.send_replace(Arc::new(table));
         ok
@@ -253,7 +427,7 @@ impl PartitionHostManager {
         let mut ok = true;
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().to_string();
-            if desired.contains_key(&name) || self.groups.contains_key(&name) {
+            if desired.contains_key(&name) || self.hosted.contains_key(&name) {
                 continue;
             }
             if let Err(err) = tokio::fs::remove_dir_all(entry.path()).await {
@@ -271,8 +445,6 @@ impl crate::control::convergence::Converge for PartitionHostManager {
     }
 
     async fn close_all(&mut self) {
-        for group in self.groups.values() {
-            group.close().await;
-        }
+        shut_down_all(self.hosted.values().map(|h| h.slot.clone()).collect()).await;
     }
 }

@@ -8,7 +8,8 @@
 //! - [`hash`]: Kafka's murmur2 partitioner for keyed records.
 //! - [`timer`]: retention, producer expiry and the group coordinator's tick.
 //! - [`traffic`]: produced and fetched counters, for `/metrics`.
-//! - [`host`]: the partitions hosted here, converged to the topology.
+//! - [`host`]: the partitions hosted here, converged to the topology;
+//!   [`hibernation`]: how an idle partition sleeps (closed, a summary kept) and wakes.
 //! - [`produce`]: writing a batch to every partition it goes to.
 //! - [`position`]: where partitions stand, for lag and seeks.
 //! - [`consumer_group`]: group commands on the coordinating partition.
@@ -16,6 +17,7 @@
 pub mod codec;
 pub mod consumer_group;
 pub mod hash;
+pub mod hibernation;
 pub mod host;
 pub mod partition;
 pub mod position;

@@ -4,7 +4,7 @@
 //! by the log index `PartitionState::locate` returns.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sluice_storage::{Record, SegmentLog};
@@ -94,8 +94,9 @@ pub struct PartitionGroup {
     retention: Mutex<Retention>,
     /// The live produced batches' stored bytes, counted incrementally.
     record_bytes: Mutex<RecordBytes>,
-    /// Produced and fetched counters, for `/metrics`.
-    traffic: super::traffic::PartitionTraffic,
+    /// Produced and fetched counters, for `/metrics` (they outlive a sleep).
+    traffic: Arc<super::traffic::PartitionTraffic>,
+    dir: PathBuf,
     stop: CancellationToken,
 }
 
@@ -133,6 +134,17 @@ impl PartitionGroup {
         spec: PartitionSpec,
         segment_bytes: u64,
     ) -> anyhow::Result<Arc<PartitionGroup>> {
+        Self::open_with(dir, node_id, spec, segment_bytes, Arc::default()).await
+    }
+
+    /// [`PartitionGroup::open`], counting into `traffic`.
+    pub async fn open_with(
+        dir: &Path,
+        node_id: &str,
+        spec: PartitionSpec,
+        segment_bytes: u64,
+        traffic: Arc<super::traffic::PartitionTraffic>,
+    ) -> anyhow::Result<Arc<PartitionGroup>> {
         let initial = PartitionMachine {
             partition: PartitionState::new(),
             coordinator: (spec.partition == 0).then(|| GroupCoordinator::new(spec.partitions)),
@@ -142,7 +154,8 @@ impl PartitionGroup {
         let group = Arc::new(PartitionGroup {
             retention: Mutex::new(spec.retention),
             record_bytes: Mutex::new(RecordBytes::default()),
-            traffic: Default::default(),
+            traffic,
+            dir: dir.to_path_buf(),
             spec,
             group,
             view,
@@ -386,6 +399,15 @@ impl PartitionGroup {
                 .collect()
         });
         frame_batches(bytes::Bytes::from(bytes), &spans, offset)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the partition's timer task.
+    pub fn stop_tasks(&self) {
+        self.stop.cancel();
     }
 
     /// Stops the timer and the Raft group (the log is closed once dropped).

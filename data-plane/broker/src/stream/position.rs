@@ -42,7 +42,8 @@ pub async fn positions(
     timestamp_ms: Option<i64>,
 ) -> BrokerResult<BTreeMap<u32, PartitionPosition>> {
     let asks = (0..partitions).map(|p| async move {
-        if let Some(group) = at.partitions.get(at.tenant_id, stream, p) {
+        if let Some(hosted) = at.partitions.get(at.tenant_id, stream, p) {
+            let group = hosted.acquire().await?;
             return local_position(&group, timestamp_ms).await.map(|at| (p, at));
         }
         let url = placement::stream_host(at.topology, at.node_id, at.tenant_id, stream, Some(p))

@@ -16,7 +16,7 @@ use sluice_protocol::problem::slug;
 use sluice_storage::Record;
 use sluice_stream::{Command, PartitionReply, ProducerBatch, StreamError};
 
-use super::host::PartitionHost;
+use super::host::{HostedPartition, PartitionHost};
 use super::{ApplyError, EntryReply, PartitionGroup};
 use crate::cluster::relay::{Charged, relay_error};
 use crate::cluster::{Peers, placement};
@@ -60,7 +60,7 @@ pub struct Produce<'a> {
 
 /// Where a partition's records are written.
 enum Target {
-    Local(Arc<PartitionGroup>),
+    Local(Arc<HostedPartition>),
     /// The data URL of the broker hosting the partition.
     Remote(String),
 }
@@ -78,10 +78,10 @@ impl Produce<'_> {
             Some(partition),
         ) {
             Some(url) => Ok(Target::Remote(url)),
-            None => self
-                .partitions
-                .serving(self.tenant_id, self.stream, partition)
-                .map(Target::Local),
+            None => Err(BrokerError::Unavailable(format!(
+                "partition {partition} of stream `{}` is not hosted on this broker yet",
+                self.stream
+            ))),
         }
     }
 
@@ -127,7 +127,10 @@ impl Produce<'_> {
             });
             async move {
                 match target {
-                    Target::Local(group) => produce_local(group, batch, producer).await,
+                    Target::Local(hosted) => {
+                        let group = hosted.acquire().await?;
+                        produce_local(&group, batch, producer).await
+                    }
                     Target::Remote(url) => self.produce_remote(url, *p, &batch, producer).await,
                 }
             }

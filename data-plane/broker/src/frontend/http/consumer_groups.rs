@@ -23,7 +23,6 @@
 //! the caller's credential.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -42,11 +41,11 @@ use crate::admission::auth::Caller;
 use crate::control::topology::Topology;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
-use crate::stream::PartitionGroup;
 use crate::stream::consumer_group::{
     DEFAULT_SESSION_TIMEOUT_MS, MAX_SESSION_TIMEOUT_MS, apply, check_group_name, committed_of,
     group_error,
 };
+use crate::stream::host::PartitionInUse;
 use crate::stream::position;
 
 /// The caller's `Authorization` header, passed on to other brokers.
@@ -58,16 +57,16 @@ fn authorization(headers: &HeaderMap) -> &str {
 }
 
 /// Partition 0 of the stream, which coordinates its groups.
-fn coordinator(
+async fn coordinator(
     state: &Node,
     caller: &Caller,
     stream: &str,
     group: &str,
-) -> BrokerResult<Arc<PartitionGroup>> {
+) -> BrokerResult<PartitionInUse> {
     caller.require("consume")?;
     stream_of(state, caller, stream)?;
     check_group_name(group)?;
-    partition_group(state, caller, stream, 0)
+    partition_group(state, caller, stream, 0).await
 }
 
 /// What asking for partition positions reads from the node.
@@ -130,7 +129,7 @@ pub async fn join(
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<JoinRequest>,
 ) -> BrokerResult<Json<JoinResponse>> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     let session_timeout_ms = request
         .session_timeout_ms
         .unwrap_or(DEFAULT_SESSION_TIMEOUT_MS);
@@ -201,7 +200,7 @@ pub async fn heartbeat(
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<HeartbeatRequest>,
 ) -> BrokerResult<Json<HeartbeatResponse>> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     let command = GroupCommand::Heartbeat {
         group: group.clone(),
         member_id: MemberId(request.member_id),
@@ -244,7 +243,7 @@ pub async fn leave(
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<LeaveRequest>,
 ) -> BrokerResult<Json<GenerationResponse>> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     let command = GroupCommand::Leave {
         group,
         member_id: MemberId(request.member_id),
@@ -279,7 +278,7 @@ pub async fn commit(
     Path((stream, group)): Path<(String, String)>,
     JsonBody(request): JsonBody<CommitRequest>,
 ) -> BrokerResult<Json<GenerationResponse>> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     let command = GroupCommand::Commit {
         group,
         member_id: MemberId(request.member_id),
@@ -329,7 +328,7 @@ pub async fn seek(
     headers: HeaderMap,
     JsonBody(request): JsonBody<SeekRequest>,
 ) -> BrokerResult<Json<SeekResponse>> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     if request.force {
         caller.require("admin")?;
     }
@@ -408,7 +407,7 @@ pub async fn delete(
     CallerAuth(caller): CallerAuth,
     Path((stream, group)): Path<(String, String)>,
 ) -> BrokerResult<axum::http::StatusCode> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     match apply(&partition, GroupCommand::DeleteGroup { group }).await? {
         GroupReply::Deleted => Ok(axum::http::StatusCode::NO_CONTENT),
         other => Err(BrokerError::Internal(anyhow::anyhow!(
@@ -458,7 +457,7 @@ pub async fn describe(
     Path((stream, group)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> BrokerResult<Json<GroupDescription>> {
-    let partition = coordinator(&state, &caller, &stream, &group)?;
+    let partition = coordinator(&state, &caller, &stream, &group).await?;
     let partitions = stream_of(&state, &caller, &stream)?.partitions.len() as u32;
     let authorization = authorization(&headers);
     let topology = state.topology.current();

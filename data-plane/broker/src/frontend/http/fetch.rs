@@ -35,6 +35,7 @@ use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
 use crate::queue::BodyEncoding;
 use crate::stream::PartitionGroup;
+use crate::stream::host::PartitionInUse;
 
 /// Longest long-poll of a fetch.
 const MAX_WAIT_MS: u64 = 20_000;
@@ -127,6 +128,8 @@ fn wire(offset: u64, record: Record) -> FetchedRecord {
 /// A validated fetch, positioned in its partition.
 struct Position {
     group: std::sync::Arc<PartitionGroup>,
+    /// Keeps the partition awake while the fetch waits for records.
+    _in_use: Option<PartitionInUse>,
     /// The first offset to return.
     offset: u64,
     /// Records older than this are skipped (a timestamp fetch).
@@ -168,7 +171,7 @@ pub async fn fetch(
             kind: "partition",
             name: format!("{name}/{partition}"),
         })?;
-    let group = partition_group(&state, &caller, &name, partition)?;
+    let group = partition_group(&state, &caller, &name, partition).await?;
     let format = params.format;
     let position = position(group, params).await?;
     match format {
@@ -178,10 +181,8 @@ pub async fn fetch(
 }
 
 /// Checks the parameters and finds the first offset to return.
-async fn position(
-    group: std::sync::Arc<PartitionGroup>,
-    params: FetchParams,
-) -> BrokerResult<Position> {
+async fn position(in_use: PartitionInUse, params: FetchParams) -> BrokerResult<Position> {
+    let group = in_use.group().clone();
     let max_records = params.max_records.unwrap_or(100);
     if !(1..=MAX_RECORDS).contains(&max_records) {
         return Err(BrokerError::validation(
@@ -231,6 +232,7 @@ async fn position(
     }
     Ok(Position {
         group,
+        _in_use: Some(in_use),
         offset,
         since_timestamp,
         max_records,
@@ -409,6 +411,7 @@ mod tests {
         for format in [FetchFormat::Json, FetchFormat::Batches] {
             let at = Position {
                 group: group.clone(),
+                _in_use: None,
                 offset: 2,
                 since_timestamp: None,
                 max_records: 100,

@@ -112,11 +112,12 @@ pub async fn stream_bounds(
         })?;
     let partitions = (0..placed.partitions.len() as u32)
         .filter_map(|p| {
-            let group = state.partitions.get(tenant_id, &stream, p)?;
-            let bounds = group.view().read(|s| sluice_stream::PartitionBounds {
-                earliest: s.earliest_offset(),
-                end: s.high_watermark(),
-            });
+            // A sleeping partition answers from its summary.
+            let figures = state.partitions.get(tenant_id, &stream, p)?.figures()?;
+            let bounds = sluice_stream::PartitionBounds {
+                earliest: figures.earliest_offset,
+                end: figures.high_watermark,
+            };
             Some((p, bounds))
         })
         .collect();

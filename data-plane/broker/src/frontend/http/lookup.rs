@@ -9,7 +9,7 @@ use crate::control::topology::FeedStream;
 use crate::error::{BrokerError, BrokerResult};
 use crate::node::Node;
 use crate::queue::host::{HostedQueue, QueueInUse};
-use crate::stream::PartitionGroup;
+use crate::stream::host::PartitionInUse;
 
 /// The caller's queue `name`, hosted here (woken if it slept; it stays
 /// awake while the answer lives).
@@ -41,14 +41,16 @@ pub fn stream_of(state: &Node, caller: &Caller, name: &str) -> BrokerResult<Feed
         })
 }
 
-/// Partition `partition` of the caller's `stream`, hosted here.
-pub fn partition_group(
+/// Partition `partition` of the caller's `stream`, hosted here (woken if
+/// it slept; it stays awake while the answer lives).
+pub async fn partition_group(
     state: &Node,
     caller: &Caller,
     stream: &str,
     partition: u32,
-) -> BrokerResult<Arc<PartitionGroup>> {
+) -> BrokerResult<PartitionInUse> {
     state
         .partitions
         .serving(caller.tenant_id, stream, partition)
+        .await
 }
