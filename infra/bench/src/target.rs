@@ -58,6 +58,20 @@ impl Spawned {
         self.broker.id()
     }
 
+    /// Fails with the broker's exit status and the tail of its log if it
+    /// is no longer running.
+    pub fn broker_running(&mut self) -> anyhow::Result<()> {
+        self.broker
+            .ensure_running()
+            .context("the broker is not running")
+    }
+
+    /// The key brokers (and the feed reader of the `queues` mode) present
+    /// to the control plane's internal API.
+    pub fn node_key(&self) -> &'static str {
+        NODE_KEY
+    }
+
     /// The control plane's process id.
     pub fn control_pid(&self) -> u32 {
         self.control.id()

@@ -11,6 +11,7 @@
 //! `--timeout-secs` or a failing broker still reports how far it got.
 
 mod declare;
+mod feed;
 mod probe;
 mod rates;
 mod report;
@@ -34,6 +35,9 @@ use touch::Touched;
 
 /// How often the topology status is asked while waiting for the broker.
 const STATUS_POLL: Duration = Duration::from_millis(100);
+/// Waiting for the broker to apply the topology gives up when its applied
+/// version has not moved for this long (it may be slow, not stuck).
+const APPLY_STALL: Duration = Duration::from_secs(120);
 /// The most a restarted broker gets to be ready (within `--timeout-secs`).
 const READY_WITHIN: Duration = Duration::from_secs(600);
 
@@ -52,6 +56,9 @@ pub struct Run {
     restarts: Vec<Restart>,
     after_restart: Option<Idle>,
     more: Option<Declared>,
+    /// Feed snapshots with no queue, and with the queues declared.
+    feed_empty: Option<serde_json::Value>,
+    feed_full: Option<serde_json::Value>,
     errors: Vec<String>,
     timed_out: bool,
 }
@@ -88,6 +95,15 @@ pub async fn mode(args: Arc<QueuesArgs>) -> anyhow::Result<bool> {
     let mut run = Run::default();
     if let Err(error) = phases(&mut run, &mut target, &args, deadline).await {
         run.errors.push(format!("{error:#}"));
+    }
+    // A broker that died is the finding of the run: say how it ended.
+    if let Some(spawned) = target.spawned.as_mut()
+        && let Err(error) = spawned.broker_running()
+    {
+        let error = format!("{error:#}");
+        if !run.errors.contains(&error) {
+            run.errors.push(error);
+        }
     }
     target.cleanup().await;
     let complete = run.complete(&args, target.spawned.is_some());
@@ -147,6 +163,7 @@ async fn phases(
 ) -> anyhow::Result<()> {
     let window = Duration::from_secs(args.idle_secs);
     run.baseline = run.idle(target, window, "with no queue").await;
+    run.feed_empty = feed_snapshot(target).await;
 
     check_time(run, deadline, "declaring")?;
     eprintln!(
@@ -195,6 +212,7 @@ async fn phases(
     let declared_at = Instant::now();
     run.applied = Some(wait_applied(target, deadline, declared_at).await?);
     run.after_declare = run.idle(target, window, "with the queues declared").await;
+    run.feed_full = feed_snapshot(target).await;
 
     check_time(run, deadline, "touching queues")?;
     let (touch, survivors) = pick(&declared_queues, args.touch as usize);
@@ -263,6 +281,12 @@ fn pick(names: &[String], touch: usize) -> (Vec<String>, Vec<String>) {
     (touched, chosen)
 }
 
+/// A feed snapshot's size and time, when the node key is ours.
+async fn feed_snapshot(target: &Target) -> Option<serde_json::Value> {
+    let node_key = target.spawned.as_ref()?.node_key();
+    Some(feed::snapshot(&target.control_url, node_key).await)
+}
+
 /// Broker and control-plane CPU counters, when both are ours.
 fn cpu_samples(target: &Target) -> Option<(Sample, Sample)> {
     let spawned = target.spawned.as_ref()?;
@@ -281,14 +305,16 @@ fn declare_cpu(from: Option<(Sample, Sample)>, to: Option<(Sample, Sample)>) -> 
 
 /// Waits until every live broker applied the latest topology version
 /// (`GET /v1/topology/status`): declares that answered 202 were stored but
-/// not yet applied.
+/// not yet applied. Gives up at `deadline`, when the applied version stalls
+/// for [`APPLY_STALL`], or when a broker started here exited.
 async fn wait_applied(
-    target: &Target,
+    target: &mut Target,
     deadline: Instant,
     since: Instant,
 ) -> anyhow::Result<Applied> {
     let control = Client::new(&target.control_url).with_bearer(&target.admin_key);
     eprintln!("sluice-bench: waiting for the broker to apply the topology");
+    let mut progress = (None, Instant::now());
     loop {
         let status = control
             .topology_status()
@@ -300,10 +326,21 @@ async fn wait_applied(
                 after: since.elapsed(),
             });
         }
-        if Instant::now() >= deadline {
+        if let Some(spawned) = target.spawned.as_mut() {
+            spawned.broker_running()?;
+        }
+        if status.applied_version != progress.0 {
+            progress = (status.applied_version, Instant::now());
+        }
+        let stalled = progress.1.elapsed() >= APPLY_STALL;
+        if Instant::now() >= deadline || stalled {
             anyhow::bail!(
-                "--timeout-secs reached with topology version {} applied up to {:?} \
-                 ({} live brokers)",
+                "{} with topology version {} applied up to {:?} ({} live brokers)",
+                if stalled {
+                    "the applied version stalled"
+                } else {
+                    "--timeout-secs reached"
+                },
                 status.version,
                 status.applied_version,
                 status.live_nodes

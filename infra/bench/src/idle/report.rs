@@ -110,6 +110,11 @@ pub fn build(args: &QueuesArgs, target: &Target, run: &Run, complete: bool) -> Q
             number(&more_json, &["per_s"]),
             number(&queues_json, &["first_thousand_per_s"]),
         ),
+        "feed_snapshot_bytes_per_queue": per_group(
+            run.feed_empty.as_ref().and_then(|f| f["bytes"].as_u64()),
+            run.feed_full.as_ref().and_then(|f| f["bytes"].as_u64()),
+            groups,
+        ),
         "first_publish_p50_per_second_publish_p50": ratio(
             number(&touch_json, &["first_publish_ms", "p50"]),
             number(&touch_json, &["second_publish_ms", "p50"]),
@@ -127,6 +132,10 @@ pub fn build(args: &QueuesArgs, target: &Target, run: &Run, complete: bool) -> Q
             "broker": round3(cpu.broker),
             "control_plane": round3(cpu.control),
         })),
+        "feed_snapshot": {
+            "no_queue": run.feed_empty,
+            "queues_declared": run.feed_full,
+        },
         "applied": run.applied.as_ref().map(|applied| json!({
             "topology_version": applied.version,
             "after_last_declare_s": round3(applied.after.as_secs_f64()),
