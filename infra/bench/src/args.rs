@@ -25,6 +25,11 @@ pub enum Mode {
     /// partition back and verify each record came back once; compares with
     /// the storage engine's raw append rate measured in the same run.
     Stream(StreamArgs),
+    /// Declare many queues (and stream partitions) on one broker and measure
+    /// what they cost it idle (CPU, memory, open files, threads, against a
+    /// same-run baseline with none), the first publish on a random few, a
+    /// graceful and a kill -9 restart, and the declare rate as they grow.
+    Queues(QueuesArgs),
 }
 
 /// Where the load goes.
@@ -230,4 +235,40 @@ pub struct StreamArgs {
     /// (default: the spawned deployment's temp dir, else the system temp dir).
     #[arg(long, alias = "fsync-dir", value_name = "DIR")]
     pub baseline_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Queues to declare (all idle, `{}` settings).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub queues: u64,
+    /// Declares in flight at once, one control-plane client each.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: u64,
+    /// Streams to declare after the queues; their partitions are Raft groups
+    /// like queues and count with them in the per-queue figures.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub streams: u64,
+    /// Partitions of each of the `--streams` (the control plane takes 1..=1024).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub partitions_per_stream: u64,
+    /// Random queues to wake once all are idle: publish one message with
+    /// confirm, receive it, ack it (at most `--queues`).
+    #[arg(long, default_value_t = 200)]
+    pub touch: u64,
+    /// Length of each idle measurement window, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_secs: u64,
+    /// Queues declared at the end with `--queues` already present (0: none).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub more: u64,
+    /// Skip the graceful and kill -9 broker restarts (they need `--spawn`
+    /// and are skipped against `--dev-json` anyway).
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Give up (and report what was done, `"complete": false`) after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_secs: u64,
 }

@@ -5,6 +5,8 @@
 mod args;
 mod baseline;
 mod engine;
+mod idle;
+mod process;
 mod push;
 mod queue;
 mod report;
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         match cli.mode {
             Mode::Queue(args) => queue_mode(Arc::new(args)).await,
             Mode::Stream(args) => stream::mode(Arc::new(args)).await,
+            Mode::Queues(args) => idle::mode(Arc::new(args)).await,
         }
     });
     match outcome {

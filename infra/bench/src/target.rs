@@ -2,7 +2,8 @@
 //! Postgres in a temp dir, the `sluice-control` and `sluice-broker` binaries
 //! next to this executable) or `make dev`'s (`--dev-json`). Either way a
 //! fresh tenant, a publish+consume key and the benchmark queue or stream
-//! are created.
+//! are created (or, for the `queues` mode, only the tenant with room for
+//! its queues). A spawned broker can be restarted, gracefully or by kill -9.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,8 @@ use crate::args::TargetArgs;
 
 const NODE_KEY: &str = "bench-node-key";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a broker stopped with SIGTERM gets to shut down before SIGKILL.
+const GRACEFUL_STOP: Duration = Duration::from_secs(30);
 /// A publish-rate quota no run on one machine reaches (per second, messages and bytes).
 const UNLIMITED_RATE: i64 = 1 << 50;
 
@@ -39,7 +42,7 @@ pub struct Spawned {
     broker: ChildProcess,
     broker_bin: PathBuf,
     control_url: String,
-    _control: ChildProcess,
+    control: ChildProcess,
     _pg: PgCluster,
     dir: tempfile::TempDir,
 }
@@ -50,47 +53,139 @@ impl Spawned {
         self.dir.path()
     }
 
-    /// Kills the broker with SIGKILL (no shutdown at all) and starts it again
-    /// on the same data directory; blocking. Returns the new broker's URL and
-    /// how long it took from its start to ready (every queue group reopened
-    /// from its snapshot and log).
-    pub fn crash_and_restart_broker(&mut self) -> anyhow::Result<(String, Duration)> {
-        let pid = self.broker.id().to_string();
-        let killed = Command::new("kill").args(["-9", &pid]).status()?;
-        if !killed.success() {
-            bail!("kill -9 {pid} failed");
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.broker.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                bail!("broker {pid} survived kill -9");
+    /// The running broker's process id.
+    pub fn broker_pid(&self) -> u32 {
+        self.broker.id()
+    }
+
+    /// Fails with the broker's exit status and the tail of its log if it
+    /// is no longer running.
+    pub fn broker_running(&mut self) -> anyhow::Result<()> {
+        self.broker
+            .ensure_running()
+            .context("the broker is not running")
+    }
+
+    /// The key brokers (and the feed reader of the `queues` mode) present
+    /// to the control plane's internal API.
+    pub fn node_key(&self) -> &'static str {
+        NODE_KEY
+    }
+
+    /// The control plane's process id.
+    pub fn control_pid(&self) -> u32 {
+        self.control.id()
+    }
+
+    /// Stops the broker as `stop` says and starts it again on the same data
+    /// directory (node `n1`, same control plane), waiting up to
+    /// `ready_within` for it to answer `/readyz`; blocking. The new broker's
+    /// log is `broker-<log>.log`.
+    pub fn restart_broker(
+        &mut self,
+        stop: Stop,
+        log: &str,
+        ready_within: Duration,
+    ) -> anyhow::Result<Restarted> {
+        let pid = self.broker.id();
+        let stopping = Instant::now();
+        let exit = match stop {
+            Stop::Graceful => self
+                .broker
+                .stop_with_grace(GRACEFUL_STOP)
+                .with_context(|| format!("stopping broker {pid} with SIGTERM"))?,
+            Stop::Kill => {
+                let killed = Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .context("running kill")?;
+                if !killed.success() {
+                    bail!("kill -9 {pid} failed");
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    if let Some(status) = self.broker.try_wait()? {
+                        break status;
+                    }
+                    if Instant::now() > deadline {
+                        bail!("broker {pid} survived kill -9");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        };
+        let stopped = stopping.elapsed();
         let started = Instant::now();
         let (broker, url) = start_broker(
             &self.broker_bin,
             &self.control_url,
             self.dir.path(),
-            "broker-restarted.log",
+            &format!("broker-{log}.log"),
+            ready_within,
         )?;
         self.broker = broker;
-        Ok((url, started.elapsed()))
+        Ok(Restarted {
+            url,
+            stopped,
+            exit: exit.to_string(),
+            exited_cleanly: exit.success(),
+            started,
+            ready: started.elapsed(),
+        })
+    }
+
+    /// Kills the broker with SIGKILL (no shutdown at all) and starts it again
+    /// on the same data directory; blocking. Returns the new broker's URL and
+    /// how long it took from its start to ready (every queue group reopened
+    /// from its snapshot and log).
+    pub fn crash_and_restart_broker(&mut self) -> anyhow::Result<(String, Duration)> {
+        let restarted = self.restart_broker(Stop::Kill, "restarted", READY_TIMEOUT)?;
+        Ok((restarted.url, restarted.ready))
     }
 
     /// The broker's resident memory, where `/proc` has it.
     pub fn broker_memory(&self) -> Option<Resident> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.broker.id())).ok()?;
-        let bytes = |field: &str| -> Option<u64> {
-            let line = status.lines().find(|l| l.starts_with(field))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        };
+        let status = crate::process::read_status(self.broker.id()).ok()?;
         Some(Resident {
-            total: bytes("VmRSS:")?,
-            anonymous: bytes("RssAnon:")?,
+            total: status.rss_bytes,
+            anonymous: status.anonymous_bytes,
         })
     }
+}
+
+/// How [`Spawned::restart_broker`] stops the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM, then up to [`GRACEFUL_STOP`] for the broker to shut down by
+    /// itself (SIGKILL after that, which `exit` then shows).
+    Graceful,
+    /// SIGKILL: a crash, nothing flushed or closed.
+    Kill,
+}
+
+impl Stop {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Graceful => "sigterm",
+            Stop::Kill => "sigkill",
+        }
+    }
+}
+
+/// What a broker restart took.
+#[derive(Debug, Clone)]
+pub struct Restarted {
+    /// The new broker's data URL.
+    pub url: String,
+    /// From the signal until the old process was gone.
+    pub stopped: Duration,
+    /// How the old process ended (`exit status: 0`, `signal: 9 (SIGKILL)`).
+    pub exit: String,
+    pub exited_cleanly: bool,
+    /// When the new process was started.
+    pub started: Instant,
+    /// From `started` until it answered `/readyz`.
+    pub ready: Duration,
 }
 
 /// A process's resident memory in bytes.
@@ -102,11 +197,21 @@ pub struct Resident {
     pub anonymous: u64,
 }
 
-/// What a run loads: a queue, or a stream with this many partitions.
+/// What a run loads: a queue, a stream with this many partitions, or many
+/// queues and streams that the run declares itself.
 #[derive(Debug, Clone, Copy)]
 pub enum Resource {
     Queue,
-    Stream { partitions: u64 },
+    Stream {
+        partitions: u64,
+    },
+    /// Nothing is declared by [`Target::prepare`]; the tenant's count quotas
+    /// are set to these (the plans stop at 10,000 queues and partitions).
+    Many {
+        queues: u64,
+        streams: u64,
+        partitions: u64,
+    },
 }
 
 /// Ready-to-use endpoints and credentials for one run.
@@ -118,7 +223,9 @@ pub struct Target {
     /// A key with the `publish` and `consume` scopes.
     pub key: String,
     pub tenant: String,
-    /// The queue's or stream's name.
+    /// Kept to delete the tenant after a `Resource::Many` run against `make dev`.
+    operator_key: String,
+    /// The queue's or stream's name (unused with `Resource::Many`).
     pub name: String,
     pub resource: Resource,
     pub spawned: Option<Spawned>,
@@ -182,12 +289,18 @@ fn spawn_deployment(operator_key: &str) -> anyhow::Result<(Spawned, String, Stri
         .wait_http_ok(&format!("{control_url}/readyz"), READY_TIMEOUT)
         .with_context(|| format!("sluice-control:\n{}", control.log_tail(20)))?;
 
-    let (broker, broker_url) = start_broker(&broker_bin, &control_url, dir.path(), "broker.log")?;
+    let (broker, broker_url) = start_broker(
+        &broker_bin,
+        &control_url,
+        dir.path(),
+        "broker.log",
+        READY_TIMEOUT,
+    )?;
     let spawned = Spawned {
         broker,
         broker_bin,
         control_url: control_url.clone(),
-        _control: control,
+        control,
         _pg: pg,
         dir,
     };
@@ -201,6 +314,7 @@ fn start_broker(
     control_url: &str,
     dir: &Path,
     log: &str,
+    ready_within: Duration,
 ) -> anyhow::Result<(ChildProcess, String)> {
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
@@ -213,7 +327,7 @@ fn start_broker(
         .env("SLUICE_BROKER_DATA_DIR", dir.join("broker"));
     let mut broker = ChildProcess::spawn("sluice-broker", command, Output::LogFile(dir.join(log)))?;
     broker
-        .wait_http_ok(&format!("{url}/readyz"), READY_TIMEOUT)
+        .wait_http_ok(&format!("{url}/readyz"), ready_within)
         .with_context(|| format!("sluice-broker:\n{}", broker.log_tail(20)))?;
     Ok((broker, url))
 }
@@ -274,15 +388,26 @@ impl Target {
             .context("creating the tenant")?;
         // The plans' publish-rate quotas (100 msg/s on free, 100k on enterprise)
         // would measure the limiter, not the broker: lift them for this tenant.
-        let unlimited = QuotasPatch {
+        let mut unlimited = QuotasPatch {
             publish_messages_per_second: Some(UNLIMITED_RATE),
             publish_bytes_per_second: Some(UNLIMITED_RATE),
             ..QuotasPatch::default()
         };
+        if let Resource::Many {
+            queues,
+            streams,
+            partitions,
+        } = resource
+        {
+            let count = |n: u64| Some(i64::try_from(n).unwrap_or(i64::MAX));
+            unlimited.max_queues = count(queues);
+            unlimited.max_streams = count(streams);
+            unlimited.max_partitions = count(partitions);
+        }
         operator
             .set_quotas(&tenant, &unlimited)
             .await
-            .context("lifting the tenant's publish-rate quotas")?;
+            .context("lifting the tenant's quotas")?;
         let admin_key = created.admin_key.key;
         let admin = control.with_bearer(&admin_key);
         let key = admin
@@ -317,6 +442,7 @@ impl Target {
                     .await
                     .with_context(|| format!("declaring stream {name}"))?;
             }
+            Resource::Many { .. } => {}
         }
         Ok(Target {
             kind,
@@ -325,6 +451,7 @@ impl Target {
             admin_key,
             key,
             tenant,
+            operator_key,
             name,
             resource,
             spawned,
@@ -350,18 +477,54 @@ impl Target {
         Ok(ready)
     }
 
+    /// With a spawned deployment: [`Spawned::restart_broker`], and the
+    /// target now points at the new broker.
+    pub async fn restart_broker(
+        &mut self,
+        stop: Stop,
+        log: &'static str,
+        ready_within: Duration,
+    ) -> anyhow::Result<Restarted> {
+        let mut spawned = self
+            .spawned
+            .take()
+            .context("restarting the broker needs a deployment started here (--spawn)")?;
+        let (spawned, restarted) = tokio::task::spawn_blocking(move || {
+            let restarted = spawned.restart_broker(stop, log, ready_within);
+            (spawned, restarted)
+        })
+        .await
+        .context("the broker restarter panicked")?;
+        self.spawned = Some(spawned);
+        let restarted = restarted?;
+        self.broker_url = restarted.url.clone();
+        Ok(restarted)
+    }
+
+    /// The broker's process id, when this tool started it.
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.spawned.as_ref().map(Spawned::broker_pid)
+    }
+
     /// Best-effort removal of the queue or stream after a run against `make dev`
-    /// (a spawned deployment is thrown away whole). The tenant stays.
+    /// (a spawned deployment is thrown away whole). The tenant stays, except
+    /// after `Resource::Many`: deleting it is one topology change, where
+    /// deleting its thousands of queues would be as many.
     pub async fn cleanup(&self) {
         if self.spawned.is_none() {
-            let admin = Client::new(&self.control_url).with_bearer(&self.admin_key);
+            let control = Client::new(&self.control_url);
+            let admin = control.with_bearer(&self.admin_key);
             let _ = match self.resource {
-                Resource::Queue => {
-                    admin
-                        .delete_queue(&self.name, &DeleteOptions::default())
-                        .await
-                }
-                Resource::Stream { .. } => admin.delete_stream(&self.name).await,
+                Resource::Many { .. } => control
+                    .with_bearer(&self.operator_key)
+                    .delete_tenant(&self.tenant)
+                    .await
+                    .map(|_| ()),
+                Resource::Queue => admin
+                    .delete_queue(&self.name, &DeleteOptions::default())
+                    .await
+                    .map(|_| ()),
+                Resource::Stream { .. } => admin.delete_stream(&self.name).await.map(|_| ()),
             };
         }
     }
