@@ -321,6 +321,8 @@ fn start_broker(
     let mut command = Command::new(bin);
     command
         .env("SLUICE_BROKER_LISTEN", format!("127.0.0.1:{port}"))
+        // Any free port: the default (9091) may belong to another broker here.
+        .env("SLUICE_BROKER_METRICS_LISTEN", "127.0.0.1:0")
         .env("SLUICE_BROKER_CONTROL_URL", control_url)
         .env("SLUICE_BROKER_NODE_KEY", NODE_KEY)
         .env("SLUICE_BROKER_NODE_ID", "n1")
