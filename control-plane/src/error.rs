@@ -61,6 +61,13 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// No live broker can host another group: the service is full until a
+    /// broker is added or groups are deleted, so a retry may succeed later.
+    #[error("{detail}")]
+    CapacityExhausted {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -133,6 +140,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
+            ),
+            CapacityExhausted { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "capacity-exhausted",
+                "Capacity exhausted",
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -214,6 +226,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::CapacityExhausted {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod brokers;
 pub mod config;
+#[macro_use]
 pub mod db;
 pub mod error;
 pub mod extract;
@@ -54,6 +55,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let operator_key_hash = config.operator_key.as_deref().map(api_key::hash_secret);
     let node_key_hash = config.node_key.as_deref().map(api_key::hash_secret);
     let versions = feed::VersionWatch::start(pool.clone()).await?;
+    let applied = feed::AppliedWatch::start(pool.clone());
     let brokers = brokers::BrokerClient::new(config.node_key.clone())?;
     Ok(AppState {
         pool,
@@ -62,6 +64,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         operator_key_hash,
         node_key_hash,
         versions,
+        applied,
         brokers,
         shutdown: tokio_util::sync::CancellationToken::new(),
     })

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use crate::auth::jwt::Signer;
 use crate::brokers::BrokerClient;
 use crate::config::Config;
-use crate::feed::VersionWatch;
+use crate::feed::{AppliedWatch, VersionWatch};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,6 +21,8 @@ pub struct AppState {
     pub node_key_hash: Option<Vec<u8>>,
     /// The latest topology version, for feed long-polls.
     pub versions: VersionWatch,
+    /// How far the live brokers have converged, for declares that wait on it.
+    pub applied: AppliedWatch,
     /// Asks brokers for what only they know (queue depth).
     pub brokers: BrokerClient,
     /// Cancelled when the server starts shutting down, so long-polls answer

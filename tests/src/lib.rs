@@ -169,6 +169,12 @@ impl Broker {
             .await?)
     }
 
+    /// The operator's health report (`/healthz` on the metrics listener).
+    pub async fn health(&self) -> anyhow::Result<serde_json::Value> {
+        let url = self.metrics_url.replace("/metrics", "/healthz");
+        Ok(reqwest::get(&url).await?.error_for_status()?.json().await?)
+    }
+
     /// Per queue hosted here (awake or asleep), the value of the per-queue
     /// gauge `series` (e.g. `sluice_queue_awake`), read from `/metrics`.
     pub async fn queue_series(&self, series: &str) -> anyhow::Result<BTreeMap<String, u64>> {

@@ -4,7 +4,9 @@
 //! next request with every message in order, wakes a sleeping queue when
 //! one of its timers falls due (a TTL dead-letters with nobody touching the
 //! queue), keeps a queue with a long-poll waiting awake, and — stopped
-//! gracefully — starts again with its queues still asleep and intact.
+//! gracefully — starts again with its queues still asleep and intact. A
+//! queue that cannot be opened is refused with a retry time, named in the
+//! operator's health report, and retried, while the others keep serving.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -206,5 +208,90 @@ async fn a_queue_killed_awake_reopens_at_start_and_a_deleted_sleeping_queue_is_g
     })
     .await;
     assert!(fresh, "a queue declared again starts empty");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_that_cannot_be_opened_is_refused_with_a_retry_time_and_shows_in_health()
+-> anyhow::Result<()> {
+    let sluice = Deployment::start_with_broker_env(&HIBERNATE).await?;
+    let admin = sluice.admin.clone();
+    sluice
+        .declare(&admin, "/v1/queues/broken", json!({}))
+        .await?;
+    let app = sluice.key(&admin, &["publish", "consume"]).await?;
+    sluice
+        .publish_to_queue(&app, "broken", vec![json!({"body": "b"})])
+        .await?;
+    assert!(until(&sluice, "broken", 0).await, "it falls asleep");
+    let health = sluice.broker.health().await?;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["queues"]["hosted"], 1, "{health}");
+
+    // Its directory is the only one; a file in its place cannot be opened
+    // (what running out of descriptors or a broken disk looks like to it).
+    let groups = sluice.dir.path().join("broker").join("groups");
+    let dirs: Vec<_> = std::fs::read_dir(&groups)?.collect::<Result<_, _>>()?;
+    anyhow::ensure!(dirs.len() == 1, "one group directory: {dirs:?}");
+    let broken = dirs[0].path();
+    let group_id = dirs[0].file_name().to_string_lossy().to_string();
+    std::fs::rename(&broken, groups.join("moved-away"))?;
+    std::fs::write(&broken, b"not a directory")?;
+
+    let refused = sluice
+        .data
+        .as_key(&app)
+        .receive("broken", &sluice_client::data::ReceiveRequest::new(1, 0))
+        .raw()
+        .send()
+        .await?;
+    assert_eq!(refused.status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let problem: serde_json::Value = refused.json()?;
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/capacity-exhausted")),
+        "{problem}"
+    );
+    let retry_after = refused
+        .header("retry-after")
+        .and_then(|s| s.parse::<u64>().ok());
+    assert!(
+        retry_after.is_some_and(|s| s >= 1),
+        "Retry-After {retry_after:?}"
+    );
+
+    let degraded = eventually(WAIT, || async {
+        matches!(sluice.broker.health().await, Ok(h) if h["status"] == "degraded")
+    })
+    .await;
+    let health = sluice.broker.health().await?;
+    assert!(degraded, "{health}");
+    assert_eq!(health["queues"]["failing"], 1, "{health}");
+    assert_eq!(
+        health["queues"]["failing_groups"][0]["group_id"],
+        group_id.as_str()
+    );
+
+    // Everything else keeps serving.
+    sluice.declare(&admin, "/v1/queues/fine", json!({})).await?;
+    sluice
+        .publish_to_queue(&app, "fine", vec![json!({"body": "f"})])
+        .await?;
+    assert_eq!(sluice.bodies(&app, "fine").await?, vec!["f".to_string()]);
+
+    // Repaired, it opens again at its next retry, with what it held.
+    std::fs::remove_file(&broken)?;
+    std::fs::rename(groups.join("moved-away"), &broken)?;
+    let back = eventually(WAIT, || async {
+        matches!(sluice.bodies(&app, "broken").await, Ok(b) if b == vec!["b".to_string()])
+    })
+    .await;
+    assert!(back, "the repaired queue serves what it held");
+    let healed = eventually(WAIT, || async {
+        matches!(sluice.broker.health().await, Ok(h) if h["status"] == "ok")
+    })
+    .await;
+    assert!(healed, "{}", sluice.broker.health().await?);
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! queue, so all of them must know it), or 202 when that takes longer than
 //! `apply_wait_ms`. `GET /v1/topology/status` is what a 202 caller polls.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -17,21 +17,10 @@ use crate::db;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-const POLL: Duration = Duration::from_millis(20);
-
 /// True once every live node has applied `version` (at once when none is live).
 pub async fn wait_applied(state: &AppState, version: i64) -> ApiResult<bool> {
-    let deadline = Instant::now() + Duration::from_millis(state.config.apply_wait_ms);
-    loop {
-        let (live, lowest) = db::nodes::convergence(&state.pool).await?;
-        if live == 0 || lowest.is_some_and(|v| v >= version) {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let wait = Duration::from_millis(state.config.apply_wait_ms);
+    Ok(state.applied.wait_applied(version, wait).await)
 }
 
 /// 200 for an unchanged declare; 201 once a new resource is applied; 202 if not yet.

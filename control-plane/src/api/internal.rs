@@ -21,7 +21,7 @@ use crate::db;
 use crate::db::nodes::Node;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::feed::{self, FeedSnapshot};
+use crate::feed::{self, FeedSnapshot, FeedUpdate};
 use crate::names;
 use crate::placement;
 use crate::state::AppState;
@@ -68,19 +68,47 @@ pub async fn register_node(
         ));
     }
     names::resource("zone", &request.zone)?;
+    let max_groups = match request.max_groups {
+        Some(0) => {
+            return Err(ApiError::validation(
+                "max_groups",
+                "range",
+                "must be at least 1 (omit it for no limit)",
+            ));
+        }
+        Some(max) => Some(fits_bigint("max_groups", max)?),
+        None => None,
+    };
+    let registration = db::nodes::Registration {
+        data_url: &request.data_url,
+        zone: &request.zone,
+        max_groups,
+        disk_reserve_bytes: fits_bigint("disk_reserve_bytes", request.disk_reserve_bytes)?,
+    };
     let mut tx = state.pool.begin().await?;
-    let node = db::nodes::upsert(&mut tx, &id, &request.data_url, &request.zone).await?;
-    let placed = placement::top_up(&mut tx).await?;
-    // Always a new version: the other brokers learn this node's URL from the feed.
+    // Always a new version: the other brokers learn this node's URL from the
+    // feed. Taken first: every change to placements takes the version row
+    // before the node rows the placement counts lock (db/mutation.rs).
     db::mutation::bump(&mut tx, 0, "node", &id, "register").await?;
+    let node = db::nodes::upsert(&mut tx, &id, &registration).await?;
+    let placed = placement::top_up(&mut tx).await?;
     tx.commit().await?;
     tracing::info!(node = %id, groups_placed = placed, "node registered");
     Ok(Json(node))
 }
 
+/// A count the node sent, as the `BIGINT` it is stored in.
+fn fits_bigint(field: &str, value: u64) -> Result<i64, ApiError> {
+    i64::try_from(value)
+        .map_err(|_| ApiError::validation(field, "range", format!("must be at most {}", i64::MAX)))
+}
+
 /// Checks what the types cannot: tenant ids are positive (as every
 /// tenant's is) and byte counts fit the `BIGINT` sums they feed.
 fn validate_heartbeat(beat: &Heartbeat) -> Result<(), ApiError> {
+    if let Some(free) = beat.disk_free_bytes {
+        fits_bigint("disk_free_bytes", free)?;
+    }
     for (&tenant, &bytes) in &beat.storage_bytes {
         let field = format!("storage_bytes.{tenant}");
         if tenant < 1 {
@@ -114,9 +142,17 @@ pub async fn heartbeat(
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> ApiResult<Json<HeartbeatAck>> {
     validate_heartbeat(&beat)?;
-    db::nodes::heartbeat(&state.pool, &id, beat.applied_version, &beat.storage_bytes)
-        .await?
-        .ok_or_else(|| ApiError::not_found("node", id))?;
+    // Checked above: it fits.
+    let disk_free = beat.disk_free_bytes.and_then(|b| i64::try_from(b).ok());
+    db::nodes::heartbeat(
+        &state.pool,
+        &id,
+        beat.applied_version,
+        &beat.storage_bytes,
+        disk_free,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("node", id))?;
     // Both read after this node's heartbeat is recorded, so it counts itself
     // (and its new report, not the one it replaces).
     let live_nodes = db::nodes::live_count(&state.pool).await?;
@@ -142,12 +178,24 @@ pub struct FeedParams {
     pub since: i64,
     /// Longest wait for a change, 0 to 60,000 ms (default 30,000).
     pub wait_ms: Option<u64>,
+    /// Answer a `FeedUpdate`: only what changed since `since` when that can
+    /// be told, else a whole snapshot (brokers ask this way). Without it
+    /// the answer is always a bare snapshot.
+    #[serde(default)]
+    pub changes: bool,
 }
 
-/// The topology feed: a full snapshot once the version passes `since`,
-/// or 204 when `wait_ms` passes without a change.
+/// The topology feed: once the version passes `since`, a full snapshot or
+/// (with `changes=true`) the changes since `since`; 204 when `wait_ms`
+/// passes without a change.
 #[utoipa::path(get, path = "/internal/v1/feed", tag = "internal", params(FeedParams),
-    responses((status = 200, body = FeedSnapshot), (status = 204, description = "No change within wait_ms"), Problems),
+    responses(
+        (status = 200, description = "A snapshot, or with `changes=true` an update", content(
+            (FeedSnapshot = "application/json"),
+            (FeedUpdate = "application/json"),
+        )),
+        (status = 204, description = "No change within wait_ms"),
+        Problems),
     security(("bearer" = [])))]
 pub async fn topology_feed(
     State(state): State<AppState>,
@@ -169,6 +217,10 @@ pub async fn topology_feed(
     };
     if version <= params.since {
         return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    if params.changes {
+        let update = feed::load_update(&state.pool, params.since).await?;
+        return Ok(Json(update).into_response());
     }
     let snapshot = feed::load_snapshot(&state.pool).await?;
     Ok(Json(snapshot).into_response())

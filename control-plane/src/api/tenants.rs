@@ -114,8 +114,9 @@ pub async fn delete_tenant(
     let actor = operator_actor(&state, &principal, &tenant).await?;
     let mut m = Mutation::begin(&state.pool, &actor).await?;
     let usage = db::quotas::usage(&mut m.tx, actor.tenant_id).await?;
-    db::tenants::delete(&mut m.tx, actor.tenant_id).await?;
+    // Before the placements go (lock order, db/mutation.rs).
     m.bump("tenant", &tenant, "delete").await?;
+    db::tenants::delete(&mut m.tx, actor.tenant_id).await?;
     let details = serde_json::to_value(&usage).unwrap_or_default();
     let version = m
         .commit("tenant.delete", &tenant, details)

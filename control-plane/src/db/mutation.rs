@@ -3,7 +3,10 @@
 //! Lock order, the same for every mutation so none can deadlock another:
 //! the tenant's quota row first (serialising the tenant's creates, which makes
 //! count quotas exact under concurrency), then the resources touched, then
-//! the global topology version row last (held only until commit).
+//! the global topology version row (held until commit), and only then
+//! placements: a placement inserted, changed or deleted (also by a cascade)
+//! updates the hosting nodes' `hosted_groups`, locking their rows, so the
+//! version row must be taken before anything that touches placements.
 
 use sqlx::{PgConnection, Postgres, Transaction};
 

@@ -19,25 +19,45 @@ pub struct Node {
     pub registered_at: DateTime<Utc>,
     pub last_heartbeat_at: DateTime<Utc>,
     pub applied_version: i64,
+    /// Group replicas (queues, stream partitions) placed on the node.
+    pub hosted_groups: i64,
+    /// The most it said it hosts (absent: no limit).
+    pub max_groups: Option<i64>,
+    /// Free bytes on its data disk at the last heartbeat (absent: not reported).
+    pub disk_free_bytes: Option<i64>,
+    /// Free bytes it keeps: no group is placed on it with no more than this free.
+    pub disk_reserve_bytes: i64,
 }
 
-const COLUMNS: &str = "id, data_url, zone, registered_at, last_heartbeat_at, applied_version";
+const COLUMNS: &str = "id, data_url, zone, registered_at, last_heartbeat_at, applied_version, \
+                       hosted_groups, max_groups, disk_free_bytes, disk_reserve_bytes";
+
+/// What a node says about itself when it registers.
+pub struct Registration<'a> {
+    pub data_url: &'a str,
+    pub zone: &'a str,
+    pub max_groups: Option<i64>,
+    pub disk_reserve_bytes: i64,
+}
 
 pub async fn upsert(
     conn: &mut PgConnection,
     id: &str,
-    data_url: &str,
-    zone: &str,
+    node: &Registration<'_>,
 ) -> Result<Node, sqlx::Error> {
     sqlx::query_as(sql!(
-        "INSERT INTO nodes (id, data_url, zone) VALUES ($1, $2, $3)
+        "INSERT INTO nodes (id, data_url, zone, max_groups, disk_reserve_bytes) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET data_url = EXCLUDED.data_url, zone = EXCLUDED.zone,
+                                        max_groups = EXCLUDED.max_groups,
+                                        disk_reserve_bytes = EXCLUDED.disk_reserve_bytes,
                                         last_heartbeat_at = now()
          RETURNING {COLUMNS}"
     ))
     .bind(id)
-    .bind(data_url)
-    .bind(zone)
+    .bind(node.data_url)
+    .bind(node.zone)
+    .bind(node.max_groups)
+    .bind(node.disk_reserve_bytes)
     .fetch_one(conn)
     .await
 }
@@ -49,15 +69,17 @@ pub async fn heartbeat(
     id: &str,
     applied_version: i64,
     storage_bytes: &BTreeMap<i64, u64>,
+    disk_free_bytes: Option<i64>,
 ) -> Result<Option<Node>, sqlx::Error> {
     sqlx::query_as(sql!(
         "UPDATE nodes SET last_heartbeat_at = now(), applied_version = GREATEST(applied_version, $2),
-                          storage_bytes = $3
+                          storage_bytes = $3, disk_free_bytes = $4
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(applied_version)
     .bind(Json(storage_bytes))
+    .bind(disk_free_bytes)
     .fetch_optional(pool)
     .await
 }

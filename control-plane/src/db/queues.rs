@@ -94,13 +94,14 @@ pub async fn declare(
 pub async fn delete(pool: &PgPool, actor: &Actor, name: &str) -> ApiResult<(i64, i64)> {
     let mut m = Mutation::begin(pool, actor).await?;
     let id = named::lock_for_delete(&mut m.tx, QUEUES, actor.tenant_id, name).await?;
+    // Before the placement goes (lock order, db/mutation.rs).
+    m.bump(QUEUES.kind, name, "delete").await?;
     let removed = sqlx::query("DELETE FROM bindings WHERE destination_queue_id = $1")
         .bind(id)
         .execute(&mut *m.tx)
         .await?
         .rows_affected() as i64;
     named::delete_row(&mut m.tx, QUEUES, id).await?;
-    m.bump(QUEUES.kind, name, "delete").await?;
     let version = m
         .commit(
             "queue.delete",

@@ -93,8 +93,9 @@ pub async fn declare(
 pub async fn delete(pool: &PgPool, actor: &Actor, name: &str) -> ApiResult<i64> {
     let mut m = Mutation::begin(pool, actor).await?;
     let id = named::lock_for_delete(&mut m.tx, STREAMS, actor.tenant_id, name).await?;
-    named::delete_row(&mut m.tx, STREAMS, id).await?;
+    // Before the placements go (lock order, db/mutation.rs).
     m.bump(STREAMS.kind, name, "delete").await?;
+    named::delete_row(&mut m.tx, STREAMS, id).await?;
     let version = m
         .commit("stream.delete", name, serde_json::json!({}))
         .await?;

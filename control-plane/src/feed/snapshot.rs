@@ -1,10 +1,10 @@
 //! One consistent picture of the topology at a version, as brokers receive it.
 //!
-//! The whole picture is sent whenever the version moves: brokers replace
-//! their cache and converge, so a missed change can never leave one stale.
-//! (Per-node filtering and deltas from `topology_events` are the next step
-//! when the snapshot grows large.) The shapes are `sluice-protocol`'s, the
-//! ones brokers read; this module only maps rows into them.
+//! A broker gets the whole picture first, and again whenever the changes
+//! since its version cannot be told (`changes.rs`); it then replaces its
+//! cache and converges, so a missed change can never leave one stale. The
+//! shapes are `sluice-protocol`'s, the ones brokers read; this module only
+//! maps rows into them (the mapping is shared with `changes.rs`).
 
 use std::collections::HashMap;
 
@@ -33,17 +33,33 @@ struct TenantRow {
 }
 
 /// id, tenant id, scopes, hex SHA-256 of the secret, expiry.
-type KeyRow = (String, i64, Vec<String>, String, Option<DateTime<Utc>>);
+pub(super) type KeyRow = (String, i64, Vec<String>, String, Option<DateTime<Utc>>);
 
 /// tenant id, name, settings, group id and replicas (absent for a queue
 /// declared before placements existed).
-type QueueRow = (
+pub(super) type QueueRow = (
     i64,
     String,
     Json<QueueSettings>,
     Option<String>,
     Option<Vec<String>>,
 );
+
+/// tenant id, name, settings.
+pub(super) type ExchangeRow = (i64, String, Json<ExchangeSpec>);
+/// tenant id, binding id, settings.
+pub(super) type BindingRow = (i64, String, Json<BindingSpec>);
+/// stream id, tenant id, name, settings.
+pub(super) type StreamRow = (i64, i64, String, Json<StreamSettings>);
+/// stream id, group id, replicas.
+pub(super) type PartitionRow = (i64, String, Vec<String>);
+
+/// The columns each row type above is read from.
+pub(super) const KEY_COLUMNS: &str =
+    "id, tenant_id, scopes, encode(secret_hash, 'hex') AS secret_sha256, expires_at";
+pub(super) const QUEUE_COLUMNS: &str = "q.tenant_id, q.name, q.settings, p.group_id, p.replicas";
+pub(super) const STREAM_COLUMNS: &str = "id, tenant_id, name, settings";
+pub(super) const PARTITION_COLUMNS: &str = "stream_id, group_id, replicas";
 
 /// Reads everything in one repeatable-read transaction, so the parts agree
 /// with each other and with `version`.
@@ -63,34 +79,33 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    let api_keys: Vec<KeyRow> = sqlx::query_as(
-        "SELECT id, tenant_id, scopes, encode(secret_hash, 'hex') AS secret_sha256, expires_at
-         FROM api_keys WHERE revoked_at IS NULL ORDER BY id",
-    )
+    let api_keys: Vec<KeyRow> = sqlx::query_as(sql!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL ORDER BY id"
+    ))
     .fetch_all(&mut *tx)
     .await?;
-    let exchanges: Vec<(i64, String, Json<ExchangeSpec>)> =
+    let exchanges: Vec<ExchangeRow> =
         sqlx::query_as("SELECT tenant_id, name, settings FROM exchanges ORDER BY tenant_id, name")
             .fetch_all(&mut *tx)
             .await?;
-    let queues: Vec<QueueRow> = sqlx::query_as(
-        "SELECT q.tenant_id, q.name, q.settings, p.group_id, p.replicas
-         FROM queues q LEFT JOIN placements p ON p.queue_id = q.id ORDER BY q.tenant_id, q.name",
-    )
+    let queues: Vec<QueueRow> = sqlx::query_as(sql!(
+        "SELECT {QUEUE_COLUMNS}
+         FROM queues q LEFT JOIN placements p ON p.queue_id = q.id ORDER BY q.tenant_id, q.name"
+    ))
     .fetch_all(&mut *tx)
     .await?;
-    let bindings: Vec<(i64, String, Json<BindingSpec>)> =
+    let bindings: Vec<BindingRow> =
         sqlx::query_as("SELECT tenant_id, id, settings FROM bindings ORDER BY tenant_id, id")
             .fetch_all(&mut *tx)
             .await?;
-    let streams: Vec<(i64, i64, String, Json<StreamSettings>)> = sqlx::query_as(
-        "SELECT id, tenant_id, name, settings FROM streams ORDER BY tenant_id, name",
-    )
+    let streams: Vec<StreamRow> = sqlx::query_as(sql!(
+        "SELECT {STREAM_COLUMNS} FROM streams ORDER BY tenant_id, name"
+    ))
     .fetch_all(&mut *tx)
     .await?;
-    let partitions: Vec<(i64, String, Vec<String>)> = sqlx::query_as(
-        "SELECT stream_id, group_id, replicas FROM placements WHERE stream_id IS NOT NULL ORDER BY stream_id, partition",
-    )
+    let partitions: Vec<PartitionRow> = sqlx::query_as(sql!(
+        "SELECT {PARTITION_COLUMNS} FROM placements WHERE stream_id IS NOT NULL ORDER BY stream_id, partition"
+    ))
     .fetch_all(&mut *tx)
     .await?;
     let nodes: Vec<(String, String, String)> =
@@ -99,13 +114,6 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
             .await?;
     tx.commit().await?;
 
-    let mut by_stream: HashMap<i64, Vec<Placement>> = HashMap::new();
-    for (stream_id, group_id, replicas) in partitions {
-        by_stream
-            .entry(stream_id)
-            .or_default()
-            .push(Placement { group_id, replicas });
-    }
     Ok(FeedSnapshot {
         version,
         tenants: tenants
@@ -117,58 +125,78 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
                 quotas: t.quotas.into(),
             })
             .collect(),
-        api_keys: api_keys
-            .into_iter()
-            .map(
-                |(id, tenant_id, scopes, secret_sha256, expires_at)| KeyVerifier {
-                    id,
-                    tenant_id,
-                    scopes,
-                    secret_sha256,
-                    expires_at,
-                },
-            )
-            .collect(),
-        exchanges: exchanges
-            .into_iter()
-            .map(|(tenant_id, name, spec)| FeedExchange {
-                tenant_id,
-                name,
-                spec: spec.0,
-            })
-            .collect(),
-        queues: queues
-            .into_iter()
-            .map(|(tenant_id, name, spec, group_id, replicas)| FeedQueue {
-                tenant_id,
-                name,
-                spec: spec.0,
-                placement: Placement {
-                    group_id: group_id.unwrap_or_default(),
-                    replicas: replicas.unwrap_or_default(),
-                },
-            })
-            .collect(),
-        bindings: bindings
-            .into_iter()
-            .map(|(tenant_id, id, spec)| FeedBinding {
-                tenant_id,
-                id,
-                spec: spec.0,
-            })
-            .collect(),
-        streams: streams
-            .into_iter()
-            .map(|(id, tenant_id, name, spec)| FeedStream {
-                tenant_id,
-                name,
-                spec: spec.0,
-                partitions: by_stream.remove(&id).unwrap_or_default(),
-            })
-            .collect(),
+        api_keys: api_keys.into_iter().map(key_verifier).collect(),
+        exchanges: exchanges.into_iter().map(feed_exchange).collect(),
+        queues: queues.into_iter().map(feed_queue).collect(),
+        bindings: bindings.into_iter().map(feed_binding).collect(),
+        streams: feed_streams(streams, partitions),
         nodes: nodes
             .into_iter()
             .map(|(id, data_url, zone)| FeedNode { id, data_url, zone })
             .collect(),
     })
+}
+
+/// The rows below, as the feed (a snapshot or changes) carries them.
+pub(super) fn key_verifier(
+    (id, tenant_id, scopes, secret_sha256, expires_at): KeyRow,
+) -> KeyVerifier {
+    KeyVerifier {
+        id,
+        tenant_id,
+        scopes,
+        secret_sha256,
+        expires_at,
+    }
+}
+
+pub(super) fn feed_exchange((tenant_id, name, spec): ExchangeRow) -> FeedExchange {
+    FeedExchange {
+        tenant_id,
+        name,
+        spec: spec.0,
+    }
+}
+
+pub(super) fn feed_binding((tenant_id, id, spec): BindingRow) -> FeedBinding {
+    FeedBinding {
+        tenant_id,
+        id,
+        spec: spec.0,
+    }
+}
+
+pub(super) fn feed_queue((tenant_id, name, spec, group_id, replicas): QueueRow) -> FeedQueue {
+    FeedQueue {
+        tenant_id,
+        name,
+        spec: spec.0,
+        placement: Placement {
+            group_id: group_id.unwrap_or_default(),
+            replicas: replicas.unwrap_or_default(),
+        },
+    }
+}
+
+/// Streams with their partitions' placements (`partitions` in partition order).
+pub(super) fn feed_streams(
+    streams: Vec<StreamRow>,
+    partitions: Vec<PartitionRow>,
+) -> Vec<FeedStream> {
+    let mut by_stream: HashMap<i64, Vec<Placement>> = HashMap::new();
+    for (stream_id, group_id, replicas) in partitions {
+        by_stream
+            .entry(stream_id)
+            .or_default()
+            .push(Placement { group_id, replicas });
+    }
+    streams
+        .into_iter()
+        .map(|(id, tenant_id, name, spec)| FeedStream {
+            tenant_id,
+            name,
+            spec: spec.0,
+            partitions: by_stream.remove(&id).unwrap_or_default(),
+        })
+        .collect()
 }

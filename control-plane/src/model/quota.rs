@@ -33,6 +33,13 @@ impl Plan {
     }
 
     /// The limits a new tenant on this plan starts with.
+    ///
+    /// Queues and partitions are groups, and a broker hosts up to
+    /// `max_groups` of them (100,000 by default; an idle one sleeps and
+    /// costs a few KB of memory and no file or task): an enterprise
+    /// tenant at its full 10,000 queues and 10,000 partitions fills a fifth
+    /// of one broker, a thousand free tenants at theirs about a fifth.
+    /// Placement refuses (`capacity-exhausted`) before a broker is over.
     pub fn defaults(self) -> Quotas {
         const KIB: i64 = 1 << 10;
         const MIB: i64 = 1 << 20;

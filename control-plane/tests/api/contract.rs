@@ -86,6 +86,8 @@ async fn the_feed_reads_back_as_the_broker_reads_it_without_loss() {
     let register = RegisterNode {
         data_url: "http://n1.invalid:9090".into(),
         zone: "z1".into(),
+        max_groups: Some(1_000),
+        disk_reserve_bytes: 1 << 20,
     };
     let (status, node) = server
         .put(
@@ -133,6 +135,8 @@ async fn heartbeats_built_by_brokers_are_accepted_and_answered_in_the_protocol()
     let register = RegisterNode {
         data_url: "http://n1.invalid:9090".into(),
         zone: "default".into(),
+        max_groups: None,
+        disk_reserve_bytes: 0,
     };
     let (status, _) = server
         .put(
@@ -145,6 +149,7 @@ async fn heartbeats_built_by_brokers_are_accepted_and_answered_in_the_protocol()
     let beat = Heartbeat {
         applied_version: feed["version"].as_i64().unwrap_or(0),
         storage_bytes: BTreeMap::from([(tenant_id, 4096)]),
+        disk_free_bytes: Some(1 << 30),
     };
     let (status, answer) = server
         .post(

@@ -4,8 +4,10 @@
 mod api_keys;
 mod audit;
 mod bindings;
+mod capacity;
 mod contract;
 mod exchanges;
+mod feed_changes;
 mod framework_errors;
 mod health;
 mod nul_bytes;

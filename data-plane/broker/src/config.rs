@@ -43,6 +43,14 @@ pub struct Config {
     /// Awake groups beyond this (per kind: queues, partitions) sleep early,
     /// least recently used first: what bounds open files and memory.
     pub max_awake_groups: usize,
+    /// The most groups (queues and stream partitions, asleep or awake)
+    /// this broker hosts: it tells the control plane, which places no more
+    /// on it and refuses declares with `capacity-exhausted` when every
+    /// broker is full. 0: no limit.
+    pub max_groups: u64,
+    /// Free disk bytes the broker keeps under `data_dir`: while it has no
+    /// more free, the control plane places no new group on it.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for Config {
@@ -61,6 +69,8 @@ impl Default for Config {
             stream_segment_bytes: 64 * 1024 * 1024,
             hibernate_after_ms: 30_000,
             max_awake_groups: 1_000,
+            max_groups: 100_000,
+            disk_reserve_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -69,6 +69,9 @@ impl Node {
             node_id: config.node_id.clone(),
             data_url: config.advertise_url(),
             zone: config.zone.clone(),
+            max_groups: (config.max_groups > 0).then_some(config.max_groups),
+            data_dir: config.data_dir.clone(),
+            disk_reserve_bytes: config.disk_reserve_bytes,
         };
         let (applied, applied_receiver) = watch::channel(0);
         let (storage_report, storage_report_receiver) = watch::channel(Arc::default());

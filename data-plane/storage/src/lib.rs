@@ -6,6 +6,7 @@
 //!   offset or timestamp, [`SegmentSlice`] file ranges, truncation, release, retention.
 //! - [`raft`]: `RaftLogStorage`/`RaftLogReader` on a [`SegmentLog`], the durable vote
 //!   and committed index, and an on-disk snapshot store.
+//! - [`disk`]: the room left on the disk under a data directory.
 //!
 //! ```no_run
 //! # async fn demo() -> sluice_storage::Result<()> {
@@ -27,6 +28,7 @@
 //! batch whose CRC fails is ever served.
 
 mod config;
+pub mod disk;
 mod error;
 pub mod format;
 mod index;

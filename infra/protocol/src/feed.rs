@@ -35,6 +35,65 @@ pub struct FeedSnapshot {
     pub nodes: Vec<FeedNode>,
 }
 
+/// What the feed answers a broker that asks for changes (`changes=true`):
+/// only what changed since its version when the control plane can tell
+/// that, else everything. A declare then costs the brokers what it
+/// changed, not the size of the whole topology.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FeedUpdate {
+    /// Everything: the first answer, and whenever the changes cannot be
+    /// told (too many, or of a kind only a whole snapshot carries: tenants,
+    /// quotas, brokers and placements moving).
+    Snapshot(FeedSnapshot),
+    Changes(FeedChanges),
+}
+
+/// Everything that changed between two versions, as it is at the later one.
+/// Applied to the topology at `since`, it gives the topology at `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FeedChanges {
+    /// The version the changes apply to (the caller's `since`).
+    pub since: i64,
+    /// The version they bring the topology to.
+    pub version: i64,
+    /// Queues declared or changed after `since`, as they are now.
+    pub queues: Vec<FeedQueue>,
+    /// Queues deleted after `since`.
+    pub queues_removed: Vec<FeedName>,
+    /// Streams declared or changed after `since`, as they are now.
+    pub streams: Vec<FeedStream>,
+    /// Streams deleted after `since`.
+    pub streams_removed: Vec<FeedName>,
+    /// Keys created after `since` and still usable.
+    pub api_keys: Vec<KeyVerifier>,
+    /// Ids of keys revoked (or created and revoked) after `since`.
+    pub api_keys_removed: Vec<String>,
+    /// For each tenant whose exchanges or bindings changed (a queue or
+    /// stream deleted takes its bindings with it): all of them, replacing
+    /// what the broker had for that tenant.
+    pub routing: Vec<TenantRouting>,
+}
+
+/// A tenant's resource by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FeedName {
+    pub tenant_id: i64,
+    pub name: String,
+}
+
+/// Every exchange and binding of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TenantRouting {
+    pub tenant_id: i64,
+    pub exchanges: Vec<FeedExchange>,
+    pub bindings: Vec<FeedBinding>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedNode {
@@ -142,25 +201,57 @@ impl FeedSnapshot {
     /// Reads a snapshot as the control plane sent it (see the module docs
     /// for what is tolerated and what is not).
     pub fn from_json(bytes: &[u8]) -> Result<FeedSnapshot, UnreadableSnapshot> {
-        /// Just the version, so the error can say which snapshot it was.
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            version: i64,
-        }
-        let unreadable = |path: String, reason: String| UnreadableSnapshot {
-            version: serde_json::from_slice::<VersionOnly>(bytes)
-                .ok()
-                .map(|v| v.version),
-            path,
-            reason,
-        };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let snapshot = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| unreadable(err.path().to_string(), err.into_inner().to_string()))?;
-        de.end()
-            .map_err(|err| unreadable(".".to_string(), err.to_string()))?;
-        Ok(snapshot)
+        read_strictly(bytes)
     }
+}
+
+impl FeedUpdate {
+    /// Reads an update as the control plane sent it, as strictly as a snapshot.
+    pub fn from_json(bytes: &[u8]) -> Result<FeedUpdate, UnreadableSnapshot> {
+        read_strictly(bytes)
+    }
+
+    /// The version the update brings the topology to.
+    pub fn version(&self) -> i64 {
+        match self {
+            FeedUpdate::Snapshot(snapshot) => snapshot.version,
+            FeedUpdate::Changes(changes) => changes.version,
+        }
+    }
+}
+
+/// Reads `T`, naming the JSON path of the first value that does not fit.
+fn read_strictly<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, UnreadableSnapshot> {
+    /// Just the version (of a snapshot, or inside an update), so the error
+    /// can say which one it was.
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: i64,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum UpdateVersionOnly {
+        Snapshot(VersionOnly),
+        Changes(VersionOnly),
+    }
+    let unreadable = |path: String, reason: String| UnreadableSnapshot {
+        version: serde_json::from_slice::<VersionOnly>(bytes)
+            .map(|v| v.version)
+            .or_else(|_| {
+                serde_json::from_slice::<UpdateVersionOnly>(bytes).map(|u| match u {
+                    UpdateVersionOnly::Snapshot(v) | UpdateVersionOnly::Changes(v) => v.version,
+                })
+            })
+            .ok(),
+        path,
+        reason,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let read = serde_path_to_error::deserialize(&mut de)
+        .map_err(|err| unreadable(err.path().to_string(), err.into_inner().to_string()))?;
+    de.end()
+        .map_err(|err| unreadable(".".to_string(), err.to_string()))?;
+    Ok(read)
 }
 
 #[cfg(test)]

@@ -24,6 +24,6 @@ pub mod peer;
 pub mod placement;
 pub mod problem;
 
-pub use feed::{FeedSnapshot, UnreadableSnapshot};
+pub use feed::{FeedChanges, FeedSnapshot, FeedUpdate, UnreadableSnapshot};
 pub use placement::Placement;
 pub use problem::Problem;

@@ -17,6 +17,14 @@ pub struct RegisterNode {
     pub data_url: String,
     #[serde(default = "default_zone")]
     pub zone: String,
+    /// The most group replicas (queues and stream partitions) the broker
+    /// hosts; the control plane places no more on it. Absent: no limit.
+    #[serde(default)]
+    pub max_groups: Option<u64>,
+    /// Free bytes the broker keeps on its data disk: while it has no more
+    /// than this free, no group is placed on it.
+    #[serde(default)]
+    pub disk_reserve_bytes: u64,
 }
 
 fn default_zone() -> String {
@@ -38,6 +46,9 @@ pub struct Heartbeat {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub storage_bytes: BTreeMap<i64, u64>,
+    /// Free bytes on the node's data disk now (absent: not measured).
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,11 +90,12 @@ mod tests {
         let beat = Heartbeat {
             applied_version: 9,
             storage_bytes: BTreeMap::from([(7, 1 << 20)]),
+            disk_free_bytes: None,
         };
         let wire = serde_json::to_value(&beat).expect("json");
         assert_eq!(
             wire,
-            serde_json::json!({"applied_version": 9, "storage_bytes": {"7": 1048576}})
+            serde_json::json!({"applied_version": 9, "storage_bytes": {"7": 1048576}, "disk_free_bytes": null})
         );
         assert_eq!(
             serde_json::from_value::<Heartbeat>(wire).expect("read"),

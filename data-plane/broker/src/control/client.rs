@@ -8,7 +8,7 @@ use jsonwebtoken::jwk::JwkSet;
 use reqwest::StatusCode;
 pub use sluice_protocol::node::HeartbeatAck;
 use sluice_protocol::node::{Heartbeat, RegisterNode};
-use sluice_protocol::{FeedSnapshot, UnreadableSnapshot};
+use sluice_protocol::{FeedUpdate, UnreadableSnapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -47,17 +47,13 @@ impl ControlClient {
     pub async fn register(
         &self,
         node_id: &str,
-        data_url: &str,
-        zone: &str,
+        registration: &RegisterNode,
     ) -> Result<(), ControlError> {
         let response = self
             .http
             .put(format!("{}/internal/v1/nodes/{node_id}", self.base))
             .bearer_auth(&self.node_key)
-            .json(&RegisterNode {
-                data_url: data_url.to_string(),
-                zone: zone.to_string(),
-            })
+            .json(registration)
             .send()
             .await?;
         check(response).await.map(|_| ())
@@ -70,6 +66,7 @@ impl ControlClient {
         node_id: &str,
         applied_version: i64,
         storage_bytes: &BTreeMap<i64, u64>,
+        disk_free_bytes: Option<u64>,
     ) -> Result<HeartbeatAck, ControlError> {
         let response = self
             .http
@@ -81,6 +78,7 @@ impl ControlClient {
             .json(&Heartbeat {
                 applied_version,
                 storage_bytes: storage_bytes.clone(),
+                disk_free_bytes,
             })
             .send()
             .await?;
@@ -90,16 +88,18 @@ impl ControlClient {
         Ok(check(response).await?.json().await?)
     }
 
-    /// Long-polls for a topology newer than `since`; `None` when none came within `wait`.
+    /// Long-polls for a topology newer than `since`: the changes since it
+    /// when the control plane can tell them, else a snapshot; `None` when
+    /// nothing changed within `wait`.
     pub async fn feed(
         &self,
         since: i64,
         wait: Duration,
-    ) -> Result<Option<FeedSnapshot>, ControlError> {
+    ) -> Result<Option<FeedUpdate>, ControlError> {
         let response = self
             .http
             .get(format!(
-                "{}/internal/v1/feed?since={since}&wait_ms={}",
+                "{}/internal/v1/feed?since={since}&wait_ms={}&changes=true",
                 self.base,
                 wait.as_millis()
             ))
@@ -110,7 +110,7 @@ impl ControlClient {
             return Ok(None);
         }
         let body = check(response).await?.bytes().await?;
-        Ok(Some(FeedSnapshot::from_json(&body)?))
+        Ok(Some(FeedUpdate::from_json(&body)?))
     }
 
     pub async fn jwks(&self) -> Result<JwkSet, ControlError> {

@@ -16,6 +16,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use sluice_protocol::FeedUpdate;
+use sluice_protocol::node::RegisterNode;
+
 use super::client::{ControlClient, ControlError};
 use crate::control::topology::Topology;
 
@@ -92,12 +95,49 @@ impl TopologyHandle {
     }
 }
 
-/// Who this node is, as registered with the control plane.
+/// Who this node is and what it can host, as registered with the control plane.
 #[derive(Clone)]
 pub struct NodeIdentity {
     pub node_id: String,
     pub data_url: String,
     pub zone: String,
+    /// The most groups it hosts (`None`: no limit).
+    pub max_groups: Option<u64>,
+    /// Where its groups live: the free bytes there go with each heartbeat.
+    pub data_dir: std::path::PathBuf,
+    /// Free bytes it keeps there.
+    pub disk_reserve_bytes: u64,
+}
+
+impl NodeIdentity {
+    fn registration(&self) -> RegisterNode {
+        RegisterNode {
+            data_url: self.data_url.clone(),
+            zone: self.zone.clone(),
+            max_groups: self.max_groups,
+            disk_reserve_bytes: self.disk_reserve_bytes,
+        }
+    }
+
+    /// Free bytes under the data directory now (`None`, logged, when they
+    /// cannot be measured: the control plane then places by count alone).
+    async fn disk_free_bytes(&self) -> Option<u64> {
+        // The directory is made when the first group opens: until then the
+        // disk is the one under its nearest existing ancestor.
+        let dir = self.data_dir.clone();
+        let measure = move || {
+            let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(&dir);
+            sluice_storage::disk::free_bytes(existing)
+        };
+        match tokio::task::spawn_blocking(measure).await {
+            Ok(Ok(free)) => Some(free),
+            Ok(Err(err)) => {
+                tracing::warn!(dir = %self.data_dir.display(), error = %err, "measuring free disk space failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 pub struct Follower;
@@ -155,9 +195,10 @@ async fn follow_feed(
     shutdown: CancellationToken,
 ) {
     let mut backoff = RETRY_MIN;
+    let registration = node.registration();
     loop {
         let registered = tokio::select! {
-            r = client.register(&node.node_id, &node.data_url, &node.zone) => r,
+            r = client.register(&node.node_id, &registration) => r,
             _ = shutdown.cancelled() => return,
         };
         match registered {
@@ -180,7 +221,7 @@ async fn follow_feed(
             _ = shutdown.cancelled() => return,
         };
         match polled {
-            Ok(Some(snapshot)) => {
+            Ok(Some(FeedUpdate::Snapshot(snapshot))) => {
                 backoff = RETRY_MIN;
                 since = snapshot.version;
                 let topology = Topology::from_snapshot(snapshot);
@@ -188,9 +229,28 @@ async fn follow_feed(
                 tracing::info!(
                     version = since,
                     groups = topology.groups_on(&node.node_id).len(),
-                    "topology received"
+                    "topology snapshot received"
                 );
                 sender.send_replace(Arc::new(topology));
+            }
+            Ok(Some(FeedUpdate::Changes(changes))) => {
+                backoff = RETRY_MIN;
+                let version = changes.version;
+                let (queues, streams) = (changes.queues.len(), changes.streams.len());
+                let applied = sender.borrow().with_changes(changes);
+                match applied {
+                    Ok(topology) => {
+                        since = version;
+                        // Debug, not info: at hundreds of declares a second this is per declare.
+                        tracing::debug!(version, queues, streams, "topology changes received");
+                        sender.send_replace(Arc::new(topology));
+                    }
+                    Err(err) => {
+                        // Never guess: start over from a whole snapshot.
+                        tracing::warn!(error = %err, "topology changes do not fit; asking for a snapshot");
+                        since = -1;
+                    }
+                }
             }
             Ok(None) => backoff = RETRY_MIN,
             Err(ControlError::UnreadableSnapshot(err)) => {
@@ -244,7 +304,11 @@ async fn send_heartbeats(
         }
         let version = *applied.borrow_and_update();
         let storage = report.borrow().clone();
-        match client.heartbeat(&node.node_id, version, &storage).await {
+        let disk_free = node.disk_free_bytes().await;
+        match client
+            .heartbeat(&node.node_id, version, &storage, disk_free)
+            .await
+        {
             Ok(ack) => {
                 if let Some(used) = ack.storage_used {
                     answers.storage_used.send_replace(Arc::new(used));
@@ -258,10 +322,7 @@ async fn send_heartbeats(
                 }
             }
             Err(ControlError::UnknownNode) => {
-                if let Err(err) = client
-                    .register(&node.node_id, &node.data_url, &node.zone)
-                    .await
-                {
+                if let Err(err) = client.register(&node.node_id, &node.registration()).await {
                     tracing::warn!(error = %err, "re-registering failed");
                 }
             }
@@ -316,9 +377,9 @@ mod tests {
         assert_eq!(handle.live_brokers(), 1, "never below one");
     }
 
-    /// A control plane that serves a readable snapshot at version 1, then one
-    /// at version 2 whose queue has an `overflow` no broker knows, then
-    /// nothing; it records the `since` of every feed request.
+    /// A control plane that serves a readable snapshot at version 1, then
+    /// changes to version 2 whose queue has an `overflow` no broker knows,
+    /// then nothing; it records the `since` of every feed request.
     async fn control_plane(asked: Arc<std::sync::Mutex<Vec<i64>>>) -> String {
         use axum::extract::{Query, State};
         use axum::http::StatusCode;
@@ -335,13 +396,24 @@ mod tests {
         }
         async fn feed(
             State(asked): State<Arc<std::sync::Mutex<Vec<i64>>>>,
-            Query(query): Query<HashMap<String, i64>>,
+            Query(query): Query<HashMap<String, String>>,
         ) -> axum::response::Response {
-            let since = query.get("since").copied().unwrap_or(-1);
+            assert_eq!(query.get("changes").map(String::as_str), Some("true"));
+            let since = query
+                .get("since")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(-1);
             asked.lock().expect("lock").push(since);
             match since {
-                -1 => axum::Json(snapshot(1, "drop-head")).into_response(),
-                1 => axum::Json(snapshot(2, "drop-tail")).into_response(),
+                -1 => axum::Json(serde_json::json!({"snapshot": snapshot(1, "drop-head")}))
+                    .into_response(),
+                1 => axum::Json(serde_json::json!({"changes": {
+                    "since": 1, "version": 2,
+                    "queues": snapshot(2, "drop-tail")["queues"], "queues_removed": [],
+                    "streams": [], "streams_removed": [], "api_keys": [], "api_keys_removed": [],
+                    "routing": []
+                }}))
+                .into_response(),
                 _ => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     StatusCode::NO_CONTENT.into_response()
@@ -376,6 +448,9 @@ mod tests {
             node_id: "n1".into(),
             data_url: "http://127.0.0.1:1".into(),
             zone: "default".into(),
+            max_groups: None,
+            data_dir: std::env::temp_dir(),
+            disk_reserve_bytes: 0,
         };
         let (_applied_sender, applied) = watch::channel(-1);
         let (_report_sender, report) = watch::channel(StorageReport::default());

@@ -5,26 +5,43 @@
 //! snapshot was (`FeedSnapshot::from_json`), so a spec this broker cannot
 //! read never gets this far.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::changes::RecentChanges;
 
 pub use sluice_protocol::feed::{
     FeedBinding, FeedExchange, FeedQueue, FeedSnapshot, FeedStream, FeedTenant, KeyVerifier,
 };
 pub use sluice_protocol::placement::Placement;
 
-/// The snapshot indexed for the lookups requests make.
-#[derive(Debug)]
+/// The snapshot indexed for the lookups requests make; a new one per
+/// version, from a snapshot or from the last one and the changes since it
+/// ([`super::changes`]).
+#[derive(Debug, Clone)]
 pub struct Topology {
     /// -1 until the first snapshot arrives (a fresh control plane is at 0).
     pub version: i64,
     pub tenants: HashMap<i64, FeedTenant>,
     pub keys: HashMap<String, KeyVerifier>,
-    pub queues: HashMap<(i64, String), FeedQueue>,
+    /// Ordered, so one tenant's queues are a range (its default exchange).
+    /// Shared (`Arc`) with the topologies before and after: a new version
+    /// copies pointers, not every queue's settings.
+    pub queues: BTreeMap<(i64, String), Arc<FeedQueue>>,
     pub exchanges: HashMap<i64, Vec<FeedExchange>>,
     pub bindings: HashMap<i64, Vec<FeedBinding>>,
-    pub streams: HashMap<(i64, String), FeedStream>,
+    pub streams: HashMap<(i64, String), Arc<FeedStream>>,
     /// Data URL of every broker, by node id.
     pub nodes: HashMap<String, String>,
+    /// What the last updates changed, for the group hosts.
+    pub recent: RecentChanges,
+    /// Per tenant, the version at which its routing (exchanges, bindings,
+    /// the set of its queues) last changed, when after the snapshot: its
+    /// compiled router is rebuilt only then, not at every declare of
+    /// another tenant.
+    pub routing_changed: HashMap<i64, i64>,
+    /// The version of the snapshot this topology grew from.
+    pub snapshot_version: i64,
 }
 
 impl Default for Topology {
@@ -33,11 +50,14 @@ impl Default for Topology {
             version: -1,
             tenants: HashMap::new(),
             keys: HashMap::new(),
-            queues: HashMap::new(),
+            queues: BTreeMap::new(),
             exchanges: HashMap::new(),
             bindings: HashMap::new(),
             streams: HashMap::new(),
             nodes: HashMap::new(),
+            recent: RecentChanges::default(),
+            routing_changed: HashMap::new(),
+            snapshot_version: -1,
         }
     }
 }
@@ -46,6 +66,7 @@ impl Topology {
     pub fn from_snapshot(snapshot: FeedSnapshot) -> Topology {
         let mut topology = Topology {
             version: snapshot.version,
+            snapshot_version: snapshot.version,
             ..Topology::default()
         };
         topology.tenants = snapshot.tenants.into_iter().map(|t| (t.id, t)).collect();
@@ -57,12 +78,12 @@ impl Topology {
         topology.queues = snapshot
             .queues
             .into_iter()
-            .map(|q| ((q.tenant_id, q.name.clone()), q))
+            .map(|q| ((q.tenant_id, q.name.clone()), Arc::new(q)))
             .collect();
         topology.streams = snapshot
             .streams
             .into_iter()
-            .map(|s| ((s.tenant_id, s.name.clone()), s))
+            .map(|s| ((s.tenant_id, s.name.clone()), Arc::new(s)))
             .collect();
         topology.nodes = snapshot
             .nodes
@@ -84,6 +105,22 @@ impl Topology {
                 .push(binding);
         }
         topology
+    }
+
+    /// The version the tenant's routing last changed at (see `routing_changed`).
+    pub fn routing_version(&self, tenant_id: i64) -> i64 {
+        self.routing_changed
+            .get(&tenant_id)
+            .copied()
+            .unwrap_or(self.snapshot_version)
+    }
+
+    /// The tenant's queues, in name order.
+    pub fn tenant_queues(&self, tenant_id: i64) -> impl Iterator<Item = &FeedQueue> {
+        self.queues
+            .range((tenant_id, String::new())..)
+            .take_while(move |((tenant, _), _)| *tenant == tenant_id)
+            .map(|(_, queue)| &**queue)
     }
 
     /// The groups this node hosts a replica of.

@@ -475,7 +475,9 @@ mod tests {
                     replicas: vec!["n1".into()],
                 },
             };
-            topology.queues.insert((TENANT, name.to_string()), queue);
+            topology
+                .queues
+                .insert((TENANT, name.to_string()), std::sync::Arc::new(queue));
         }
         topology
     }

@@ -14,7 +14,7 @@
 //! that nobody used for `hibernate_after_ms`, the least recently used first
 //! beyond `max_awake_groups`, and wakes sleeping ones whose timers fell due.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
-use crate::control::topology::Topology;
+use crate::control::topology::{FeedQueue, Topology};
 use crate::error::{BrokerError, BrokerResult};
 use crate::queue::activity::{Activity, Rates, TenantActivity, Totals};
 use crate::queue::group::{DeadLetterNote, GroupOutlets};
@@ -230,6 +230,8 @@ impl QueueHost {
 
 pub struct QueueHostManager {
     node_id: String,
+    /// The topology version last converged to (-1: none yet).
+    converged: i64,
     root: PathBuf,
     hosted: HashMap<String, Arc<HostedQueue>>,
     table: watch::Sender<Arc<GroupTable>>,
@@ -254,6 +256,7 @@ impl QueueHostManager {
         let (table, receiver) = watch::channel(Arc::new(GroupTable::default()));
         let manager = QueueHostManager {
             node_id,
+            converged: -1,
             root: data_dir.join("groups"),
             hosted: HashMap::new(),
             table,
@@ -298,10 +301,35 @@ impl QueueHostManager {
     }
 
     /// One pass towards `topology`; false when something must be retried.
+    /// One pass towards `topology`: over the queues changed since the last
+    /// version converged to when those are known, else over every queue.
     async fn converge_to(&mut self, topology: &Topology) -> bool {
-        let mut ok = true;
-        let mut desired: HashMap<String, GroupSpec> = HashMap::new();
-        for queue in topology.queues.values() {
+        let changed = topology.changed_since(self.converged);
+        let ok = self
+            .converge_scope(topology, changed.as_ref().map(|c| &c.queues))
+            .await;
+        if ok {
+            self.converged = topology.version;
+        }
+        ok
+    }
+
+    /// What this node should host of the queues in `scope` (all: `None`).
+    fn desired(
+        &self,
+        topology: &Topology,
+        scope: Option<&HashSet<(i64, String)>>,
+    ) -> HashMap<String, GroupSpec> {
+        let queues: Box<dyn Iterator<Item = &FeedQueue>> = match scope {
+            None => Box::new(topology.queues.values().map(|q| &**q)),
+            Some(keys) => Box::new(
+                keys.iter()
+                    .filter_map(|key| topology.queues.get(key))
+                    .map(|q| &**q),
+            ),
+        };
+        let mut desired = HashMap::new();
+        for queue in queues {
             if !queue.placement.is_on(&self.node_id) {
                 continue;
             }
@@ -325,22 +353,45 @@ impl QueueHostManager {
                 },
             );
         }
+        desired
+    }
 
-        let gone: Vec<String> = self
-            .hosted
-            .keys()
-            .filter(|id| !desired.contains_key(*id))
-            .cloned()
-            .collect();
+    async fn converge_scope(
+        &mut self,
+        topology: &Topology,
+        scope: Option<&HashSet<(i64, String)>>,
+    ) -> bool {
+        let mut ok = true;
+        let desired = self.desired(topology, scope);
+
+        let gone: Vec<String> = match scope {
+            None => self
+                .hosted
+                .keys()
+                .filter(|id| !desired.contains_key(*id))
+                .cloned()
+                .collect(),
+            Some(keys) => {
+                let table = self.table.borrow();
+                keys.iter()
+                    .filter_map(|key| table.queues.get(key))
+                    .map(|hosted| hosted.spec.group_id.clone())
+                    .filter(|id| !desired.contains_key(id))
+                    .collect()
+            }
+        };
         for id in gone {
             if let Some(hosted) = self.hosted.remove(&id) {
                 if let Some(group) = hosted.slot.remove().await {
                     group.close().await;
                 }
+                ok &= crate::raft::remove_group_dir(&self.root.join(&id)).await;
                 tracing::info!(group = %id, queue = %hosted.spec.queue, "queue deleted; group removed");
             }
         }
-        ok &= self.remove_orphan_dirs(&desired).await;
+        if scope.is_none() {
+            ok &= self.remove_orphan_dirs(&desired).await;
+        }
 
         let missing: Vec<GroupSpec> = desired
             .values()

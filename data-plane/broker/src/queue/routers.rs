@@ -1,5 +1,6 @@
 //! One compiled exchange [`Router`] per tenant, built from the topology on
-//! first use and rebuilt when the topology version changes.
+//! first use and rebuilt when the tenant's routing changes (its exchanges,
+//! bindings or set of queues), not at every topology version.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,17 +15,18 @@ pub struct Routers {
 }
 
 impl Routers {
-    /// The tenant's router for `topology`'s version.
+    /// The tenant's router as of `topology`.
     pub fn for_tenant(&self, topology: &Topology, tenant_id: i64) -> Arc<Router> {
+        let version = topology.routing_version(tenant_id);
         if let Ok(cache) = self.cache.lock()
-            && let Some((version, router)) = cache.get(&tenant_id)
-            && *version == topology.version
+            && let Some((built_at, router)) = cache.get(&tenant_id)
+            && *built_at == version
         {
             return router.clone();
         }
         let router = Arc::new(build(topology, tenant_id));
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(tenant_id, (topology.version, router.clone()));
+            cache.insert(tenant_id, (version, router.clone()));
         }
         router
     }
@@ -52,10 +54,8 @@ fn build(topology: &Topology, tenant_id: i64) -> Router {
         })
         .collect();
     let queues = topology
-        .queues
-        .keys()
-        .filter(|(tenant, _)| *tenant == tenant_id)
-        .map(|(_, name)| name.as_str());
+        .tenant_queues(tenant_id)
+        .map(|queue| queue.name.as_str());
     let router = Router::build(&exchanges, &bindings, queues);
     for issue in router.issues() {
         tracing::debug!(tenant = tenant_id, ?issue, "routing topology issue");

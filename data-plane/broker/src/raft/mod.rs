@@ -69,6 +69,19 @@ pub fn safe_dir_name(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// Deletes a removed group's directory (already absent is fine); false
+/// when it could not be deleted (the next full convergence tries again).
+pub async fn remove_group_dir(dir: &std::path::Path) -> bool {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => true,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), error = %err, "deleting a group directory failed");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! `applied` watch (`lib.rs` reports the lower of the queue and stream
 //! managers' versions to the control plane).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::TopologyHandle;
-use crate::control::topology::Topology;
+use crate::control::topology::{FeedStream, Topology};
 use crate::error::{BrokerError, BrokerResult};
 use crate::raft::sleep_record::{self, Found};
 use crate::raft::slot::{Hibernation, InUse, Now, SlotError, shut_down_all, sweep};
@@ -121,6 +121,11 @@ impl HostedPartition {
         self.slot.is_awake()
     }
 
+    /// The error of the last failed open, while it keeps failing.
+    pub fn failing(&self) -> Option<String> {
+        self.slot.failing()
+    }
+
     /// Stored bytes of its live produced batches (blocking while awake: it
     /// may read the log's index).
     fn record_bytes(&self) -> u64 {
@@ -218,6 +223,8 @@ impl PartitionHost {
 
 pub struct PartitionHostManager {
     node_id: String,
+    /// The topology version last converged to (-1: none yet).
+    converged: i64,
     root: PathBuf,
     segment_bytes: u64,
     hosted: HashMap<String, Arc<HostedPartition>>,
@@ -240,6 +247,7 @@ impl PartitionHostManager {
         let (table, receiver) = watch::channel(Arc::new(PartitionTable::default()));
         let manager = PartitionHostManager {
             node_id,
+            converged: -1,
             root: data_dir.join("streams"),
             segment_bytes,
             hosted: HashMap::new(),
@@ -287,10 +295,22 @@ impl PartitionHostManager {
         (hosted, wake)
     }
 
-    /// The partitions placed on this node.
-    fn desired(&self, topology: &Topology) -> HashMap<String, PartitionSpec> {
+    /// The partitions placed on this node of the streams in `scope` (all: `None`).
+    fn desired(
+        &self,
+        topology: &Topology,
+        scope: Option<&HashSet<(i64, String)>>,
+    ) -> HashMap<String, PartitionSpec> {
+        let streams: Box<dyn Iterator<Item = &FeedStream>> = match scope {
+            None => Box::new(topology.streams.values().map(|s| &**s)),
+            Some(keys) => Box::new(
+                keys.iter()
+                    .filter_map(|key| topology.streams.get(key))
+                    .map(|s| &**s),
+            ),
+        };
         let mut desired = HashMap::new();
-        for stream in topology.streams.values() {
+        for stream in streams {
             for (number, placement) in stream.partitions.iter().enumerate() {
                 if !placement.is_on(&self.node_id) {
                     continue;
@@ -316,25 +336,50 @@ impl PartitionHostManager {
         desired
     }
 
-    /// One pass towards `topology`; false when something must be retried.
+    /// One pass towards `topology`: over the streams changed since the last
+    /// version converged to when those are known, else over every stream.
     async fn converge_to(&mut self, topology: &Topology) -> bool {
+        let changed = topology.changed_since(self.converged);
+        let ok = self
+            .converge_scope(topology, changed.as_ref().map(|c| &c.streams))
+            .await;
+        if ok {
+            self.converged = topology.version;
+        }
+        ok
+    }
+
+    /// False when something must be retried.
+    async fn converge_scope(
+        &mut self,
+        topology: &Topology,
+        scope: Option<&HashSet<(i64, String)>>,
+    ) -> bool {
         let mut ok = true;
-        let desired = self.desired(topology);
+        let desired = self.desired(topology, scope);
         let gone: Vec<String> = self
             .hosted
-            .keys()
-            .filter(|id| !desired.contains_key(*id))
-            .cloned()
+            .iter()
+            .filter(|(id, hosted)| {
+                let in_scope = scope.is_none_or(|keys| {
+                    keys.contains(&(hosted.spec.tenant_id, hosted.spec.stream.clone()))
+                });
+                in_scope && !desired.contains_key(*id)
+            })
+            .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
             if let Some(hosted) = self.hosted.remove(&id) {
                 if let Some(group) = hosted.slot.remove().await {
                     group.close().await;
                 }
+                ok &= crate::raft::remove_group_dir(&self.root.join(&id)).await;
                 tracing::info!(group = %id, stream = %hosted.spec.stream, "stream partition removed");
             }
         }
-        ok &= self.remove_orphan_dirs(&desired).await;
+        if scope.is_none() {
+            ok &= self.remove_orphan_dirs(&desired).await;
+        }
 
         let missing: Vec<PartitionSpec> = desired
             .values()

@@ -115,6 +115,12 @@ pub fn build(args: &QueuesArgs, target: &Target, run: &Run, complete: bool) -> Q
             run.feed_full.as_ref().and_then(|f| f["bytes"].as_u64()),
             groups,
         ),
+        // What a broker following the feed reads per declare, with all the
+        // queues against with none: 1 when it does not grow with them.
+        "feed_change_bytes_full_per_empty": ratio(
+            number(run.feed_full.as_ref().unwrap_or(&Value::Null), &["last_change", "bytes"]),
+            number(run.feed_empty.as_ref().unwrap_or(&Value::Null), &["last_change", "bytes"]),
+        ),
         "first_publish_p50_per_second_publish_p50": ratio(
             number(&touch_json, &["first_publish_ms", "p50"]),
             number(&touch_json, &["second_publish_ms", "p50"]),

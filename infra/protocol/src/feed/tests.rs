@@ -150,3 +150,45 @@ fn a_missing_setting_is_the_declared_default_not_an_error() {
         sluice_queue::QueueSettings::default()
     );
 }
+
+/// Changes carrying one of each part, as the control plane writes them.
+fn changes() -> Value {
+    let snapshot = full_snapshot();
+    json!({"changes": {
+        "since": 41, "version": 44,
+        "queues": snapshot["queues"], "queues_removed": [{"tenant_id": 7, "name": "old"}],
+        "streams": snapshot["streams"], "streams_removed": [],
+        "api_keys": snapshot["api_keys"], "api_keys_removed": ["zzzzzzzzzzzz"],
+        "routing": [{"tenant_id": 7, "exchanges": snapshot["exchanges"], "bindings": snapshot["bindings"]}]
+    }})
+}
+
+#[test]
+fn an_update_is_a_whole_snapshot_or_changes_and_reads_back_equal() {
+    let bytes = serde_json::to_vec(&json!({"snapshot": full_snapshot()})).expect("json");
+    let update = FeedUpdate::from_json(&bytes).expect("a snapshot update");
+    assert_eq!(update.version(), 42);
+    assert!(matches!(update, FeedUpdate::Snapshot(_)));
+
+    let bytes = serde_json::to_vec(&changes()).expect("json");
+    let update = FeedUpdate::from_json(&bytes).expect("a changes update");
+    assert_eq!(update.version(), 44);
+    let FeedUpdate::Changes(read) = &update else {
+        panic!("changes expected, got {update:?}");
+    };
+    assert_eq!((read.since, read.queues.len()), (41, 1));
+    assert_eq!(read.queues_removed[0].name, "old");
+    assert_eq!(read.routing[0].exchanges[0].name, "orders");
+    let again = serde_json::to_vec(&update).expect("json");
+    assert_eq!(FeedUpdate::from_json(&again).expect("round trip"), update);
+}
+
+#[test]
+fn unreadable_changes_name_the_path_and_version_like_a_snapshot() {
+    let mut wire = changes();
+    wire["changes"]["queues"][0]["spec"]["overflow"] = json!("drop-everything");
+    let bytes = serde_json::to_vec(&wire).expect("json");
+    let err = FeedUpdate::from_json(&bytes).expect_err("unknown overflow");
+    assert_eq!(err.version, Some(44));
+    assert_eq!(err.path, "changes.queues[0].spec.overflow");
+}

@@ -34,7 +34,7 @@ pub fn stream_of(state: &Node, caller: &Caller, name: &str) -> BrokerResult<Feed
         .current()
         .streams
         .get(&(caller.tenant_id, name.to_string()))
-        .cloned()
+        .map(|stream| FeedStream::clone(stream))
         .ok_or_else(|| BrokerError::NotFound {
             kind: "stream",
             name: name.to_string(),

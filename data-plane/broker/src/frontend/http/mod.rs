@@ -22,6 +22,7 @@
 pub mod consume;
 pub mod consumer_groups;
 pub mod fetch;
+pub mod health;
 pub mod internal;
 pub mod json;
 pub mod lookup;

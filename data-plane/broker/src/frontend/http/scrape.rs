@@ -1,4 +1,5 @@
-//! The operator's scrape listener: `/metrics` (and `/healthz`) on an address
+//! The operator's scrape listener: `/metrics` and `/healthz` (what is
+//! failing, [`super::health`]) on an address
 //! of their own (`metrics_listen`), never on the data port. The series name
 //! every tenant, queue and stream hosted on the broker, so only the
 //! operator's scrape network may read them; tenants read their own numbers
@@ -16,7 +17,7 @@ use crate::node::Node;
 
 pub fn router(state: Node) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(super::health::health))
         .route("/metrics", get(metrics))
         // The same problem document as the data port's unknown routes.
         .fallback(|uri: Uri| async move {
