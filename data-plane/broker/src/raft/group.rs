@@ -76,17 +76,19 @@ impl<C: GroupTypeConfig, M: Replicated<Outcome = C::R>> RaftGroup<C, M> {
         let machine = ReplicatedStateMachine::<C, M>::open(&dir.join("snapshots"), initial)?;
         let view = machine.view();
         let node = raft_node_id(node_id);
-        let raft = Raft::new(node, group_config()?, network_for(replicas), store, machine).await?;
+        let config = group_config(replicas.len())?;
+        let raft = Raft::new(node, config, network_for(replicas), store, machine).await?;
         if !raft.is_initialized().await? {
             let members: BTreeMap<u64, BasicNode> = replicas
                 .iter()
                 .map(|r| (raft_node_id(r), BasicNode::default()))
                 .collect();
             raft.initialize(members).await?;
-        } else if replicas.len() == 1 {
-            // A reopened single voter would wait out an election timeout
-            // before it leads again: a sleeping queue's first request
-            // should not.
+        }
+        if replicas.len() == 1 {
+            // A single voter has no timer to call an election with (see
+            // `group_config`), and a sleeping queue's first request should
+            // not wait one out anyway: it elects itself now.
             raft.trigger().elect(false).await?;
         }
         raft.wait(Some(LEADER_WAIT))

@@ -19,18 +19,22 @@ use sha2::{Digest, Sha256};
 
 pub use network::{SingleVoterNetwork, network_for};
 
-/// Raft timing for every group. A single voter never sends heartbeats; after
-/// a restart it elects itself once the election timeout passes, so the
-/// timeout is short.
+/// Raft timing for a group of `voters`. A single voter has nobody to send
+/// heartbeats to and nobody to lose an election to, so it runs no timer at
+/// all (`enable_tick` off): an idle awake group costs no wake-ups, where a
+/// 100 ms heartbeat tick made a thousand awake idle queues most of a core.
+/// It elects itself when opened ([`group::RaftGroup`]). Groups of several
+/// voters tick, with a short election timeout.
 ///
 /// openraft never snapshots or purges on its own: message bodies and stream
 /// records live in the log, so [`group::RaftGroup::compact`] snapshots
 /// and purges only below what the state still points into
 /// (`max_in_snapshot_log_to_keep` unbounded keeps openraft's automatic purge
 /// from ever reaching a live body).
-pub fn group_config() -> anyhow::Result<Arc<openraft::Config>> {
+pub fn group_config(voters: usize) -> anyhow::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "sluice-queue".into(),
+        enable_tick: voters > 1,
         heartbeat_interval: 100,
         election_timeout_min: 250,
         election_timeout_max: 500,
