@@ -124,6 +124,7 @@ mod tests {
                 published_at_ms: 0,
                 expires_at_ms: None,
                 deaths: Vec::new(),
+                in_log: false,
             },
             location: Location::Ready,
         }
