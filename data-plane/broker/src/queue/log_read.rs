@@ -13,8 +13,10 @@ use sluice_storage::{Record, SegmentLog};
 use super::codec::{self, MessageBody};
 use crate::raft::group::GroupError;
 
-/// Bytes read per entry lookup (one entry is at least one batch).
-const ENTRY_READ_BYTES: usize = 64 * 1024;
+/// Bytes asked for per entry lookup: a read always returns at least one
+/// batch, and one entry is one batch, so this reads exactly the entry —
+/// not the entries after it, which a drain would decode again and again.
+const ENTRY_READ_BYTES: usize = 1;
 
 /// One message read back: its body and, when asked for, the message as its
 /// publish entry carries it.
