@@ -226,7 +226,12 @@ impl Backlog {
         let record = match record {
             Some(record) => record,
             None => {
-                let page = Page::new(&plain);
+                let mut page = Page::new(&plain);
+                if !self.pages.is_empty() {
+                    // A second page means a deep queue: allocate pages whole
+                    // from here on rather than through a chain of doublings.
+                    page.records.reserve_exact(PAGE_RECORDS);
+                }
                 let record = page.pack(&plain).ok_or(plain)?;
                 self.pages.push_back(page);
                 record
@@ -319,8 +324,9 @@ impl PartialEq for Backlog {
 /// Snapshot form: per page its bases and then five numbers per live
 /// record (seq, log index and time as offsets from the bases, slot, size),
 /// flat — about 25 bytes of JSON per message rather than a few hundred for
-/// a whole message object.
-#[derive(Serialize, Deserialize)]
+/// a whole message object. Written and read one page at a time, so a deep
+/// backlog is not copied whole into a second form on the way.
+#[derive(Deserialize)]
 struct PageSnapshot {
     seq: Seq,
     log_index: u64,
@@ -328,34 +334,64 @@ struct PageSnapshot {
     records: Vec<u32>,
 }
 
+/// A page as it is written.
+struct PageOut<'a>(&'a Page);
+
+/// A page's live records as they are written.
+struct RecordsOut<'a>(&'a Page);
+
+impl Serialize for PageOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let page = self.0;
+        let mut out = serializer.serialize_struct("PageSnapshot", 4)?;
+        out.serialize_field("seq", &page.base_seq)?;
+        out.serialize_field("log_index", &page.base_log_index)?;
+        out.serialize_field("at_ms", &page.base_at_ms)?;
+        out.serialize_field("records", &RecordsOut(page))?;
+        out.end()
+    }
+}
+
+impl Serialize for RecordsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0.records[self.0.head..]
+                .iter()
+                .filter(|r| !r.dead())
+                .flat_map(|r| [r.seq, r.log_index, r.at, r.slot, r.size]),
+        )
+    }
+}
+
 impl Serialize for Backlog {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let pages: Vec<PageSnapshot> = self
-            .pages
-            .iter()
-            .map(|page| PageSnapshot {
-                seq: page.base_seq,
-                log_index: page.base_log_index,
-                at_ms: page.base_at_ms,
-                records: page.records[page.head..]
-                    .iter()
-                    .filter(|r| !r.dead())
-                    .flat_map(|r| [r.seq, r.log_index, r.at, r.slot, r.size])
-                    .collect(),
-            })
-            .collect();
-        pages.serialize(serializer)
+        serializer.collect_seq(self.pages.iter().map(PageOut))
     }
 }
 
 impl<'de> Deserialize<'de> for Backlog {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(PagesIn)
+    }
+}
+
+/// Reads pages one by one straight into a backlog.
+struct PagesIn;
+
+impl<'de> serde::de::Visitor<'de> for PagesIn {
+    type Value = Backlog;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of backlog pages")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut pages: A) -> Result<Backlog, A::Error> {
         use serde::de::Error;
-        let pages = Vec::<PageSnapshot>::deserialize(deserializer)?;
         let mut backlog = Backlog::default();
-        for page in pages {
+        while let Some(page) = pages.next_element::<PageSnapshot>()? {
             if page.records.len() % 5 != 0 {
-                return Err(D::Error::custom("backlog page records are not in fives"));
+                return Err(A::Error::custom("backlog page records are not in fives"));
             }
             for r in page.records.chunks_exact(5) {
                 let plain = Plain {
@@ -368,7 +404,7 @@ impl<'de> Deserialize<'de> for Backlog {
                     published_at_ms: page.at_ms + u64::from(r[2]),
                 };
                 backlog.push(plain).map_err(|plain| {
-                    D::Error::custom(format!("backlog message {} out of order", plain.seq))
+                    A::Error::custom(format!("backlog message {} out of order", plain.seq))
                 })?;
             }
         }
