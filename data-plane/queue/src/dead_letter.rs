@@ -55,6 +55,11 @@ impl QueueState {
         let now = self.clock_ms;
         let mut meta = dying.meta;
         let (count, first_death_ms) = record_death(&mut meta.deaths, reason, now);
+        // A plain message's routing key is still in the log: the broker
+        // sets the target's from there (`DeadLetter::fill_from`).
+        let routing_key_from_message = meta.in_log
+            && self.settings.dead_letter_exchange.is_some()
+            && self.settings.dead_letter_routing_key.is_none();
         let target = self
             .settings
             .dead_letter_exchange
@@ -79,6 +84,7 @@ impl QueueState {
             time_ms: now,
             target,
             outbox_id,
+            routing_key_from_message,
         };
         if let Some(id) = outbox_id {
             self.idx.add_body_ref(dead_letter.body_ref);
@@ -95,7 +101,7 @@ impl QueueState {
     /// Groups and single-active-consumer do not apply: this is an operator
     /// moving messages, not a consumer.
     pub(crate) fn redrive(&mut self, max: u32, target: RedriveTarget) -> Reply {
-        let seqs: Vec<Seq> = self.idx.ready.iter().take(max as usize).copied().collect();
+        let seqs: Vec<Seq> = self.ready_seqs().take(max as usize).collect();
         let mut messages = Vec::with_capacity(seqs.len());
         for seq in seqs {
             let Some(msg) = self.take(seq) else { continue };

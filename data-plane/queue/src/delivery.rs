@@ -40,15 +40,15 @@ impl QueueState {
             .saturating_add(lease_ms.unwrap_or(self.settings.lease_ms));
         let mut deliveries = Vec::new();
         while deliveries.len() < max as usize {
-            let Some(seq) = self.idx.deliverable.first().map(|key| key.seq()) else {
+            let Some(seq) = self.next_deliverable() else {
                 break;
             };
-            let Some(msg) = self.messages.get(&seq) else {
+            let Some(delivery_count) = self.get(seq).map(|msg| msg.delivery_count) else {
                 break;
             };
             // Checked here too, not only when a message comes back, because
             // the limit may have been lowered since.
-            if self.settings.delivery_limit_reached(msg.delivery_count) {
+            if self.settings.delivery_limit_reached(delivery_count) {
                 self.take_and_dead_letter(seq, DeadLetterReason::DeliveryLimit, dead);
                 continue;
             }
@@ -265,7 +265,7 @@ impl QueueState {
     /// after the retry backoff when one is set (a consumer that crashed on it
     /// is as good as a failure).
     pub(crate) fn expire_lease(&mut self, seq: Seq, dead: &mut Vec<DeadLetter>) {
-        let delivery_count = self.messages.get(&seq).map_or(0, |msg| msg.delivery_count);
+        let delivery_count = self.get(seq).map_or(0, |msg| msg.delivery_count);
         let delay_ms = self.retry_delay_ms(delivery_count);
         self.give_back(seq, delay_ms, dead);
     }
@@ -273,10 +273,10 @@ impl QueueState {
     /// Return an unacked message to ready (or delayed, after `delay_ms`);
     /// dead-letter it instead if another delivery would break the limit.
     fn give_back(&mut self, seq: Seq, delay_ms: u64, dead: &mut Vec<DeadLetter>) -> NackOutcome {
-        let Some(msg) = self.messages.get(&seq) else {
+        let Some(delivery_count) = self.get(seq).map(|msg| msg.delivery_count) else {
             return NackOutcome::DeadLettered;
         };
-        if self.settings.delivery_limit_reached(msg.delivery_count) {
+        if self.settings.delivery_limit_reached(delivery_count) {
             self.take_and_dead_letter(seq, DeadLetterReason::DeliveryLimit, dead);
             return NackOutcome::DeadLettered;
         }
@@ -301,8 +301,7 @@ impl QueueState {
     /// delivery.
     fn check_receipt(&self, receipt: Receipt) -> Result<(), QueueError> {
         let msg = self
-            .messages
-            .get(&receipt.seq)
+            .get(receipt.seq)
             .ok_or(QueueError::UnknownReceipt(receipt))?;
         let leased = matches!(msg.location, Location::Unacked { .. });
         if leased && msg.delivery_count == receipt.delivery {

@@ -35,14 +35,18 @@ pub(crate) type Deliverable = BTreeSet<DeliveryKey>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Indexes {
-    /// Every ready message, FIFO by seq (peek, purge, TTL, drop-head, redrive).
+    /// Every ready message of the rich store, FIFO by seq (peek, purge,
+    /// TTL, drop-head, redrive). The plain ones are the compact backlog,
+    /// already in seq order: `QueueState::ready_seqs` merges the two.
     pub ready: BTreeSet<Seq>,
+    /// Bytes of every ready message, plain ones included.
     pub ready_bytes: u64,
     /// Bytes of every live message: ready, delayed and unacked.
     pub live_bytes: u64,
-    /// Ready messages a consumer may take now: ungrouped ones and the head of
-    /// every group whose turn is free. Receive takes the highest priority,
-    /// then the lowest seq.
+    /// Rich ready messages a consumer may take now: ungrouped ones and the
+    /// head of every group whose turn is free. Receive takes the highest
+    /// priority, then the lowest seq; the backlog's oldest plain message
+    /// (priority 0, no group) competes with the first of these.
     pub deliverable: Deliverable,
     pub groups: MessageGroups,
     /// Delayed messages by due time.
@@ -54,7 +58,9 @@ pub(crate) struct Indexes {
     /// message is always the first to expire.
     pub expiring: BTreeSet<(u64, Seq)>,
     pub unacked_by_consumer: BTreeMap<ConsumerId, BTreeSet<Seq>>,
-    /// Log index → how many live messages and outbox entries reference it.
+    /// Log index → how many rich messages and outbox entries reference it.
+    /// Plain messages need no count: seqs are given out in log order, so
+    /// the oldest plain message has the lowest log index of them all.
     pub body_refs: BTreeMap<u64, u32>,
     /// Dedup entries in seq (hence time) order, for expiring them.
     pub dedup_by_seq: BTreeMap<Seq, String>,
@@ -63,6 +69,17 @@ pub(crate) struct Indexes {
 }
 
 impl Indexes {
+    /// Count a plain message of the backlog (only its bytes are indexed).
+    pub fn add_plain(&mut self, size: u64) {
+        self.live_bytes += size;
+        self.ready_bytes += size;
+    }
+
+    pub fn remove_plain(&mut self, size: u64) {
+        self.live_bytes -= size;
+        self.ready_bytes -= size;
+    }
+
     /// Index a message at its current location.
     pub fn add(&mut self, msg: &Message, groups_on: bool) {
         self.add_body_ref(msg.body_ref);

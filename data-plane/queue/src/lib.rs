@@ -1,9 +1,11 @@
 //! The queue state machine of Sluice (issue 4).
 //!
 //! Every queue is an openraft group whose log is its message log. Bodies stay
-//! in the log; this crate keeps per-message metadata and a [`BodyRef`] into
-//! it, and decides everything else: ready / delayed / unacked, leases and
-//! receipts, retries with backoff, delivery limits, dead-lettering, dedup,
+//! in the log; this crate keeps a [`BodyRef`] into it per message — about 20
+//! bytes for a plain ready message, whose id, routing key and headers stay
+//! in the log too (`backlog`, [`MessageMeta::in_log`]), and the whole
+//! metadata for the others — and decides everything else: ready / delayed /
+//! unacked, leases and receipts, retries with backoff, delivery limits, dead-lettering, dedup,
 //! message groups, single active consumer, overflow. [`QueueState::apply`] is
 //! pure and deterministic — replicas applying the same [`TimedCommand`]s at
 //! the same log indexes agree on state and outputs — and
@@ -13,11 +15,13 @@
 //! The broker proposes commands, turns [`Reply`]s into HTTP responses,
 //! publishes [`DeadLetter`]s and [`OutboxEntry`]s, and settles them.
 
+mod backlog;
 mod command;
 mod dead_letter;
 mod delivery;
 mod error;
 mod index;
+mod log_meta;
 mod message;
 mod message_groups;
 mod output;

@@ -168,6 +168,12 @@ pub struct MessageMeta {
     pub expires_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deaths: Vec<DeathRecord>,
+    /// The message id, routing key and headers were not kept in memory
+    /// (a plain message of the compact backlog): they are in the publish
+    /// entry at `body_ref`, and the broker fills them in from there with
+    /// [`MessageMeta::fill_from`] when it reads the body (issue 21).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_log: bool,
 }
 
 /// A message as the state machine reports it (peek, redrive, dead letters).

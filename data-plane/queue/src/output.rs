@@ -141,6 +141,10 @@ pub struct DeadLetter {
     /// Set when `target` is: the body stays pinned in the log until the
     /// broker settles this id (at-least-once dead-lettering).
     pub outbox_id: Option<u64>,
+    /// `target.routing_key` is to be the message's own, which is still in
+    /// the log (`meta.in_log`): [`DeadLetter::fill_from`] sets it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub routing_key_from_message: bool,
 }
 
 /// A message taken out by `Redrive`, waiting in the outbox.

@@ -40,6 +40,7 @@ impl QueueState {
             published_at_ms: now,
             expires_at_ms: message.expiration_ms.map(|ms| now.saturating_add(ms)),
             deaths: message.deaths,
+            in_log: false,
         };
         // Limits count ready messages only (as RabbitMQ does); a delayed
         // message is checked as if it were ready now.
@@ -99,7 +100,7 @@ impl QueueState {
     /// Which limit one more ready message of `size` bytes would break.
     fn over_limit(&self, size: u64) -> Option<RejectReason> {
         if let Some(max) = self.settings.max_length
-            && self.idx.ready.len() as u64 >= max
+            && self.ready_len() as u64 >= max
         {
             return Some(RejectReason::MaxLength);
         }
@@ -122,7 +123,7 @@ impl QueueState {
             let over_length = self
                 .settings
                 .max_length
-                .is_some_and(|max| self.idx.ready.len() as u64 > max);
+                .is_some_and(|max| self.ready_len() as u64 > max);
             let over_bytes = self
                 .settings
                 .max_length_bytes
@@ -130,7 +131,7 @@ impl QueueState {
             if !(over_length || over_bytes) {
                 return;
             }
-            let Some(&head) = self.idx.ready.first() else {
+            let Some(head) = self.ready_first() else {
                 return;
             };
             self.take_and_dead_letter(head, DeadLetterReason::Maxlen, dead);

@@ -1,8 +1,11 @@
 //! Snapshots: the state serializes as its canonical data only (settings,
-//! applied index, clock, messages, attached consumers and when pull
-//! consumers last received, dedup entries, outbox); the indexes are rebuilt
-//! on restore. Fields added later default, so older snapshots still load. Restoring a snapshot and
-//! applying the rest of the log equals applying the whole log.
+//! applied index, clock, messages kept whole, the compact backlog of plain
+//! messages, attached consumers and when pull consumers last received,
+//! dedup entries, outbox); the indexes are rebuilt on restore. Fields added
+//! later default, so older snapshots still load: one written before the
+//! backlog existed has every message whole, and they stay whole. Restoring
+//! a snapshot and applying the rest of the log equals applying the whole
+//! log.
 //!
 //! `check_invariants` rebuilds the indexes the same way and compares: the
 //! incremental bookkeeping of `apply` must always agree with a rebuild.
@@ -11,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::backlog::Backlog;
 use crate::index::{Indexes, group_of};
 use crate::message::{ConsumerId, Location, Message, Seq};
 use crate::output::OutboxEntry;
@@ -25,6 +29,8 @@ struct SnapshotRef<'a> {
     clock_ms: u64,
     next_seq: Seq,
     messages: Vec<&'a Message>,
+    #[serde(skip_serializing_if = "Backlog::is_empty")]
+    backlog: &'a Backlog,
     attached: &'a BTreeMap<ConsumerId, u64>,
     next_attach: u64,
     pulling: &'a BTreeMap<ConsumerId, u64>,
@@ -41,6 +47,9 @@ struct Snapshot {
     clock_ms: u64,
     next_seq: Seq,
     messages: Vec<Message>,
+    /// Absent in snapshots from before the compact backlog (issue 21).
+    #[serde(default)]
+    backlog: Backlog,
     attached: BTreeMap<ConsumerId, u64>,
     next_attach: u64,
     /// Absent in snapshots from before pull consumers were tracked: their
@@ -60,6 +69,7 @@ impl Serialize for QueueState {
             clock_ms: self.clock_ms,
             next_seq: self.next_seq,
             messages: self.messages.values().collect(),
+            backlog: &self.backlog,
             attached: &self.attached,
             next_attach: self.next_attach,
             pulling: &self.pulling,
@@ -80,6 +90,7 @@ impl<'de> Deserialize<'de> for QueueState {
             clock_ms: snapshot.clock_ms,
             next_seq: snapshot.next_seq,
             messages: snapshot.messages.into_iter().collect(),
+            backlog: snapshot.backlog,
             attached: snapshot.attached,
             next_attach: snapshot.next_attach,
             pulling: snapshot.pulling,
@@ -99,6 +110,9 @@ impl Indexes {
         let mut idx = Indexes::default();
         for msg in state.messages.values() {
             idx.add(msg, state.settings.message_groups);
+        }
+        for plain in state.backlog.iter() {
+            idx.add_plain(plain.size);
         }
         for entry in state.outbox.values() {
             idx.add_body_ref(entry.body_ref());
@@ -135,6 +149,12 @@ impl QueueState {
             if *seq != msg.seq || *seq >= self.next_seq {
                 return Err(format!("message {} filed under {seq}", msg.seq));
             }
+            if self.backlog.contains(*seq) {
+                return Err(format!("message {seq} is both whole and in the backlog"));
+            }
+        }
+        if let Some(plain) = self.backlog.iter().find(|p| p.seq >= self.next_seq) {
+            return Err(format!("backlog message {} not yet published", plain.seq));
         }
         let located = self.idx.ready.len() + self.idx.delayed.len() + self.idx.leases.len();
         if located != self.messages.len() {
@@ -163,6 +183,7 @@ impl QueueState {
             .messages
             .values()
             .map(|msg| msg.body_ref.log_index)
+            .chain(self.backlog.iter().map(|plain| plain.body_ref.log_index))
             .chain(self.outbox.values().map(|entry| entry.body_ref().log_index))
             .min();
         if let Some(lowest) = lowest_live

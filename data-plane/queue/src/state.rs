@@ -6,13 +6,15 @@
 //! no hash-ordered iteration. Every replica applying the same log ends in the
 //! same state with the same outputs.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backlog::{Backlog, Plain};
 use crate::command::{Command, TimedCommand};
 use crate::error::QueueError;
-use crate::index::Indexes;
+use crate::index::{DeliveryKey, Indexes};
 use crate::message::{ConsumerId, Message, MessageView, Seq};
 use crate::output::{Applied, OutboxEntry, Reply, Stats};
 use crate::settings::QueueSettings;
@@ -34,7 +36,10 @@ pub struct QueueState {
     /// when a new leader's clock is behind the old one's.
     pub(crate) clock_ms: u64,
     pub(crate) next_seq: Seq,
+    /// Messages kept whole: every one that is not plain (see `backlog`).
     pub(crate) messages: MessageStore,
+    /// Plain ready messages, compact. A seq is in one of the two stores.
+    pub(crate) backlog: Backlog,
     /// Consumers registered with `ConsumerUp` (or by receiving under
     /// single-active-consumer) → attach order.
     pub(crate) attached: BTreeMap<ConsumerId, u64>,
@@ -60,6 +65,7 @@ impl QueueState {
             clock_ms: 0,
             next_seq: 1,
             messages: MessageStore::default(),
+            backlog: Backlog::default(),
             attached: BTreeMap::new(),
             next_attach: 0,
             pulling: BTreeMap::new(),
@@ -132,10 +138,16 @@ impl QueueState {
     /// ready, delayed or unacked message and no unsettled outbox entry points
     /// into them): once a snapshot covers them they may be purged.
     pub fn release_cursor(&self) -> u64 {
-        match self.idx.body_refs.first_key_value() {
-            Some((&lowest, _)) => lowest.min(self.applied_index),
-            None => self.applied_index,
-        }
+        let rich = self
+            .idx
+            .body_refs
+            .first_key_value()
+            .map(|(&lowest, _)| lowest);
+        let plain = self.backlog.first().map(|plain| plain.body_ref.log_index);
+        [rich, plain]
+            .into_iter()
+            .flatten()
+            .fold(self.applied_index, u64::min)
     }
 
     pub fn stats(&self) -> Stats {
@@ -148,7 +160,7 @@ impl QueueState {
             consumers.insert(consumer.clone(), unacked.len() as u64);
         }
         Stats {
-            ready: self.idx.ready.len() as u64,
+            ready: self.ready_len() as u64,
             unacked: self.idx.leases.len() as u64,
             delayed: self.idx.delayed.len() as u64,
             ready_bytes: self.idx.ready_bytes,
@@ -170,23 +182,29 @@ impl QueueState {
 
     /// The first `max` ready messages in publish (seq) order, untouched.
     /// Also the read-only half of redrive: what `Redrive` would take.
+    /// A plain message's view has `meta.in_log` set: the broker fills in
+    /// its id, routing key and headers from the log.
     pub fn peek(&self, max: usize) -> Vec<MessageView> {
-        self.idx
-            .ready
-            .iter()
+        self.ready_seqs()
             .take(max)
-            .filter_map(|seq| self.messages.get(seq))
-            .map(Message::view)
+            .filter_map(|seq| self.get(seq))
+            .map(|msg| msg.view())
             .collect()
     }
 
-    pub fn message(&self, seq: Seq) -> Option<&Message> {
-        self.messages.get(&seq)
+    /// A live message: borrowed when kept whole, unpacked when plain (then
+    /// its `meta.in_log` is set).
+    pub fn message(&self, seq: Seq) -> Option<Cow<'_, Message>> {
+        self.get(seq)
     }
 
     /// Every live message (ready, delayed, unacked) in seq order.
-    pub fn messages(&self) -> impl Iterator<Item = &Message> {
-        self.messages.values()
+    pub fn messages(&self) -> impl Iterator<Item = Cow<'_, Message>> {
+        merge_by_seq(
+            self.messages.values().map(Cow::Borrowed),
+            self.backlog.iter().map(|plain| Cow::Owned(plain.message())),
+            |msg| msg.seq,
+        )
     }
 
     /// Dead letters and redriven messages the broker has not settled yet. A
@@ -214,8 +232,7 @@ impl QueueState {
         let delay = self.idx.delayed.first().map(|(at, _)| *at);
         let expiry = self.idx.expiring.first().map(|(at, _)| *at);
         let ttl = self.settings.message_ttl_ms.and_then(|ttl| {
-            let head = self.idx.ready.first()?;
-            let msg = self.messages.get(head)?;
+            let msg = self.get(self.ready_first()?)?;
             Some(msg.meta.published_at_ms.saturating_add(ttl))
         });
         let dedup = self.idx.dedup_by_seq.first_key_value().and_then(|(_, id)| {
@@ -241,28 +258,94 @@ impl QueueState {
         self.settings.message_groups
     }
 
-    /// Store a new message at its location.
+    /// Store a newly published message at its location: in the compact
+    /// backlog when it is plain (its id, routing key and headers are then
+    /// dropped here — the publish entry keeps them), else whole.
     pub(crate) fn insert(&mut self, msg: Message) {
+        if let Some(plain) = Plain::published(&msg)
+            && self.backlog.push(plain).is_ok()
+        {
+            self.idx.add_plain(plain.size);
+            return;
+        }
+        self.insert_whole(msg);
+    }
+
+    fn insert_whole(&mut self, msg: Message) {
         self.idx.add(&msg, self.groups_on());
         self.messages.insert(msg);
     }
 
     /// Take a message out of the queue for good.
     pub(crate) fn take(&mut self, seq: Seq) -> Option<Message> {
-        let msg = self.messages.remove(&seq)?;
-        self.idx.remove(&msg, self.groups_on());
-        Some(msg)
+        if let Some(msg) = self.messages.remove(&seq) {
+            self.idx.remove(&msg, self.groups_on());
+            return Some(msg);
+        }
+        let plain = self.backlog.remove(seq)?;
+        self.idx.remove_plain(plain.size);
+        Some(plain.message())
     }
 
     /// Change a live message (its location, its delivery count) keeping the
-    /// indexes in step.
+    /// indexes in step. A plain message that changes is kept whole from
+    /// then on: leased, delayed or redelivered, it is no longer plain.
     pub(crate) fn relocate(&mut self, seq: Seq, change: impl FnOnce(&mut Message)) {
         let groups_on = self.groups_on();
         if let Some(msg) = self.messages.get_mut(&seq) {
             self.idx.remove(msg, groups_on);
             change(msg);
             self.idx.add(msg, groups_on);
+        } else if let Some(plain) = self.backlog.remove(seq) {
+            self.idx.remove_plain(plain.size);
+            let mut msg = plain.message();
+            change(&mut msg);
+            self.insert_whole(msg);
         }
+    }
+
+    /// A live message wherever it is kept.
+    pub(crate) fn get(&self, seq: Seq) -> Option<Cow<'_, Message>> {
+        match self.messages.get(&seq) {
+            Some(msg) => Some(Cow::Borrowed(msg)),
+            None => self
+                .backlog
+                .get(seq)
+                .map(|plain| Cow::Owned(plain.message())),
+        }
+    }
+
+    /// How many messages are ready, plain or not.
+    pub(crate) fn ready_len(&self) -> usize {
+        self.idx.ready.len() + self.backlog.len()
+    }
+
+    /// The oldest ready message.
+    pub(crate) fn ready_first(&self) -> Option<Seq> {
+        let rich = self.idx.ready.first().copied();
+        let plain = self.backlog.first().map(|plain| plain.seq);
+        rich.into_iter().chain(plain).min()
+    }
+
+    /// Every ready message, oldest first.
+    pub(crate) fn ready_seqs(&self) -> impl Iterator<Item = Seq> + '_ {
+        merge_by_seq(
+            self.idx.ready.iter().copied(),
+            self.backlog.iter().map(|plain| plain.seq),
+            |seq| *seq,
+        )
+    }
+
+    /// The message a receive takes next: the first deliverable rich one or
+    /// the oldest plain one (priority 0, no group), whichever comes first in
+    /// delivery order.
+    pub(crate) fn next_deliverable(&self) -> Option<Seq> {
+        let rich = self.idx.deliverable.first().copied();
+        let plain = self
+            .backlog
+            .first()
+            .map(|plain| DeliveryKey::new(0, plain.seq));
+        rich.into_iter().chain(plain).min().map(|key| key.seq())
     }
 
     /// Attach a consumer (idempotent; keeps its original place in line).
@@ -292,4 +375,19 @@ impl QueueState {
         }
         Some(seen.saturating_add(self.settings.lease_ms))
     }
+}
+
+/// Two iterators sorted by `key`, merged into one sorted by `key`.
+fn merge_by_seq<T>(
+    a: impl Iterator<Item = T>,
+    b: impl Iterator<Item = T>,
+    key: impl Fn(&T) -> Seq,
+) -> impl Iterator<Item = T> {
+    let mut a = a.peekable();
+    let mut b = b.peekable();
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if key(y) < key(x) => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
 }

@@ -1,5 +1,7 @@
-//! Where the live messages of a queue are kept: a slab of message slots,
-//! reused as messages leave, and a seq → slot map.
+//! Where the messages kept whole are (every live message that is not plain:
+//! delayed, leased, redelivered, prioritised, grouped, expiring or with a
+//! death history — plain ones are the compact `backlog`): a slab of message
+//! slots, reused as messages leave, and a seq → slot map.
 //!
 //! A `BTreeMap<Seq, Message>` keeps whole messages in its nodes, and the
 //! nodes of a map filled in seq order are only about half full, so half
@@ -124,6 +126,7 @@ mod tests {
                 published_at_ms: 0,
                 expires_at_ms: None,
                 deaths: Vec::new(),
+                in_log: false,
             },
             location: Location::Ready,
         }

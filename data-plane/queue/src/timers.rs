@@ -39,10 +39,9 @@ impl QueueState {
     fn expire_ready(&mut self, dead: &mut Vec<DeadLetter>) {
         let now = self.clock_ms;
         if let Some(ttl) = self.settings.message_ttl_ms {
-            while let Some(&seq) = self.idx.ready.first() {
+            while let Some(seq) = self.ready_first() {
                 let expired = self
-                    .messages
-                    .get(&seq)
+                    .get(seq)
                     .is_some_and(|msg| msg.meta.published_at_ms.saturating_add(ttl) <= now);
                 if !expired {
                     break;
@@ -81,8 +80,10 @@ impl QueueState {
         for &seq in &ready {
             self.take(seq);
         }
+        let (plain, plain_bytes) = self.backlog.clear();
+        self.idx.remove_plain(plain_bytes);
         Reply::Purged {
-            count: ready.len() as u64,
+            count: (ready.len() + plain) as u64,
         }
     }
 

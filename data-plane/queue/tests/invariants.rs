@@ -452,10 +452,10 @@ fn check_step(
     assert_eq!(stats.consumers.values().sum::<u64>(), stats.unacked);
     // No group ever has two messages out.
     if state.settings().message_groups {
-        let mut out: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut out: BTreeMap<String, u32> = BTreeMap::new();
         for m in state.messages() {
             if let (Some(group), Location::Unacked { .. }) = (&m.meta.group, &m.location) {
-                *out.entry(group).or_default() += 1;
+                *out.entry(group.clone()).or_default() += 1;
             }
         }
         assert!(

@@ -8,7 +8,7 @@
 //! how the publisher encoded the body and its content type as record headers,
 //! so a receive answers in the same encoding.
 
-use sluice_queue::{Command, TimedCommand};
+use sluice_queue::{Command, PublishMessage, TimedCommand};
 use sluice_storage::Record;
 use sluice_storage::raft::Records;
 
@@ -89,6 +89,21 @@ pub fn decode_command(log_index: u64, records: &Records) -> Result<TimedCommand,
         }
     }
     Ok(command)
+}
+
+/// The messages of the publish whose entry holds `records`, as the
+/// proposer wrote them (`body_ref.slot` set, `log_index` 0): where a plain
+/// message's id, routing key and headers are kept (issue 21).
+pub fn published_messages(records: &[Record]) -> Result<Vec<PublishMessage>, CodecError> {
+    let first = records
+        .first()
+        .ok_or_else(|| CodecError::Decode("entry has no records".into()))?;
+    let command: TimedCommand = serde_json::from_slice(&first.value)
+        .map_err(|e| CodecError::Decode(format!("record 0: {e}")))?;
+    match command.command {
+        Command::Publish { messages } => Ok(messages),
+        _ => Err(CodecError::Decode("the entry is not a publish".into())),
+    }
 }
 
 /// The body kept in a body record.

@@ -84,7 +84,14 @@ impl DeadLetterForwarder {
             let mut failed = Vec::new();
             let mut failed_redrives = Vec::new();
             let republisher = self.republisher();
-            for redriven in note.redriven {
+            for mut redriven in note.redriven {
+                // The target may route by the routing key and headers, which
+                // a plain message left in the log.
+                if let Err(err) = source.read_redriven(&mut redriven).await {
+                    tracing::warn!(group = %note.group_id, error = %err, "reading a redriven message failed; retrying");
+                    failed_redrives.push(redriven);
+                    continue;
+                }
                 let target = republisher.retry_target(&source, &redriven);
                 match republisher.redrive(&source, &redriven, &target).await {
                     Ok(_) => settled.push(redriven.outbox_id),
@@ -130,6 +137,12 @@ impl DeadLetterForwarder {
 
     /// Republishes one dead letter to every queue its target routes it to.
     async fn forward(&self, source: &QueueGroup, dead_letter: &DeadLetter) -> anyhow::Result<()> {
+        if dead_letter.target.is_none() {
+            return Ok(());
+        }
+        // Read first: the routing key and headers may still be in the log.
+        let (body, dead_letter) = source.read_dead_letter(dead_letter).await?;
+        let dead_letter = &dead_letter;
         let Some(target) = &dead_letter.target else {
             return Ok(());
         };
@@ -149,7 +162,6 @@ impl DeadLetterForwarder {
             tracing::info!(queue = %source.spec.queue, exchange = %target.exchange, "dead letter unroutable; dropped");
             return Ok(());
         };
-        let body = read_body(source, dead_letter.body_ref).await?;
         for queue in &queues {
             let message = PublishMessage {
                 message_id: dead_letter.meta.message_id.clone(),
@@ -271,6 +283,8 @@ impl Republisher {
         target: &RedriveTarget,
     ) -> anyhow::Result<Vec<String>> {
         let tenant_id = source.spec.tenant_id;
+        let mut redriven = redriven.clone();
+        let body = source.read_redriven(&mut redriven).await?;
         let meta = &redriven.message.meta;
         let queues: Vec<String> = match target {
             RedriveTarget::Queue { name: queue } => vec![queue.clone()],
@@ -292,7 +306,6 @@ impl Republisher {
                 vec![origin.unwrap_or_else(|| source.spec.queue.clone())]
             }
         };
-        let body = read_body(source, redriven.message.body_ref).await?;
         for queue in &queues {
             let message = PublishMessage {
                 message_id: meta.message_id.clone(),
@@ -337,15 +350,6 @@ pub async fn store_local(
         },
         other => anyhow::bail!("publishing to `{queue}` answered {other:?}"),
     }
-}
-
-async fn read_body(source: &QueueGroup, body_ref: BodyRef) -> anyhow::Result<MessageBody> {
-    source
-        .read_bodies(vec![body_ref])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("message body missing"))
 }
 
 /// Hands `note` back to the forwarder after a pause.

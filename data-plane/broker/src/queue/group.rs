@@ -3,19 +3,19 @@
 //! openraft group, proposes commands and reads message bodies back from the
 //! log.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice_queue::{
-    BodyRef, Command, DeadLetter, OutboxEntry, QueueSettings, QueueState, Redriven, TimedCommand,
+    BodyRef, Command, DeadLetter, Delivery, MessageView, OutboxEntry, QueueSettings, QueueState,
+    Redriven, TimedCommand,
 };
-use sluice_storage::SegmentLog;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::{Activity, Rates, TenantActivity, Totals};
 use super::codec::{self, MessageBody};
+use super::log_read::{ReadMessage, read_messages};
 use super::outcome::CommandOutcome;
 use super::state_machine::QueueRaftConfig;
 use super::state_machine::QueueView;
@@ -25,8 +25,6 @@ use crate::raft::group::RaftGroup;
 
 /// Segment size of a queue's log: small, so acked prefixes are freed soon.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
-/// Bytes read per body lookup (one entry is at least one batch).
-const BODY_READ_BYTES: usize = 64 * 1024;
 
 /// What the topology says about a group hosted here.
 #[derive(Debug, Clone)]
@@ -240,10 +238,99 @@ impl QueueGroup {
 
     /// The bodies `refs` point at, in order.
     pub async fn read_bodies(&self, refs: Vec<BodyRef>) -> Result<Vec<MessageBody>, GroupError> {
+        let refs = refs.into_iter().map(|body_ref| (body_ref, false)).collect();
+        let read = self.read_messages(refs).await?;
+        Ok(read.into_iter().map(|(body, _)| body).collect())
+    }
+
+    /// Bodies, and the publish entry's metadata where `(ref, true)` asks.
+    pub async fn read_messages(
+        &self,
+        refs: Vec<(BodyRef, bool)>,
+    ) -> Result<Vec<ReadMessage>, GroupError> {
         let log = self.group.log().clone();
-        tokio::task::spawn_blocking(move || read_bodies(&log, &refs))
+        tokio::task::spawn_blocking(move || read_messages(&log, &refs))
             .await
             .map_err(|e| GroupError::Storage(e.to_string()))?
+    }
+
+    /// The bodies of `deliveries`, in order, completing the metadata of
+    /// plain messages from the log on the way.
+    pub async fn read_deliveries(
+        &self,
+        deliveries: &mut [Delivery],
+    ) -> Result<Vec<MessageBody>, GroupError> {
+        let refs = deliveries
+            .iter()
+            .map(|d| (d.body_ref, d.meta.in_log))
+            .collect();
+        let read = self.read_messages(refs).await?;
+        Ok(deliveries
+            .iter_mut()
+            .zip(read)
+            .map(|(delivery, (body, published))| {
+                if let Some(published) = published {
+                    delivery.fill_from(&published);
+                }
+                body
+            })
+            .collect())
+    }
+
+    /// The bodies of peeked `views`, completing their metadata likewise.
+    pub async fn read_views(
+        &self,
+        views: &mut [MessageView],
+    ) -> Result<Vec<MessageBody>, GroupError> {
+        let refs = views.iter().map(|v| (v.body_ref, v.meta.in_log)).collect();
+        let read = self.read_messages(refs).await?;
+        Ok(views
+            .iter_mut()
+            .zip(read)
+            .map(|(view, (body, published))| {
+                if let Some(published) = published {
+                    view.fill_from(&published);
+                }
+                body
+            })
+            .collect())
+    }
+
+    /// The body of a dead letter, and the dead letter completed from the
+    /// log (its target's routing key too, when it is the message's).
+    pub async fn read_dead_letter(
+        &self,
+        dead_letter: &DeadLetter,
+    ) -> Result<(MessageBody, DeadLetter), GroupError> {
+        let mut dead_letter = dead_letter.clone();
+        let (body, published) = self
+            .read_one(dead_letter.body_ref, dead_letter.meta.in_log)
+            .await?;
+        if let Some(published) = published {
+            dead_letter.fill_from(&published);
+        }
+        Ok((body, dead_letter))
+    }
+
+    /// The body of a redriven message, completing its metadata likewise.
+    pub async fn read_redriven(&self, redriven: &mut Redriven) -> Result<MessageBody, GroupError> {
+        let (body, published) = self
+            .read_one(redriven.message.body_ref, redriven.message.meta.in_log)
+            .await?;
+        if let Some(published) = published {
+            redriven.fill_from(&published);
+        }
+        Ok(body)
+    }
+
+    async fn read_one(&self, body_ref: BodyRef, meta: bool) -> Result<ReadMessage, GroupError> {
+        self.read_messages(vec![(body_ref, meta)])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                GroupError::Storage(format!("log entry {} not read", body_ref.log_index))
+            })
     }
 
     /// Snapshots the queue state and purges the log below the release
@@ -270,35 +357,4 @@ impl QueueGroup {
             tracing::warn!(group = %self.spec.group_id, error = %err, "group shutdown failed");
         }
     }
-}
-
-fn read_bodies(log: &SegmentLog, refs: &[BodyRef]) -> Result<Vec<MessageBody>, GroupError> {
-    let mut entries: HashMap<u64, Vec<sluice_storage::Record>> = HashMap::new();
-    let mut bodies = Vec::with_capacity(refs.len());
-    for body_ref in refs {
-        if let std::collections::hash_map::Entry::Vacant(slot) = entries.entry(body_ref.log_index) {
-            let batches = log
-                .read(body_ref.log_index, BODY_READ_BYTES)
-                .map_err(|e| GroupError::Storage(e.to_string()))?;
-            let batch = batches
-                .into_iter()
-                .find(|b| b.offset == body_ref.log_index)
-                .ok_or_else(|| {
-                    GroupError::Storage(format!("log entry {} is gone", body_ref.log_index))
-                })?;
-            slot.insert(batch.records);
-        }
-        let record = entries
-            .get(&body_ref.log_index)
-            .and_then(|records| records.get(body_ref.slot as usize))
-            .cloned()
-            .ok_or_else(|| {
-                GroupError::Storage(format!(
-                    "log entry {} has no body slot {}",
-                    body_ref.log_index, body_ref.slot
-                ))
-            })?;
-        bodies.push(codec::body_from_record(record));
-    }
-    Ok(bodies)
 }

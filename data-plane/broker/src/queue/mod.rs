@@ -4,7 +4,8 @@
 //!
 //! - [`codec`]: how a command and its bodies become one Raft entry.
 //! - [`state_machine`]: openraft's state machine on `QueueState`.
-//! - [`group`]: opening a group, proposing commands, reading bodies back.
+//! - [`group`]: opening a group, proposing commands, reading bodies back;
+//!   [`log_read`]: bodies and the metadata plain messages left in the log.
 //! - [`timer`]: proposes `Tick` when leases, delays or TTLs fall due.
 //! - [`compaction`]: snapshots and purges the log below the release cursor.
 //! - [`activity`]: counts what the group did and turns it into rates.
@@ -26,6 +27,7 @@ pub mod dispatch;
 pub mod group;
 pub mod hibernation;
 pub mod host;
+pub mod log_read;
 pub mod outcome;
 pub mod publish;
 pub mod pull;

@@ -68,8 +68,8 @@ pub async fn receive(
                 )));
             };
             if !deliveries.is_empty() {
-                let refs = deliveries.iter().map(|d| d.body_ref).collect();
-                let bodies = group.read_bodies(refs).await?;
+                let mut deliveries = deliveries;
+                let bodies = group.read_deliveries(&mut deliveries).await?;
                 return Ok(deliveries
                     .into_iter()
                     .zip(bodies)

@@ -36,11 +36,19 @@ pub async fn redrive(
         target,
     };
     let outcome = source.propose(command, Vec::new()).await?;
-    let Reply::Redriven { messages } = outcome.result.map_err(command_error)? else {
+    let Reply::Redriven { mut messages } = outcome.result.map_err(command_error)? else {
         return Err(BrokerError::Internal(anyhow::anyhow!(
             "redrive got another reply"
         )));
     };
+    for redriven in &mut messages {
+        // Ids, routing keys and headers of plain messages are in the log; a
+        // failed read shows here only as a missing id (the republish below
+        // reads again, and fails, and the entry is retried).
+        if let Err(err) = source.read_redriven(redriven).await {
+            tracing::warn!(queue = %source.spec.queue, error = %err, "reading a redriven message failed");
+        }
+    }
     let mut settled = Vec::new();
     let mut retry = Vec::new();
     let mut results = Vec::new();

@@ -200,12 +200,7 @@ fn redrive_takes_ready_messages_out_for_republishing() {
     let mut q = Harness::new("{}");
     q.publish_keys(&["d1", "d2", "d3"]);
     let held = q.receive("a", 1);
-    let preview: Vec<String> = q
-        .state
-        .peek(10)
-        .into_iter()
-        .map(|m| m.meta.routing_key)
-        .collect();
+    let preview: Vec<String> = q.peek(10).into_iter().map(|m| m.meta.routing_key).collect();
     assert_eq!(preview, vec!["d2", "d3"]);
     let Ok(Reply::Redriven { messages }) = q.run(Command::Redrive {
         max_messages: 5,
@@ -347,6 +342,7 @@ fn redrives_written_before_targets_were_kept_go_to_their_origin() {
                 published_at_ms: 1000,
                 expires_at_ms: None,
                 deaths: Vec::new(),
+                in_log: false,
             },
         },
         target: RedriveTarget::Origin,

@@ -1,5 +1,6 @@
 //! Scenario tests of the queue state machine, one module per concern.
 
+mod backlog;
 mod dead_letter;
 mod groups;
 mod priority;

@@ -56,12 +56,7 @@ fn without_a_dedup_window_ids_are_only_metadata() {
 fn drop_head_drops_the_oldest_ready_messages() {
     let mut q = Harness::new(r#"{"max_length": 2}"#);
     q.publish_keys(&["m1", "m2", "m3"]);
-    let keys: Vec<String> = q
-        .state
-        .peek(5)
-        .into_iter()
-        .map(|m| m.meta.routing_key)
-        .collect();
+    let keys: Vec<String> = q.peek(5).into_iter().map(|m| m.meta.routing_key).collect();
     assert_eq!(keys, vec!["m2", "m3"]);
     assert_eq!(q.dead.len(), 1);
     assert_eq!(

@@ -1,10 +1,16 @@
 //! A queue driven by hand: a log index and clock that move forward, and the
 //! dead letters collected on the way.
+//!
+//! Like the broker, the harness keeps the log: a plain message's id,
+//! routing key and headers are left there (issue 21), and every output is
+//! completed from the publish entry (`fill_from`) before a test sees it.
+
+use std::collections::BTreeMap;
 
 use sluice_queue::{
-    Applied, BodyRef, Command, ConsumerId, DeadLetter, Delivery, NackAction, NackOutcome,
-    PublishMessage, PublishResult, QueueError, QueueSettings, QueueState, Receipt, Refill, Reply,
-    Seq, TimedCommand,
+    Applied, BodyRef, Command, ConsumerId, DeadLetter, Delivery, MessageView, NackAction,
+    NackOutcome, PublishMessage, PublishResult, QueueError, QueueSettings, QueueState, Receipt,
+    Refill, Reply, Seq, TimedCommand,
 };
 
 pub struct Harness {
@@ -12,6 +18,8 @@ pub struct Harness {
     pub log_index: u64,
     pub now: u64,
     pub dead: Vec<DeadLetter>,
+    /// The log's publish entries: log index → the batch.
+    pub published: BTreeMap<u64, Vec<PublishMessage>>,
 }
 
 pub fn settings(json: &str) -> QueueSettings {
@@ -49,6 +57,7 @@ impl Harness {
             log_index: 0,
             now: 1_000,
             dead: Vec::new(),
+            published: BTreeMap::new(),
         }
     }
 
@@ -59,15 +68,66 @@ impl Harness {
 
     pub fn run(&mut self, command: Command) -> Result<Reply, QueueError> {
         self.log_index += 1;
+        if let Command::Publish { messages } = &command {
+            self.published.insert(self.log_index, messages.clone());
+        }
         let Applied {
-            result,
-            dead_letters,
+            mut result,
+            mut dead_letters,
         } = self
             .state
             .apply(self.log_index, TimedCommand::new(self.now, command));
+        for dead in &mut dead_letters {
+            if let Some(published) = self.publish_entry(dead.body_ref) {
+                dead.fill_from(published);
+            }
+        }
+        if let Ok(reply) = &mut result {
+            self.fill_reply(reply);
+        }
         self.dead.extend(dead_letters);
         self.state.check_invariants().expect("invariants");
         result
+    }
+
+    /// The message as its publish entry carries it.
+    fn publish_entry(&self, body_ref: BodyRef) -> Option<&PublishMessage> {
+        self.published
+            .get(&body_ref.log_index)?
+            .iter()
+            .find(|message| message.body_ref == body_ref)
+    }
+
+    fn fill_reply(&self, reply: &mut Reply) {
+        let deliveries = match reply {
+            Reply::Received { deliveries } => deliveries,
+            Reply::Acked { refilled, .. } => refilled,
+            Reply::Redriven { messages } => {
+                for redriven in messages {
+                    if let Some(published) = self.publish_entry(redriven.message.body_ref) {
+                        redriven.fill_from(published);
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        for delivery in deliveries {
+            if let Some(published) = self.publish_entry(delivery.body_ref) {
+                delivery.fill_from(published);
+            }
+        }
+    }
+
+    /// `QueueState::peek`, completed from the log.
+    pub fn peek(&self, max: usize) -> Vec<MessageView> {
+        let mut views = self.state.peek(max);
+        for view in &mut views {
+            if let Some(published) = self.publish_entry(view.body_ref) {
+                view.fill_from(published);
+            }
+        }
+        views
     }
 
     pub fn publish(&mut self, mut messages: Vec<PublishMessage>) -> Vec<PublishResult> {

@@ -269,12 +269,7 @@ fn peek_shows_ready_messages_without_consuming_and_purge_drops_them() {
     let mut q = Harness::new("{}");
     q.publish_keys(&["m1", "m2", "m3", "m4"]);
     let held = q.receive("a", 1);
-    let peeked: Vec<String> = q
-        .state
-        .peek(2)
-        .into_iter()
-        .map(|m| m.meta.routing_key)
-        .collect();
+    let peeked: Vec<String> = q.peek(2).into_iter().map(|m| m.meta.routing_key).collect();
     assert_eq!(peeked, vec!["m2", "m3"]);
     assert_eq!(q.state.stats().ready, 3);
     assert_eq!(q.state.stats().ready_bytes, 30);

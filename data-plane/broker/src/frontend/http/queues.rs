@@ -401,10 +401,8 @@ pub async fn peek(
             format!("must be between 1 and {MAX_RECEIVE}"),
         ));
     }
-    let views = group.view().read(|q| q.peek(max));
-    let bodies = group
-        .read_bodies(views.iter().map(|v| v.body_ref).collect())
-        .await?;
+    let mut views = group.view().read(|q| q.peek(max));
+    let bodies = group.read_views(&mut views).await?;
     let messages: Vec<PeekedMessage> = views
         .into_iter()
         .zip(bodies.iter())

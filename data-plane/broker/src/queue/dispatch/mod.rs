@@ -432,12 +432,11 @@ impl Dispatcher {
     }
 
     /// Reads the bodies of `deliveries` and sends them to consumer `index`.
-    async fn hand_over(&self, index: usize, deliveries: Vec<sluice_queue::Delivery>) {
+    async fn hand_over(&self, index: usize, mut deliveries: Vec<sluice_queue::Delivery>) {
         if deliveries.is_empty() {
             return;
         }
-        let refs = deliveries.iter().map(|d| d.body_ref).collect();
-        let bodies = match self.group.read_bodies(refs).await {
+        let bodies = match self.group.read_deliveries(&mut deliveries).await {
             Ok(bodies) if bodies.len() == deliveries.len() => bodies,
             other => {
                 tracing::warn!(queue = %self.group.spec.queue, ?other, "reading pushed bodies failed; their leases will run out");
