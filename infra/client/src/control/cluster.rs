@@ -19,6 +19,16 @@ pub struct Node {
     pub registered_at: String,
     pub last_heartbeat_at: String,
     pub applied_version: i64,
+    /// Group replicas (queues, stream partitions) placed on the node.
+    pub hosted_groups: i64,
+    /// The most it said it hosts (absent: no limit).
+    #[serde(default)]
+    pub max_groups: Option<i64>,
+    /// Free bytes on its data disk at the last heartbeat (absent: not reported).
+    #[serde(default)]
+    pub disk_free_bytes: Option<i64>,
+    /// Free bytes it keeps: no group is placed on it with no more than this free.
+    pub disk_reserve_bytes: i64,
 }
 
 /// `GET /v1/topology/status`: the current version and the lowest one every

@@ -290,6 +290,10 @@ pub fn all() -> Vec<(&'static str, Value)> {
                 registered_at: AT.into(),
                 last_heartbeat_at: AT.into(),
                 applied_version: 1,
+                hosted_groups: 3,
+                max_groups: Some(100),
+                disk_free_bytes: Some(1 << 30),
+                disk_reserve_bytes: 1 << 20,
             },
         ),
         v(
