@@ -90,23 +90,21 @@ pub async fn write(conn: &mut PgConnection, tenant_id: i64, q: &Quotas) -> Resul
     Ok(())
 }
 
-/// Counts what the tenant uses; run inside the mutation that holds the
-/// quota lock, so the count cannot change before the insert. Storage is
+/// What the tenant uses: its counters (kept by triggers, see the
+/// `tenant_usage` migration, so this costs the same however much it holds)
+/// and a count of its usable keys; run inside the mutation that holds the
+/// quota lock, so they cannot change before the insert. Storage is
 /// the sum of the live nodes' latest reports (see `nodes::storage_used`),
 /// which the lock does not cover: brokers, not creates, change it.
 pub async fn usage(conn: &mut PgConnection, tenant_id: i64) -> Result<Usage, sqlx::Error> {
     sqlx::query_as(
-        "SELECT
-           (SELECT count(*) FROM queues WHERE tenant_id = $1) AS queues,
-           (SELECT count(*) FROM exchanges WHERE tenant_id = $1) AS exchanges,
-           (SELECT count(*) FROM bindings WHERE tenant_id = $1) AS bindings,
-           (SELECT count(*) FROM streams WHERE tenant_id = $1) AS streams,
-           (SELECT coalesce(sum(partitions), 0)::bigint FROM streams WHERE tenant_id = $1) AS partitions,
+        "SELECT u.queues, u.exchanges, u.bindings, u.streams, u.partitions,
            (SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL
               AND (expires_at IS NULL OR expires_at > now())) AS api_keys,
            (SELECT LEAST(coalesce(sum((storage_bytes ->> $1::text)::numeric), 0),
                          9223372036854775807)::bigint
-              FROM nodes WHERE last_heartbeat_at > now() - make_interval(secs => $2)) AS storage_bytes",
+              FROM nodes WHERE last_heartbeat_at > now() - make_interval(secs => $2)) AS storage_bytes
+         FROM tenant_usage u WHERE u.tenant_id = $1",
     )
     .bind(tenant_id)
     .bind(LIVE_NODE_WINDOW_SECONDS)

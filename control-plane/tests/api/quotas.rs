@@ -385,3 +385,69 @@ async fn racing_key_creates_cannot_pass_the_key_quota() {
     let (_, report) = server.get("/v1/tenants/acme/quotas", &admin).await;
     assert_eq!(report["usage"]["api_keys"], 3);
 }
+
+/// Usage is kept as counters (by triggers): they follow creates, deletes and the
+/// deletes that cascade (a queue's bindings), so a declare never counts rows.
+#[tokio::test]
+async fn usage_counters_follow_deletes_and_cascades() {
+    let server = TestServer::start().await;
+    let admin = server.create_tenant("acme").await;
+    let usage = |report: &Value| {
+        let u = &report["usage"];
+        [
+            &u["queues"],
+            &u["exchanges"],
+            &u["bindings"],
+            &u["streams"],
+            &u["partitions"],
+        ]
+        .map(|v| v.as_i64().unwrap_or(-1))
+    };
+    for (path, body) in [
+        ("/v1/exchanges/x1", json!({"type": "direct"})),
+        ("/v1/queues/q1", json!({})),
+        ("/v1/queues/q2", json!({})),
+        ("/v1/streams/s1", json!({"partitions": 3})),
+    ] {
+        let (status, body) = server.put(path, &admin, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
+    }
+    for (queue, key) in [("q1", "a"), ("q1", "b"), ("q2", "a")] {
+        let binding = json!({"source": "x1", "destination": queue, "routing_key": key});
+        assert_eq!(
+            server.post("/v1/bindings", &admin, binding).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (_, report) = server.get("/v1/tenants/acme/quotas", &admin).await;
+    assert_eq!(usage(&report), [2, 1, 3, 1, 3], "{report}");
+
+    // A queue deleted takes its two bindings; an exchange its last one.
+    assert_eq!(
+        server.delete("/v1/queues/q1", &admin).await.0,
+        StatusCode::OK
+    );
+    let (_, report) = server.get("/v1/tenants/acme/quotas", &admin).await;
+    assert_eq!(usage(&report), [1, 1, 1, 1, 3], "{report}");
+    assert_eq!(
+        server.delete("/v1/exchanges/x1", &admin).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.delete("/v1/streams/s1", &admin).await.0,
+        StatusCode::OK
+    );
+    let (_, report) = server.get("/v1/tenants/acme/quotas", &admin).await;
+    assert_eq!(usage(&report), [1, 0, 0, 0, 0], "{report}");
+
+    // Another tenant's counters start at zero and are its own.
+    let other = server.create_tenant("other").await;
+    let (_, report) = server.get("/v1/tenants/other/quotas", &other).await;
+    assert_eq!(usage(&report), [0, 0, 0, 0, 0], "{report}");
+    let (status, _) = server.get("/v1/tenants/acme/quotas", &other).await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "another tenant's usage is not theirs to read"
+    );
+}
