@@ -75,13 +75,7 @@ pub async fn load_update(pool: &PgPool, since: i64) -> Result<FeedUpdate, sqlx::
 /// they agree with each other and with the version; `None` when a snapshot
 /// is needed instead.
 async fn load_changes(pool: &PgPool, since: i64) -> Result<Option<FeedChanges>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let (version,): (i64,) = sqlx::query_as("SELECT version FROM topology_state")
-        .fetch_one(&mut *tx)
-        .await?;
+    let (mut tx, version) = snapshot::consistent_read(pool).await?;
     // Newer than this control plane knows (its database was replaced) or
     // too far behind: start over from a snapshot.
     if since > version || version - since > MAX_EVENTS {

@@ -14,8 +14,8 @@ use sluice_protocol::feed::{
     FeedBinding, FeedExchange, FeedNode, FeedQueue, FeedStream, FeedTenant, KeyVerifier,
 };
 use sluice_protocol::placement::Placement;
-use sqlx::PgPool;
 use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::db::quotas::QuotaRow;
 use crate::model::binding::BindingSpec;
@@ -61,9 +61,11 @@ pub(super) const QUEUE_COLUMNS: &str = "q.tenant_id, q.name, q.settings, p.group
 pub(super) const STREAM_COLUMNS: &str = "id, tenant_id, name, settings";
 pub(super) const PARTITION_COLUMNS: &str = "stream_id, group_id, replicas";
 
-/// Reads everything in one repeatable-read transaction, so the parts agree
-/// with each other and with `version`.
-pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
+/// A read-only repeatable-read transaction and the topology version it
+/// sees: everything read in it agrees with that version.
+pub(super) async fn consistent_read(
+    pool: &PgPool,
+) -> Result<(Transaction<'static, Postgres>, i64), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
@@ -71,6 +73,13 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
     let (version,): (i64,) = sqlx::query_as("SELECT version FROM topology_state")
         .fetch_one(&mut *tx)
         .await?;
+    Ok((tx, version))
+}
+
+/// Reads everything in one repeatable-read transaction, so the parts agree
+/// with each other and with `version`.
+pub async fn load_snapshot(pool: &PgPool) -> Result<FeedSnapshot, sqlx::Error> {
+    let (mut tx, version) = consistent_read(pool).await?;
     let tenants: Vec<TenantRow> = sqlx::query_as(
         "SELECT t.id, t.name, t.status, q.max_queues, q.max_exchanges, q.max_bindings, q.max_streams,
                 q.max_partitions, q.max_api_keys, q.max_message_bytes, q.publish_messages_per_second,
