@@ -77,8 +77,8 @@ impl Default for Config {
 
 impl Config {
     /// When hosted groups sleep.
-    pub fn hibernation(&self) -> crate::raft::slot::Hibernation {
-        crate::raft::slot::Hibernation {
+    pub fn hibernation(&self) -> crate::raft::sweeper::Hibernation {
+        crate::raft::sweeper::Hibernation {
             after: std::time::Duration::from_millis(self.hibernate_after_ms),
             max_awake: self.max_awake_groups.max(1),
         }

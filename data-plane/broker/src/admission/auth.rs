@@ -230,6 +230,8 @@ fn secret_matches(secret: &str, expected_hex: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use sluice_protocol::feed::Quotas;
 
     use super::*;
@@ -251,22 +253,22 @@ mod tests {
         };
         t.tenants.insert(
             7,
-            FeedTenant {
+            Arc::new(FeedTenant {
                 id: 7,
                 name: "acme".into(),
                 status: status.into(),
                 quotas,
-            },
+            }),
         );
         t.keys.insert(
             "abc".into(),
-            KeyVerifier {
+            Arc::new(KeyVerifier {
                 id: "abc".into(),
                 tenant_id: 7,
                 scopes: vec!["publish".into()],
                 secret_sha256: hex::encode(Sha256::digest(b"s3cret")),
                 expires_at: None,
-            },
+            }),
         );
         t
     }
@@ -323,7 +325,7 @@ mod tests {
         ));
         let mut narrowed = topology("active");
         if let Some(key) = narrowed.keys.get_mut("abc") {
-            key.scopes = vec!["consume".into()];
+            Arc::make_mut(key).scopes = vec!["consume".into()];
         }
         assert!(matches!(
             recheck(&narrowed, &caller, "publish"),
@@ -331,7 +333,7 @@ mod tests {
         ));
         let mut expired = topology("active");
         if let Some(key) = expired.keys.get_mut("abc") {
-            key.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+            Arc::make_mut(key).expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
         }
         assert!(matches!(
             recheck(&expired, &caller, "publish"),

@@ -110,16 +110,18 @@ impl Topology {
             next.keys.remove(&id);
         }
         for key in changes.api_keys {
-            next.keys.insert(key.id.clone(), key);
+            next.keys.insert(key.id.clone(), Arc::new(key));
         }
         for routing in changes.routing {
             next.exchanges.remove(&routing.tenant_id);
             next.bindings.remove(&routing.tenant_id);
             if !routing.exchanges.is_empty() {
-                next.exchanges.insert(routing.tenant_id, routing.exchanges);
+                next.exchanges
+                    .insert(routing.tenant_id, Arc::new(routing.exchanges));
             }
             if !routing.bindings.is_empty() {
-                next.bindings.insert(routing.tenant_id, routing.bindings);
+                next.bindings
+                    .insert(routing.tenant_id, Arc::new(routing.bindings));
             }
         }
         // A queue declared or deleted changes its tenant's default exchange.

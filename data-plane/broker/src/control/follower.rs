@@ -358,7 +358,7 @@ mod tests {
             storage_used,
         };
         assert_eq!(handle.live_brokers(), 1, "nothing known: this broker alone");
-        let nodes: HashMap<String, String> = ["n1", "n2", "n3"]
+        let nodes: imbl::HashMap<String, String> = ["n1", "n2", "n3"]
             .into_iter()
             .map(|n| (n.to_string(), format!("http://{n}")))
             .collect();

@@ -1,12 +1,15 @@
 //! The broker's picture of the topology, rebuilt from each feed snapshot and
-//! shared read-only (`Arc`) with request handlers. The snapshot's parts are
+//! shared read-only (`Arc`) with request handlers. Its maps are persistent
+//! (`imbl`): the next version shares every entry the changes did not touch,
+//! so a declare costs O(log n) here whatever the number of queues. The snapshot's parts are
 //! `sluice-protocol`'s types, settings included: the queue, stream, exchange
 //! and binding specs are the domain crates' own types, read when the
 //! snapshot was (`FeedSnapshot::from_json`), so a spec this broker cannot
 //! read never gets this far.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap};
 
 use super::changes::RecentChanges;
 
@@ -22,14 +25,12 @@ pub use sluice_protocol::placement::Placement;
 pub struct Topology {
     /// -1 until the first snapshot arrives (a fresh control plane is at 0).
     pub version: i64,
-    pub tenants: HashMap<i64, FeedTenant>,
-    pub keys: HashMap<String, KeyVerifier>,
+    pub tenants: HashMap<i64, Arc<FeedTenant>>,
+    pub keys: HashMap<String, Arc<KeyVerifier>>,
     /// Ordered, so one tenant's queues are a range (its default exchange).
-    /// Shared (`Arc`) with the topologies before and after: a new version
-    /// copies pointers, not every queue's settings.
-    pub queues: BTreeMap<(i64, String), Arc<FeedQueue>>,
-    pub exchanges: HashMap<i64, Vec<FeedExchange>>,
-    pub bindings: HashMap<i64, Vec<FeedBinding>>,
+    pub queues: OrdMap<(i64, String), Arc<FeedQueue>>,
+    pub exchanges: HashMap<i64, Arc<Vec<FeedExchange>>>,
+    pub bindings: HashMap<i64, Arc<Vec<FeedBinding>>>,
     pub streams: HashMap<(i64, String), Arc<FeedStream>>,
     /// Data URL of every broker, by node id.
     pub nodes: HashMap<String, String>,
@@ -50,7 +51,7 @@ impl Default for Topology {
             version: -1,
             tenants: HashMap::new(),
             keys: HashMap::new(),
-            queues: BTreeMap::new(),
+            queues: OrdMap::new(),
             exchanges: HashMap::new(),
             bindings: HashMap::new(),
             streams: HashMap::new(),
@@ -69,11 +70,15 @@ impl Topology {
             snapshot_version: snapshot.version,
             ..Topology::default()
         };
-        topology.tenants = snapshot.tenants.into_iter().map(|t| (t.id, t)).collect();
+        topology.tenants = snapshot
+            .tenants
+            .into_iter()
+            .map(|t| (t.id, Arc::new(t)))
+            .collect();
         topology.keys = snapshot
             .api_keys
             .into_iter()
-            .map(|k| (k.id.clone(), k))
+            .map(|k| (k.id.clone(), Arc::new(k)))
             .collect();
         topology.queues = snapshot
             .queues
@@ -90,20 +95,25 @@ impl Topology {
             .into_iter()
             .map(|n| (n.id, n.data_url))
             .collect();
+        let mut exchanges: std::collections::HashMap<i64, Vec<FeedExchange>> = Default::default();
         for exchange in snapshot.exchanges {
-            topology
-                .exchanges
+            exchanges
                 .entry(exchange.tenant_id)
                 .or_default()
                 .push(exchange);
         }
+        topology.exchanges = exchanges
+            .into_iter()
+            .map(|(t, x)| (t, Arc::new(x)))
+            .collect();
+        let mut bindings: std::collections::HashMap<i64, Vec<FeedBinding>> = Default::default();
         for binding in snapshot.bindings {
-            topology
-                .bindings
-                .entry(binding.tenant_id)
-                .or_default()
-                .push(binding);
+            bindings.entry(binding.tenant_id).or_default().push(binding);
         }
+        topology.bindings = bindings
+            .into_iter()
+            .map(|(t, b)| (t, Arc::new(b)))
+            .collect();
         topology
     }
 

@@ -33,7 +33,8 @@ use crate::queue::group::{DeadLetterNote, GroupOutlets};
 use crate::queue::hibernation::{self, QueueSlot, QueueSummary};
 use crate::queue::{GroupSpec, QueueGroup};
 use crate::raft::sleep_record::{self, Found};
-use crate::raft::slot::{Hibernation, InUse, Now, SlotError, shut_down_all, sweep};
+use crate::raft::slot::{InUse, Now, SlotError};
+use crate::raft::sweeper::{Hibernation, Sweeper, shut_down_all};
 
 /// Groups opened at the same time (a restart reopens the awake ones).
 const OPEN_CONCURRENCY: usize = 32;
@@ -106,12 +107,29 @@ impl HostedQueue {
     }
 }
 
-/// The queues hosted here, by tenant and queue name.
+/// The queues hosted here, by tenant and queue name. Persistent maps: the
+/// manager publishes a copy per version that shares all but what changed.
+#[derive(Clone)]
 pub struct GroupTable {
     /// The topology version these groups converged to (-1 before the first).
     version: i64,
-    queues: HashMap<(i64, String), Arc<HostedQueue>>,
-    by_id: HashMap<String, Arc<HostedQueue>>,
+    queues: imbl::HashMap<(i64, String), Arc<HostedQueue>>,
+    by_id: imbl::HashMap<String, Arc<HostedQueue>>,
+}
+
+impl GroupTable {
+    fn insert(&mut self, hosted: Arc<HostedQueue>) {
+        let key = (hosted.spec.tenant_id, hosted.spec.queue.clone());
+        self.queues.insert(key, hosted.clone());
+        self.by_id.insert(hosted.spec.group_id.clone(), hosted);
+    }
+
+    fn remove(&mut self, group_id: &str) -> Option<Arc<HostedQueue>> {
+        let hosted = self.by_id.remove(group_id)?;
+        self.queues
+            .remove(&(hosted.spec.tenant_id, hosted.spec.queue.clone()));
+        Some(hosted)
+    }
 }
 
 /// Read access to the hosted groups, for request handlers.
@@ -124,8 +142,8 @@ impl Default for GroupTable {
     fn default() -> Self {
         GroupTable {
             version: -1,
-            queues: HashMap::new(),
-            by_id: HashMap::new(),
+            queues: imbl::HashMap::new(),
+            by_id: imbl::HashMap::new(),
         }
     }
 }
@@ -213,15 +231,14 @@ impl QueueHost {
                     let opened = opened.clone();
                     Box::pin(async move { Ok(opened) })
                 }),
+                &Arc::default(),
             );
             let hosted = Arc::new(HostedQueue {
                 spec: group.spec.clone(),
                 activity: Arc::new(Activity::new(Instant::now())),
                 slot,
             });
-            let key = (group.spec.tenant_id, group.spec.queue.clone());
-            table.queues.insert(key, hosted.clone());
-            table.by_id.insert(group.spec.group_id.clone(), hosted);
+            table.insert(hosted);
         }
         let (_, receiver) = watch::channel(Arc::new(table));
         QueueHost { receiver }
@@ -233,8 +250,10 @@ pub struct QueueHostManager {
     /// The topology version last converged to (-1: none yet).
     converged: i64,
     root: PathBuf,
-    hosted: HashMap<String, Arc<HostedQueue>>,
+    /// The groups hosted, as the manager changes them; published on `table`.
+    hosted: GroupTable,
     table: watch::Sender<Arc<GroupTable>>,
+    sweeper: Arc<Sweeper<QueueGroup>>,
     outlets: GroupOutlets,
 }
 
@@ -258,17 +277,16 @@ impl QueueHostManager {
             node_id,
             converged: -1,
             root: data_dir.join("groups"),
-            hosted: HashMap::new(),
+            hosted: GroupTable::default(),
             table,
+            sweeper: Arc::default(),
             outlets: GroupOutlets {
                 dead_letters,
                 tenant_activity,
             },
         };
         let host = QueueHost { receiver };
-        let hosted = host.clone();
-        let slots = move || hosted.all().iter().map(|h| h.slot.clone()).collect();
-        let sweeper = tokio::spawn(sweep(slots, hibernation, shutdown.clone()));
+        let sweeper = tokio::spawn(manager.sweeper.clone().run(hibernation, shutdown.clone()));
         let task = tokio::spawn(async move {
             crate::control::convergence::follow(manager, topology, applied, shutdown).await;
             let _ = sweeper.await;
@@ -295,7 +313,7 @@ impl QueueHostManager {
         let hosted = Arc::new(HostedQueue {
             spec,
             activity,
-            slot: QueueSlot::asleep(summary, opener),
+            slot: QueueSlot::asleep(summary, opener, &self.sweeper),
         });
         (hosted, wake)
     }
@@ -367,12 +385,13 @@ impl QueueHostManager {
         let gone: Vec<String> = match scope {
             None => self
                 .hosted
+                .by_id
                 .keys()
                 .filter(|id| !desired.contains_key(*id))
                 .cloned()
                 .collect(),
             Some(keys) => {
-                let table = self.table.borrow();
+                let table = &self.hosted;
                 keys.iter()
                     .filter_map(|key| table.queues.get(key))
                     .map(|hosted| hosted.spec.group_id.clone())
@@ -395,7 +414,7 @@ impl QueueHostManager {
 
         let missing: Vec<GroupSpec> = desired
             .values()
-            .filter(|spec| !self.hosted.contains_key(&spec.group_id))
+            .filter(|spec| !self.hosted.by_id.contains_key(&spec.group_id))
             .cloned()
             .collect();
         let dirs: Vec<PathBuf> = missing
@@ -417,12 +436,11 @@ impl QueueHostManager {
         };
         let mut to_wake = Vec::new();
         for (spec, found) in missing.into_iter().zip(found) {
-            let id = spec.group_id.clone();
             let (hosted, wake) = self.slot_for(spec, found);
             if wake {
                 to_wake.push(hosted.clone());
             }
-            self.hosted.insert(id, hosted);
+            self.hosted.insert(hosted);
         }
         let woken: Vec<(String, BrokerResult<QueueInUse>)> = futures_util::stream::iter(to_wake)
             .map(|hosted| async move { (hosted.spec.group_id.clone(), hosted.acquire().await) })
@@ -442,7 +460,7 @@ impl QueueHostManager {
         }
 
         for spec in desired.values() {
-            let Some(hosted) = self.hosted.get(&spec.group_id) else {
+            let Some(hosted) = self.hosted.by_id.get(&spec.group_id) else {
                 continue;
             };
             let same = match hosted.now() {
@@ -471,22 +489,10 @@ impl QueueHostManager {
             }
         }
 
-        let mut table = GroupTable {
-            version: if ok {
-                topology.version
-            } else {
-                self.table.borrow().version
-            },
-            ..GroupTable::default()
-        };
-        for hosted in self.hosted.values() {
-            let key = (hosted.spec.tenant_id, hosted.spec.queue.clone());
-            table.queues.insert(key, hosted.clone());
-            table
-                .by_id
-                .insert(hosted.spec.group_id.clone(), hosted.clone());
+        if ok {
+            self.hosted.version = topology.version;
         }
-        self.table.send_replace(Arc::new(table));
+        self.table.send_replace(Arc::new(self.hosted.clone()));
         ok
     }
 
@@ -504,7 +510,7 @@ impl QueueHostManager {
         let mut ok = true;
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().to_string();
-            if desired.contains_key(&name) || self.hosted.contains_key(&name) {
+            if desired.contains_key(&name) || self.hosted.by_id.contains_key(&name) {
                 continue;
             }
             if let Err(err) = tokio::fs::remove_dir_all(entry.path()).await {
@@ -522,6 +528,6 @@ impl crate::control::convergence::Converge for QueueHostManager {
     }
 
     async fn close_all(&mut self) {
-        shut_down_all(self.hosted.values().map(|h| h.slot.clone()).collect()).await;
+        shut_down_all(self.hosted.by_id.values().map(|h| h.slot.clone()).collect()).await;
     }
 }

@@ -37,7 +37,7 @@ fn build(topology: &Topology, tenant_id: i64) -> Router {
         .exchanges
         .get(&tenant_id)
         .into_iter()
-        .flatten()
+        .flat_map(|all| all.iter())
         .map(|x| Exchange {
             name: x.name.clone(),
             spec: x.spec.clone(),
@@ -47,7 +47,7 @@ fn build(topology: &Topology, tenant_id: i64) -> Router {
         .bindings
         .get(&tenant_id)
         .into_iter()
-        .flatten()
+        .flat_map(|all| all.iter())
         .map(|b| Binding {
             id: b.id.clone(),
             spec: b.spec.clone(),

@@ -2,7 +2,8 @@
 //! replicates: the group itself ([`group::RaftGroup`]: entries are record
 //! batches of the segment log), the state machine adapter, the Raft timing,
 //! node ids, the network groups talk to their peers through, and the slot
-//! a hosted group lives in, awake or asleep ([`slot`]). Each
+//! a hosted group lives in, awake or asleep ([`slot`]), and the sweeper that
+//! puts groups to sleep and wakes them for their timers ([`sweeper`]). Each
 //! kind of group (queue, stream partition) declares its own type config
 //! next to its state machine.
 
@@ -11,6 +12,7 @@ mod network;
 pub mod sleep_record;
 pub mod slot;
 pub mod state_machine;
+pub mod sweeper;
 
 use std::sync::Arc;
 

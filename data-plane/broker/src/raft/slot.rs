@@ -11,23 +11,26 @@
 //!   (one opener runs; concurrent callers wait for it) and answers an
 //!   [`InUse`] guard. While any guard lives the group never falls asleep, so
 //!   a long-poll or a push consumer keeps its queue awake.
-//! - The host's sweeper ([`Slot::try_sleep`]) puts groups to sleep that
-//!   nobody used for a while and that owe nothing outside themselves
-//!   ([`Hibernate::may_sleep`]), and wakes sleeping groups whose timers fell
-//!   due: one task for every group, no task or timer per sleeping group.
+//! - The host's sweeper ([`super::sweeper`], [`Slot::try_sleep`]) puts
+//!   groups to sleep that nobody used for a while and that owe nothing
+//!   outside themselves ([`Hibernate::may_sleep`]), and wakes sleeping
+//!   groups whose timers fell due: one task for every group, no task or
+//!   timer per sleeping group. Slots tell it when they wake, sleep and
+//!   must wake for a timer, so it never walks the sleeping ones.
 //! - A group that failed to open is not retried before a back-off passes
 //!   (1 s, doubling to 30 s): running out of files or memory never turns
 //!   into a hot retry loop, and callers get 503 meanwhile.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
 use super::now_ms;
+use super::sweeper::{Sweeper, next_slot_id};
 
 /// First wait before a group that failed to open is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -109,20 +112,39 @@ pub struct Slot<G: Hibernate> {
     last_used_ms: AtomicU64,
     failures: Mutex<Failures>,
     opener: Opener<G>,
+    id: u64,
+    me: Weak<Slot<G>>,
+    sweeper: Arc<Sweeper<G>>,
 }
 
 impl<G: Hibernate> Slot<G> {
     /// A sleeping group (also one never opened: its summary is that of an
-    /// empty group).
-    pub fn asleep(summary: G::Summary, opener: Opener<G>) -> Arc<Self> {
-        Arc::new(Slot {
+    /// empty group), watched by the host's `sweeper`.
+    pub fn asleep(summary: G::Summary, opener: Opener<G>, sweeper: &Arc<Sweeper<G>>) -> Arc<Self> {
+        let slot = Arc::new_cyclic(|me| Slot {
             phase: Mutex::new(Phase::Asleep(Arc::new(summary))),
             changed: watch::channel(0).0,
             users: AtomicUsize::new(0),
             last_used_ms: AtomicU64::new(now_ms()),
             failures: Mutex::default(),
             opener,
-        })
+            id: next_slot_id(),
+            me: me.clone(),
+            sweeper: sweeper.clone(),
+        });
+        if let Now::Asleep(summary) = slot.now() {
+            slot.watch_timer(&summary, 0);
+        }
+        slot
+    }
+
+    /// Asks the sweeper to wake this sleeping group when its next timer
+    /// falls due (not before `not_before_ms`).
+    fn watch_timer(&self, summary: &G::Summary, not_before_ms: u64) {
+        if let Some(due) = G::timer_due_ms(summary) {
+            self.sweeper
+                .wake_at(due.max(not_before_ms), self.id, self.me.clone());
+        }
     }
 
     fn phase(&self) -> MutexGuard<'_, Phase<G>> {
@@ -162,6 +184,14 @@ impl<G: Hibernate> Slot<G> {
                 return Err(SlotError::Removed);
             }
         }
+    }
+
+    /// `now_ms` before which no open is tried (0: none pending).
+    fn backoff_until_ms(&self) -> u64 {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .until_ms
     }
 
     fn backoff(&self) -> Result<(), SlotError> {
@@ -204,9 +234,12 @@ impl<G: Hibernate> Slot<G> {
                 (false, Ok(group)) => {
                     self.last_used_ms.store(now_ms(), Ordering::Relaxed);
                     *phase = Phase::Awake(group);
+                    self.sweeper.woke(self.id, self.me.clone());
                     None
                 }
                 (false, Err(_)) => {
+                    let retry_at = self.backoff_until_ms();
+                    self.watch_timer(&summary, retry_at);
                     *phase = Phase::Asleep(summary);
                     None
                 }
@@ -240,11 +273,13 @@ impl<G: Hibernate> Slot<G> {
             group
         };
         self.announce();
-        let summary = group.sleep().await;
+        let summary = Arc::new(group.sleep().await);
         {
             let mut phase = self.phase();
+            self.sweeper.slept(self.id);
             if !matches!(*phase, Phase::Removed) {
-                *phase = Phase::Asleep(Arc::new(summary));
+                self.watch_timer(&summary, 0);
+                *phase = Phase::Asleep(summary);
             }
         }
         self.announce();
@@ -255,18 +290,26 @@ impl<G: Hibernate> Slot<G> {
     /// woken group's own timer task fires it. True when it was woken.
     pub fn wake_if_due(self: &Arc<Self>, now_ms: u64) -> bool {
         let due = match &*self.phase() {
-            Phase::Asleep(summary) => G::timer_due_ms(summary).is_some_and(|due| due <= now_ms),
-            _ => false,
+            Phase::Asleep(summary) => G::timer_due_ms(summary)
+                .is_some_and(|due| due <= now_ms)
+                .then(|| summary.clone()),
+            _ => None,
         };
-        if due && self.backoff().is_ok() {
+        let Some(summary) = due else {
+            return false;
+        };
+        if self.backoff().is_ok() {
             let slot = self.clone();
             tokio::spawn(async move {
                 if let Err(err) = slot.acquire().await {
                     tracing::warn!(error = %err, "waking a group for its timer failed");
                 }
             });
+        } else {
+            // Failing to open: try again when the back-off ends.
+            self.watch_timer(&summary, self.backoff_until_ms());
         }
-        due
+        true
     }
 
     /// Removes the slot (its queue or stream is gone): waits for an open or
@@ -279,6 +322,7 @@ impl<G: Hibernate> Slot<G> {
                 let mut phase = self.phase();
                 match std::mem::replace(&mut *phase, Phase::Removed) {
                     Phase::Awake(group) => {
+                        self.sweeper.slept(self.id);
                         drop(phase);
                         self.announce();
                         return Some(group);
@@ -314,6 +358,7 @@ impl<G: Hibernate> Slot<G> {
             }
         };
         self.announce();
+        self.sweeper.slept(self.id);
         let next = if group.may_sleep(now_ms()) {
             Phase::Asleep(Arc::new(group.sleep().await))
         } else {
@@ -394,74 +439,6 @@ impl<G: Hibernate> Drop for InUse<G> {
     }
 }
 
-/// When hosted groups sleep.
-#[derive(Debug, Clone, Copy)]
-pub struct Hibernation {
-    /// A group nobody used for this long sleeps.
-    pub after: Duration,
-    /// More awake groups than this: the least recently used sleep early.
-    pub max_awake: usize,
-}
-
-/// How often the sweeper looks at every slot.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
-/// Groups put to sleep at the same time.
-const SLEEP_CONCURRENCY: usize = 8;
-
-/// A host's sweeper: every [`SWEEP_EVERY`], wakes the sleeping groups
-/// among `slots()` whose timers fell due and puts to sleep the awake ones
-/// nobody used for `hibernation.after` — and, beyond
-/// `hibernation.max_awake` awake groups, the least recently used ones that
-/// may sleep, however recently used. One task for all of a host's groups.
-pub async fn sweep<G: Hibernate>(
-    slots: impl Fn() -> Vec<Arc<Slot<G>>> + Send,
-    hibernation: Hibernation,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    use futures_util::StreamExt;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(SWEEP_EVERY) => {}
-        }
-        let now = now_ms();
-        let mut awake = Vec::new();
-        for slot in slots() {
-            if slot.is_awake() {
-                awake.push(slot);
-            } else {
-                slot.wake_if_due(now);
-            }
-        }
-        awake.sort_by_key(|slot| slot.last_used_ms());
-        let over = awake.len().saturating_sub(hibernation.max_awake);
-        let candidates = awake.into_iter().enumerate().map(|(rank, slot)| {
-            let idle = if rank < over {
-                Duration::ZERO
-            } else {
-                hibernation.after
-            };
-            (slot, idle)
-        });
-        futures_util::stream::iter(candidates)
-            .for_each_concurrent(SLEEP_CONCURRENCY, |(slot, idle)| async move {
-                slot.try_sleep(idle).await;
-            })
-            .await;
-    }
-}
-
-/// At shutdown: every slot's group asleep (or closed, when it owes
-/// something), a few at a time.
-pub async fn shut_down_all<G: Hibernate>(slots: Vec<Arc<Slot<G>>>) {
-    use futures_util::StreamExt;
-    futures_util::stream::iter(slots)
-        .for_each_concurrent(SLEEP_CONCURRENCY, |slot| async move {
-            slot.shut_down().await;
-        })
-        .await;
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
@@ -496,8 +473,26 @@ mod tests {
     }
 
     fn slot(opens: Arc<AtomicUsize>, fail: bool) -> Arc<Slot<Probe>> {
+        slot_watched_by(opens, fail, &Arc::default())
+    }
+
+    fn slot_watched_by(
+        opens: Arc<AtomicUsize>,
+        fail: bool,
+        sweeper: &Arc<Sweeper<Probe>>,
+    ) -> Arc<Slot<Probe>> {
+        timed_slot(opens, fail, sweeper, None)
+    }
+
+    /// A sleeping slot whose summary says its timer falls due at `due_ms`.
+    fn timed_slot(
+        opens: Arc<AtomicUsize>,
+        fail: bool,
+        sweeper: &Arc<Sweeper<Probe>>,
+        due_ms: Option<u64>,
+    ) -> Arc<Slot<Probe>> {
         Slot::asleep(
-            None,
+            due_ms,
             Box::new(move |_summary| {
                 let opens = opens.clone();
                 Box::pin(async move {
@@ -512,6 +507,7 @@ mod tests {
                     }))
                 })
             }),
+            sweeper,
         )
     }
 
@@ -602,5 +598,46 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(opens.load(Ordering::SeqCst), 1);
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_sees_only_awake_slots_and_due_timers() {
+        let sweeper: Arc<Sweeper<Probe>> = Arc::default();
+        let opens = Arc::new(AtomicUsize::new(0));
+        let idle = slot_watched_by(opens.clone(), false, &sweeper);
+        let later = timed_slot(opens.clone(), false, &sweeper, Some(now_ms() + 3_600_000));
+        let due = timed_slot(opens.clone(), false, &sweeper, Some(now_ms()));
+        assert_eq!(
+            sweeper.awake_count(),
+            0,
+            "sleeping slots are not watched as awake"
+        );
+        drop(idle.acquire().await.expect("open"));
+        assert_eq!(sweeper.awake_count(), 1);
+
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let hibernation = super::super::sweeper::Hibernation {
+            after: Duration::ZERO,
+            max_awake: 10,
+        };
+        let task = tokio::spawn(sweeper.clone().run(hibernation, shutdown.clone()));
+        // The due one is woken for its timer; the idle one falls asleep; the
+        // one due in an hour is left alone.
+        until("the due slot woke", || opens.load(Ordering::SeqCst) >= 2).await;
+        until("the idle slot slept", || !idle.is_awake()).await;
+        assert!(!later.is_awake());
+        // Nobody uses the woken one either: it sleeps again on a later sweep.
+        until("the woken slot slept again", || !due.is_awake()).await;
+        assert_eq!(sweeper.awake_count(), 0);
+        shutdown.cancel();
+        task.await.expect("sweeper ends");
     }
 }

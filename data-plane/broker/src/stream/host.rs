@@ -22,7 +22,8 @@ use crate::control::TopologyHandle;
 use crate::control::topology::{FeedStream, Topology};
 use crate::error::{BrokerError, BrokerResult};
 use crate::raft::sleep_record::{self, Found};
-use crate::raft::slot::{Hibernation, InUse, Now, SlotError, shut_down_all, sweep};
+use crate::raft::slot::{InUse, Now, SlotError};
+use crate::raft::sweeper::{Hibernation, Sweeper, shut_down_all};
 use crate::stream::hibernation::{self, PartitionSlot, PartitionSummary};
 use crate::stream::timer::Retention;
 use crate::stream::traffic::PartitionTraffic;
@@ -141,19 +142,50 @@ impl HostedPartition {
     }
 }
 
-/// The partitions hosted here, by tenant, stream and partition number.
+/// The partitions hosted here, by tenant, stream and partition number
+/// (ordered: one stream's partitions are a range). Persistent maps: the
+/// manager publishes a copy per version that shares all but what changed.
+#[derive(Clone)]
 pub struct PartitionTable {
     /// The topology version these partitions converged to (-1 before the first).
     version: i64,
-    partitions: HashMap<(i64, String, u32), Arc<HostedPartition>>,
+    partitions: imbl::OrdMap<(i64, String, u32), Arc<HostedPartition>>,
+    by_id: imbl::HashMap<String, Arc<HostedPartition>>,
 }
 
 impl Default for PartitionTable {
     fn default() -> Self {
         PartitionTable {
             version: -1,
-            partitions: HashMap::new(),
+            partitions: imbl::OrdMap::new(),
+            by_id: imbl::HashMap::new(),
         }
+    }
+}
+
+impl PartitionTable {
+    fn insert(&mut self, hosted: Arc<HostedPartition>) {
+        let spec = &hosted.spec;
+        let key = (spec.tenant_id, spec.stream.clone(), spec.partition);
+        self.partitions.insert(key, hosted.clone());
+        self.by_id.insert(hosted.spec.group_id.clone(), hosted);
+    }
+
+    fn remove(&mut self, group_id: &str) -> Option<Arc<HostedPartition>> {
+        let hosted = self.by_id.remove(group_id)?;
+        let spec = &hosted.spec;
+        self.partitions
+            .remove(&(spec.tenant_id, spec.stream.clone(), spec.partition));
+        Some(hosted)
+    }
+
+    /// The group ids of the stream's partitions hosted here.
+    fn of_stream(&self, tenant_id: i64, stream: &str) -> impl Iterator<Item = &String> {
+        let from = (tenant_id, stream.to_string(), 0);
+        let to = (tenant_id, stream.to_string(), u32::MAX);
+        self.partitions
+            .range(from..=to)
+            .map(|(_, hosted)| &hosted.spec.group_id)
     }
 }
 
@@ -227,8 +259,10 @@ pub struct PartitionHostManager {
     converged: i64,
     root: PathBuf,
     segment_bytes: u64,
-    hosted: HashMap<String, Arc<HostedPartition>>,
+    /// The partitions hosted, as the manager changes them; published on `table`.
+    hosted: PartitionTable,
     table: watch::Sender<Arc<PartitionTable>>,
+    sweeper: Arc<Sweeper<PartitionGroup>>,
 }
 
 impl PartitionHostManager {
@@ -250,13 +284,12 @@ impl PartitionHostManager {
             converged: -1,
             root: data_dir.join("streams"),
             segment_bytes,
-            hosted: HashMap::new(),
+            hosted: PartitionTable::default(),
             table,
+            sweeper: Arc::default(),
         };
         let host = PartitionHost { receiver };
-        let hosted = host.clone();
-        let slots = move || hosted.all().iter().map(|h| h.slot.clone()).collect();
-        let sweeper = tokio::spawn(sweep(slots, hibernation, shutdown.clone()));
+        let sweeper = tokio::spawn(manager.sweeper.clone().run(hibernation, shutdown.clone()));
         let task = tokio::spawn(async move {
             crate::control::convergence::follow(manager, topology, applied, shutdown).await;
             let _ = sweeper.await;
@@ -290,7 +323,7 @@ impl PartitionHostManager {
             spec,
             traffic,
             retention,
-            slot: PartitionSlot::asleep(summary, opener),
+            slot: PartitionSlot::asleep(summary, opener, &self.sweeper),
         });
         (hosted, wake)
     }
@@ -357,17 +390,21 @@ impl PartitionHostManager {
     ) -> bool {
         let mut ok = true;
         let desired = self.desired(topology, scope);
-        let gone: Vec<String> = self
-            .hosted
-            .iter()
-            .filter(|(id, hosted)| {
-                let in_scope = scope.is_none_or(|keys| {
-                    keys.contains(&(hosted.spec.tenant_id, hosted.spec.stream.clone()))
-                });
-                in_scope && !desired.contains_key(*id)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let gone: Vec<String> = match scope {
+            None => self
+                .hosted
+                .by_id
+                .keys()
+                .filter(|id| !desired.contains_key(*id))
+                .cloned()
+                .collect(),
+            Some(keys) => keys
+                .iter()
+                .flat_map(|(tenant_id, stream)| self.hosted.of_stream(*tenant_id, stream))
+                .filter(|id| !desired.contains_key(*id))
+                .cloned()
+                .collect(),
+        };
         for id in gone {
             if let Some(hosted) = self.hosted.remove(&id) {
                 if let Some(group) = hosted.slot.remove().await {
@@ -383,7 +420,7 @@ impl PartitionHostManager {
 
         let missing: Vec<PartitionSpec> = desired
             .values()
-            .filter(|spec| !self.hosted.contains_key(&spec.group_id))
+            .filter(|spec| !self.hosted.by_id.contains_key(&spec.group_id))
             .cloned()
             .collect();
         let dirs: Vec<PathBuf> = missing
@@ -405,12 +442,11 @@ impl PartitionHostManager {
         };
         let mut to_wake = Vec::new();
         for (spec, found) in missing.into_iter().zip(found) {
-            let id = spec.group_id.clone();
             let (hosted, wake) = self.slot_for(spec, found);
             if wake {
                 to_wake.push(hosted.clone());
             }
-            self.hosted.insert(id, hosted);
+            self.hosted.insert(hosted);
         }
         let woken: Vec<(String, BrokerResult<PartitionInUse>)> =
             futures_util::stream::iter(to_wake)
@@ -431,7 +467,7 @@ impl PartitionHostManager {
         }
 
         for spec in desired.values() {
-            if let Some(hosted) = self.hosted.get(&spec.group_id) {
+            if let Some(hosted) = self.hosted.by_id.get(&spec.group_id) {
                 *hosted.retention.lock().unwrap_or_else(|e| e.into_inner()) = spec.retention;
                 if let Now::Awake(group) = hosted.now() {
                     group.set_retention(spec.retention);
@@ -439,23 +475,10 @@ impl PartitionHostManager {
             }
         }
 
-        let mut table = PartitionTable {
-            version: if ok {
-                topology.version
-            } else {
-                self.table.borrow().version
-            },
-            ..PartitionTable::default()
-        };
-        for hosted in self.hosted.values() {
-            let key = (
-                hosted.spec.tenant_id,
-                hosted.spec.stream.clone(),
-                hosted.spec.partition,
-            );
-            table.partitions.insert(key, hosted.clone());
+        if ok {
+            self.hosted.version = topology.version;
         }
-        self.table.send_replace(Arc::new(table));
+        self.table.send_replace(Arc::new(self.hosted.clone()));
         ok
     }
 
@@ -472,7 +495,7 @@ impl PartitionHostManager {
         let mut ok = true;
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().to_string();
-            if desired.contains_key(&name) || self.hosted.contains_key(&name) {
+            if desired.contains_key(&name) || self.hosted.by_id.contains_key(&name) {
                 continue;
             }
             if let Err(err) = tokio::fs::remove_dir_all(entry.path()).await {
@@ -490,6 +513,6 @@ impl crate::control::convergence::Converge for PartitionHostManager {
     }
 
     async fn close_all(&mut self) {
-        shut_down_all(self.hosted.values().map(|h| h.slot.clone()).collect()).await;
+        shut_down_all(self.hosted.by_id.values().map(|h| h.slot.clone()).collect()).await;
     }
 }
