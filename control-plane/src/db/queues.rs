@@ -3,11 +3,11 @@
 use sqlx::PgPool;
 use sqlx::types::Json;
 
-use super::mutation::{Actor, Mutation};
+use super::mutation::{Actor, BUMP_CTE, Mutation};
 use super::named::{self, NamedRow, QUEUES};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::model::queue::{Queue, QueueSettings};
-use crate::placement::{self, GroupOwner};
+use crate::placement;
 
 impl From<NamedRow<QueueSettings>> for Queue {
     fn from(row: NamedRow<QueueSettings>) -> Self {
@@ -38,21 +38,54 @@ pub async fn list(
 }
 
 /// Creates the queue, or confirms an identical one (`Ok((false, _))`).
+///
+/// Every declare of a tenant waits for the tenant's lock, and every declare
+/// of the service for the topology version row, so this keeps both short:
+/// the brokers' room is read before either (placement is a choice among
+/// live brokers that other declares change anyway); one statement takes the
+/// tenant's lock and reads the existing queue and the count; one more takes
+/// the version and writes the event, the queue, its placement and the audit
+/// entry; then the commit.
 pub async fn declare(
     pool: &PgPool,
     actor: &Actor,
     name: &str,
     spec: QueueSettings,
 ) -> ApiResult<(bool, Queue)> {
-    let mut m = Mutation::begin(pool, actor).await?;
-    if let Some(existing) = named::find(&mut m.tx, QUEUES, actor.tenant_id, name).await? {
-        return Ok((
-            false,
-            named::redeclare(QUEUES, name, existing, &spec)?.into(),
-        ));
+    let candidates = {
+        let mut conn = pool.acquire().await?;
+        placement::live_candidates(&mut conn).await?
+    };
+    // Another declare of the same name may commit while this one waits for
+    // the tenant's lock: the next attempt sees it. Only a queue deleted and
+    // declared again in between, again and again, exhausts the attempts.
+    for _ in 0..3 {
+        if let Some(declared) = try_declare(pool, actor, name, &spec, &candidates).await? {
+            return Ok(declared);
+        }
     }
-    let usage = super::quotas::usage(&mut m.tx, actor.tenant_id).await?;
-    m.ensure_quota("max_queues", m.quotas.max_queues, usage.queues, 1)?;
+    Err(ApiError::Unavailable(format!(
+        "queue `{name}` kept changing while it was declared; retry"
+    )))
+}
+
+/// One attempt of [`declare`]; `None` when the queue appeared meanwhile.
+async fn try_declare(
+    pool: &PgPool,
+    actor: &Actor,
+    name: &str,
+    spec: &QueueSettings,
+    candidates: &[placement::Candidate],
+) -> ApiResult<Option<(bool, Queue)>> {
+    let declaring = Mutation::begin_declare::<QueueSettings>(pool, actor, QUEUES, name).await?;
+    let mut m = declaring.mutation;
+    if let Some(existing) = declaring.existing {
+        let existing = named::redeclare(QUEUES, name, existing, spec)?;
+        return Ok(Some((false, existing.into())));
+    }
+    m.ensure_quota("max_queues", m.quotas.max_queues, declaring.used, 1)?;
+    // A redeclare answers even when no broker has room; a new queue not.
+    let replicas = placement::replicas_for_new_group(candidates, spec.replication_factor)?;
     let dlx_id = match &spec.dead_letter_exchange {
         Some(dlx) => Some(
             super::exchanges::resolve_reference(
@@ -66,24 +99,40 @@ pub async fn declare(
         ),
         None => None,
     };
-    let version = m.bump(QUEUES.kind, name, "declare").await?;
-    let row: NamedRow<QueueSettings> = sqlx::query_as(
-        "INSERT INTO queues (tenant_id, name, settings, dead_letter_exchange_id, version)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id, name, settings, version, created_at",
-    )
-    .bind(actor.tenant_id)
-    .bind(name)
-    .bind(Json(&spec))
-    .bind(dlx_id)
-    .bind(version)
-    .fetch_one(&mut *m.tx)
-    .await?;
-    let owner = GroupOwner::Queue(row.id);
-    let replicas =
-        placement::place_group(&mut m.tx, actor.tenant_id, owner, spec.replication_factor).await?;
     let details = serde_json::json!({ "settings": spec, "replicas": replicas });
-    m.commit("queue.declare", name, details).await?;
-    Ok((true, row.into()))
+    let row: Option<NamedRow<QueueSettings>> = sqlx::query_as(sql!(
+        "{BUMP_CTE},
+         queue AS (INSERT INTO queues (tenant_id, name, settings, dead_letter_exchange_id, version)
+                   SELECT $1, $3, $5, $6, version FROM bump
+                   ON CONFLICT (tenant_id, name) DO NOTHING
+                   RETURNING id, name, settings, version, created_at),
+         placed AS (INSERT INTO placements (group_id, tenant_id, queue_id, replication_factor, replicas)
+                    SELECT $7 || id, $1, id, $8, $9 FROM queue),
+         audit AS (INSERT INTO audit_log (tenant_id, tenant_name, actor, action, resource, details)
+                   VALUES ($1, $10, $11, 'queue.declare', $3, $12))
+         SELECT id, name, settings, version, created_at FROM queue"
+    ))
+    .bind(actor.tenant_id)
+    .bind(QUEUES.kind)
+    .bind(name)
+    .bind("declare")
+    .bind(Json(spec))
+    .bind(dlx_id)
+    .bind(placement::QUEUE_GROUP_PREFIX)
+    .bind(i32::from(spec.replication_factor))
+    .bind(&replicas)
+    .bind(&actor.tenant)
+    .bind(&actor.name)
+    .bind(details)
+    .fetch_optional(&mut *m.tx)
+    .await?;
+    let Some(row) = row else {
+        // Dropping the transaction rolls back the version taken.
+        return Ok(None);
+    };
+    m.bumped(row.version);
+    m.commit_audited().await?;
+    Ok(Some((true, row.into())))
 }
 
 /// Deletes the queue and the bindings to it. Returns (bindings removed, version).

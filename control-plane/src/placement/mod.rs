@@ -86,17 +86,42 @@ pub enum GroupOwner {
     StreamPartition { stream_id: i64, partition: i32 },
 }
 
+/// A queue's group id is this and the queue's id (also in SQL, where a
+/// declare writes the queue and its placement in one statement).
+pub const QUEUE_GROUP_PREFIX: &str = "q";
+
 impl GroupOwner {
     /// The group id brokers know the Raft group by.
     pub fn group_id(&self) -> String {
         match self {
-            GroupOwner::Queue(id) => format!("q{id}"),
+            GroupOwner::Queue(id) => format!("{QUEUE_GROUP_PREFIX}{id}"),
             GroupOwner::StreamPartition {
                 stream_id,
                 partition,
             } => format!("s{stream_id}-{partition}"),
         }
     }
+}
+
+/// The replicas of a new group among `candidates` (possibly fewer than
+/// asked, possibly none, when too few nodes are live); `capacity-exhausted`
+/// when nodes are live but none has room.
+pub fn replicas_for_new_group(
+    candidates: &[Candidate],
+    replication_factor: u8,
+) -> Result<Vec<String>, ApiError> {
+    let replicas = choose(candidates, &[], &[], usize::from(replication_factor));
+    if replicas.is_empty() && !candidates.is_empty() {
+        return Err(ApiError::CapacityExhausted {
+            detail: format!(
+                "no broker has room for another group: all {} live broker(s) are at their \
+                 group or disk limit; delete unused queues or streams, or retry once a broker is added",
+                candidates.len()
+            ),
+            retry_after_secs: CAPACITY_RETRY_AFTER_SECS,
+        });
+    }
+    Ok(replicas)
 }
 
 /// Places a new group and records it; returns its replicas (possibly fewer
@@ -110,17 +135,7 @@ pub async fn place_group(
     replication_factor: u8,
 ) -> Result<Vec<String>, ApiError> {
     let candidates = live_candidates(conn).await?;
-    let replicas = choose(&candidates, &[], &[], usize::from(replication_factor));
-    if replicas.is_empty() && !candidates.is_empty() {
-        return Err(ApiError::CapacityExhausted {
-            detail: format!(
-                "no broker has room for another group: all {} live broker(s) are at their \
-                 group or disk limit; delete unused queues or streams, or retry once a broker is added",
-                candidates.len()
-            ),
-            retry_after_secs: CAPACITY_RETRY_AFTER_SECS,
-        });
-    }
+    let replicas = replicas_for_new_group(&candidates, replication_factor)?;
     let (queue_id, stream_id, partition) = match owner {
         GroupOwner::Queue(id) => (Some(id), None, None),
         GroupOwner::StreamPartition {

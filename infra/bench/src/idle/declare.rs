@@ -119,6 +119,11 @@ fn error_key(error: &ClientError) -> String {
 
 /// Whether sending the same declare again may succeed.
 fn worth_retrying(error: &ClientError) -> bool {
+    // The control plane refusing for want of room is the answer being
+    // measured (placement against capacity), not a hiccup to wait out.
+    if error.is(sluice_client::slug::CAPACITY_EXHAUSTED) {
+        return false;
+    }
     match error.status() {
         Some(status) => {
             status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
