@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::model::quota::{Quotas, Usage};
 use crate::placement::LIVE_NODE_WINDOW_SECONDS;
 
-pub(super) const COLUMNS: &str = "max_queues, max_exchanges, max_bindings, max_streams, max_partitions, max_api_keys, \
+const COLUMNS: &str = "max_queues, max_exchanges, max_bindings, max_streams, max_partitions, max_api_keys, \
                        max_message_bytes, publish_messages_per_second, publish_bytes_per_second, max_storage_bytes";
 
 /// A `tenant_quotas` row's limits ([`COLUMNS`]); `Quotas` itself is the

@@ -100,6 +100,12 @@ async fn a_full_broker_refuses_new_groups_and_takes_them_again_once_some_go() {
         StatusCode::NOT_FOUND,
         "a refused declare leaves no queue"
     );
+    let (status, body) = server.put("/v1/queues/a", &admin, json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an existing queue redeclares while full: {body}"
+    );
 
     // A stream needing more partitions than there is room for is refused whole.
     let (status, _) = server.delete("/v1/queues/b", &admin).await;
