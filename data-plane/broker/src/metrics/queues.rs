@@ -68,7 +68,7 @@ pub(super) fn render(out: &mut String, rows: &[QueueRow]) {
         }
     }
     type Field = fn(&QueueRow) -> u64;
-    let series: [(&str, &str, &str, Field); 11] = [
+    let series: [(&str, &str, &str, Field); 12] = [
         (
             "sluice_queue_awake",
             "gauge",
@@ -131,6 +131,12 @@ pub(super) fn render(out: &mut String, rows: &[QueueRow]) {
             "counter",
             "Messages dead-lettered (or dropped without a dead-letter exchange)",
             |r| r.totals.dead_lettered,
+        ),
+        (
+            "sluice_dead_letters_dropped_total",
+            "counter",
+            "Dead letters their dead-letter exchange routed nowhere",
+            |r| r.totals.dead_letters_dropped,
         ),
     ];
     for (name, kind, help, field) in series {

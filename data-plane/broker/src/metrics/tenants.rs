@@ -42,7 +42,7 @@ pub(super) fn render(out: &mut String, rows: &[(String, TenantRow)]) {
         return;
     }
     type Field = fn(&TenantRow) -> u64;
-    let series: [(&str, &str, Field); 8] = [
+    let series: [(&str, &str, Field); 9] = [
         (
             "sluice_tenant_published_messages_total",
             "Messages stored in the tenant's queues",
@@ -75,6 +75,11 @@ pub(super) fn render(out: &mut String, rows: &[(String, TenantRow)]) {
             "sluice_tenant_dead_lettered_messages_total",
             "Messages dead-lettered (or dropped without a dead-letter exchange)",
             |r| r.activity.dead_lettered,
+        ),
+        (
+            "sluice_tenant_dead_letters_dropped_total",
+            "Dead letters their dead-letter exchange routed nowhere",
+            |r| r.activity.dead_letters_dropped,
         ),
         (
             "sluice_publish_rate_limited_total",

@@ -51,6 +51,10 @@ pub struct Totals {
     /// Messages that left the queue for good: delivery limit, TTL, overflow,
     /// nack to dead-letter — with or without a dead-letter exchange.
     pub dead_lettered: u64,
+    /// Dead letters their dead-letter exchange routed nowhere (no binding
+    /// matched, no alternate exchange took them): gone, and counted so
+    /// that a misrouted dead-letter setup shows instead of losing quietly.
+    pub dead_letters_dropped: u64,
 }
 
 impl Totals {
@@ -98,6 +102,7 @@ impl std::ops::AddAssign for Totals {
         self.acked += other.acked;
         self.nacked += other.nacked;
         self.dead_lettered += other.dead_lettered;
+        self.dead_letters_dropped += other.dead_letters_dropped;
     }
 }
 
@@ -185,6 +190,7 @@ pub struct Activity {
     acked: AtomicU64,
     nacked: AtomicU64,
     dead_lettered: AtomicU64,
+    dead_letters_dropped: AtomicU64,
     base: watch::Sender<Sample>,
 }
 
@@ -202,6 +208,7 @@ impl Activity {
             acked: AtomicU64::new(0),
             nacked: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            dead_letters_dropped: AtomicU64::new(0),
             base,
         }
     }
@@ -219,6 +226,7 @@ impl Activity {
             (&self.acked, delta.acked),
             (&self.nacked, delta.nacked),
             (&self.dead_lettered, delta.dead_lettered),
+            (&self.dead_letters_dropped, delta.dead_letters_dropped),
         ] {
             if n > 0 {
                 counter.fetch_add(n, Ordering::Relaxed);
@@ -235,6 +243,7 @@ impl Activity {
             acked: self.acked.load(Ordering::Relaxed),
             nacked: self.nacked.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            dead_letters_dropped: self.dead_letters_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -500,6 +509,7 @@ mod tests {
                 acked: 1,
                 nacked: 1,
                 dead_lettered: 2,
+                dead_letters_dropped: 0,
             }
         );
         let stats = run.queue.stats();

@@ -159,7 +159,11 @@ impl DeadLetterForwarder {
         let Some(queues) =
             republisher.route(tenant_id, &target.exchange, &target.routing_key, &headers)?
         else {
-            tracing::info!(queue = %source.spec.queue, exchange = %target.exchange, "dead letter unroutable; dropped");
+            // Counted (stats, metrics) and warned about: a dead-letter
+            // exchange with no binding for the key must not lose quietly.
+            // An alternate exchange on it is the last-resort destination.
+            tracing::warn!(queue = %source.spec.queue, exchange = %target.exchange, routing_key = %target.routing_key, "dead letter routed nowhere by its dead-letter exchange; dropped");
+            source.count_dropped_dead_letter();
             return Ok(());
         };
         for queue in &queues {

@@ -213,6 +213,18 @@ impl QueueGroup {
         Ok(outcome)
     }
 
+    /// Counts a dead letter its dead-letter exchange routed nowhere.
+    pub fn count_dropped_dead_letter(&self) {
+        let dropped = Totals {
+            dead_letters_dropped: 1,
+            ..Totals::default()
+        };
+        self.activity.add(&dropped);
+        self.outlets
+            .tenant_activity
+            .add(&self.spec.tenant, &dropped);
+    }
+
     /// What this group did since it was opened here.
     pub fn totals(&self) -> Totals {
         self.activity.totals()

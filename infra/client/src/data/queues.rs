@@ -235,6 +235,8 @@ pub struct QueueStatsResponse {
     /// Unacked messages per consumer.
     pub consumers: BTreeMap<String, u64>,
     pub rates: Rates,
+    /// Dead letters the queue's dead-letter exchange routed nowhere.
+    pub dead_letters_dropped: u64,
     #[serde(default)]
     pub active_consumer: Option<String>,
 }

@@ -182,6 +182,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
                     redeliver: 0.5,
                     dead_letter: 0.5,
                 },
+                dead_letters_dropped: 1,
                 active_consumer: Some("c".into()),
             },
         ),

@@ -45,7 +45,15 @@ pub async fn publish_to_queue(
     caller.require("publish")?;
     let group = queue_group(&state, &caller, &name).await?;
     let admission = state.admission();
-    let prepared = prepare(request.messages, admission.max_message_bytes(&caller))?;
+    let mut prepared = prepare(request.messages, admission.max_message_bytes(&caller))?;
+    // As RabbitMQ's default exchange does: a message published straight to
+    // a queue carries the queue's name as its routing key, which a
+    // dead-letter exchange without `dead_letter_routing_key` routes by.
+    for message in &mut prepared {
+        if message.meta.routing_key.is_empty() {
+            message.meta.routing_key.clone_from(&name);
+        }
+    }
     if !state.node_key.already_charged(&headers) {
         admission.charge(
             &caller,

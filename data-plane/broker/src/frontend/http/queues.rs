@@ -451,6 +451,11 @@ pub struct QueueStatsResponse {
     consumers: BTreeMap<String, u64>,
     /// Messages per second over the last 10 s, as this broker counted them.
     rates: crate::queue::Rates,
+    /// Dead letters this queue's dead-letter exchange routed nowhere (no
+    /// binding matched the routing key and no alternate exchange took
+    /// them), since this broker started hosting the queue. Give the
+    /// dead-letter exchange a binding or an alternate exchange.
+    dead_letters_dropped: u64,
     /// Single-active-consumer queues: the consumer that receives now.
     #[serde(skip_serializing_if = "Option::is_none")]
     active_consumer: Option<String>,
@@ -482,6 +487,7 @@ pub async fn stats(
         outbox: stats.outbox,
         consumers: stats.consumers.into_iter().map(|(c, n)| (c.0, n)).collect(),
         rates: hosted.rates(),
+        dead_letters_dropped: hosted.totals().dead_letters_dropped,
         active_consumer: stats.active_consumer.map(|c| c.0),
     }))
 }
