@@ -25,7 +25,12 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // Colours only on a terminal: log files must read as plain text.
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stdout().is_terminal())
+            .init();
     }
     if config.node_key.is_empty() {
         anyhow::bail!("node_key is required (SLUICE_BROKER_NODE_KEY or --node-key)");

@@ -430,8 +430,14 @@ async fn on_blocking_pool<S: Send + 'static, T: Send + 'static>(
     .await;
     match joined {
         Ok(v) => Some(v),
+        // The runtime shutting down cancels blocking tasks not yet started:
+        // a clean stop, not an error. Dropping the writer drops every
+        // pending callback, which fails the waiters.
+        Err(e) if e.is_cancelled() => {
+            tracing::debug!("segment log writer stopped with the runtime");
+            None
+        }
         Err(e) => {
-            // Dropping the writer drops every pending callback, which fails the waiters.
             tracing::error!(error = %e, "segment log writer panicked");
             None
         }

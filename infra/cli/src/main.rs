@@ -20,7 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Postgres and the control plane on this machine until Ctrl-C.
+    /// Run the whole service on this machine until Ctrl-C: a private Postgres, the control
+    /// plane and one or more brokers, on loopback ports chosen afresh at each start unless
+    /// given (`.sluice/dev.json` says which).
     Dev(dev::DevArgs),
     /// Run a command with a private Postgres server for its tests (SLUICE_TEST_PG_URL).
     TestPg(test_pg::TestPgArgs),
