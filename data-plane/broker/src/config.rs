@@ -51,6 +51,10 @@ pub struct Config {
     /// Free disk bytes the broker keeps under `data_dir`: while it has no
     /// more free, the control plane places no new group on it.
     pub disk_reserve_bytes: u64,
+    /// Long-polls (receives and fetches with a wait) and push consume
+    /// streams one tenant may hold open on this broker at once; beyond it
+    /// 429. 0: no limit.
+    pub max_waiting_per_tenant: usize,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             max_awake_groups: 1_000,
             max_groups: 100_000,
             disk_reserve_bytes: 256 * 1024 * 1024,
+            max_waiting_per_tenant: 1_000,
         }
     }
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::Admission;
 use crate::admission::auth::Jwks;
 use crate::admission::rate::{PublishLimits, RateRefusals};
+use crate::admission::waiting::TenantWaiters;
 use crate::cluster::{NodeKey, Peers};
 use crate::config::Config;
 use crate::control::follower::NodeIdentity;
@@ -53,6 +54,8 @@ pub struct Node {
     pub receipts: ReceiptSeal,
     /// Calls to the other brokers.
     pub peers: Peers,
+    /// Long-polls and push streams each tenant holds open here.
+    pub waiters: Arc<TenantWaiters>,
 }
 
 impl Node {
@@ -152,6 +155,7 @@ impl Node {
             dispatchers: Arc::new(Dispatchers::new(receipts.clone())),
             receipts,
             peers,
+            waiters: TenantWaiters::new(config.max_waiting_per_tenant),
         };
         Ok((node, tasks))
     }

@@ -1,12 +1,14 @@
 //! Admission: who the caller is ([`auth`]: API keys and JWTs checked
 //! offline against the topology feed) and whether what it sends fits the
 //! tenant's quotas ([`rate`]: publish rate buckets; [`storage`]: stored
-//! bytes across the cluster). Every front end admits through [`charge`]
-//! before it writes anything, so a refused batch leaves no trace.
+//! bytes across the cluster; [`waiting`]: long-polls and push streams held
+//! open per tenant). Every front end admits through [`charge`] before it
+//! writes anything, so a refused batch leaves no trace.
 
 pub mod auth;
 pub mod rate;
 pub mod storage;
+pub mod waiting;
 
 use crate::admission::auth::Caller;
 use crate::admission::rate::{PublishLimits, RateQuota, RateRefusals, Refusal};

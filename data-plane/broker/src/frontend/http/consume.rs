@@ -125,6 +125,8 @@ pub async fn consume(
             "between 1 and 200 characters",
         ));
     }
+    // Held for as long as the stream is open (it moves into the stream).
+    let waiting = state.waiters.enter(caller.tenant_id)?;
     let (deliveries, inbox) = mpsc::channel(prefetch as usize);
     let join = Join {
         name: consumer_name,
@@ -150,6 +152,7 @@ pub async fn consume(
         topology: state.topology.clone(),
         caller,
         recheck,
+        _waiting: waiting,
     };
     let messages = futures_util::stream::unfold(Some(open), |open| async move {
         let mut open = open?;
@@ -196,6 +199,8 @@ struct OpenStream {
     topology: TopologyHandle,
     caller: Caller,
     recheck: Interval,
+    /// Counts against the tenant's cap on open streams until the stream ends.
+    _waiting: crate::admission::waiting::Waiting,
 }
 
 impl OpenStream {

@@ -171,6 +171,13 @@ pub async fn fetch(
             kind: "partition",
             name: format!("{name}/{partition}"),
         })?;
+    // A fetch that may wait holds a connection while it does: counted
+    // against the tenant's cap on open long-polls.
+    let _waiting = if params.wait_ms.unwrap_or(0) > 0 {
+        Some(state.waiters.enter(caller.tenant_id)?)
+    } else {
+        None
+    };
     let group = partition_group(&state, &caller, &name, partition).await?;
     let format = params.format;
     let position = position(group, params).await?;

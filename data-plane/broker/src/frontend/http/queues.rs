@@ -120,6 +120,13 @@ pub async fn receive(
             "between 1 and 200 characters",
         ));
     }
+    // A receive that may wait holds a connection while it does: counted
+    // against the tenant's cap on open long-polls.
+    let _waiting = if request.wait_ms > 0 {
+        Some(state.waiters.enter(caller.tenant_id)?)
+    } else {
+        None
+    };
     let ask = pull::Receive {
         consumer,
         max_messages: request.max_messages,
