@@ -46,7 +46,10 @@ pub enum StreamError {
     #[error("unknown member {0} (expired, left, or never joined)")]
     UnknownMember(MemberId),
     /// The member acted in a generation the group has left: rejoin.
-    #[error("generation {got} is stale: the group is at generation {current}")]
+    #[error(
+        "generation {got} is stale: the group is at generation {current}; rejoin \
+         (POST .../join with your member_id) and use the generation and partitions it answers"
+    )]
     StaleGeneration { current: u64, got: u64 },
     /// A commit for a partition the member does not own in this generation.
     #[error("member {member_id} does not own partition {partition}")]
@@ -66,7 +69,10 @@ pub enum StreamError {
         requested: String,
     },
     /// Seek or delete of a group that has members (seek needs `force`).
-    #[error("consumer group {group} has {members} members")]
+    #[error(
+        "consumer group {group} has {members} members: they must leave first \
+         (POST .../leave); a seek may instead pass \"force\": true, which fences their commits"
+    )]
     GroupNotEmpty { group: String, members: usize },
     /// Seek to earliest / latest needs every partition's bounds.
     #[error("the seek carries no bounds for partition {partition}")]
