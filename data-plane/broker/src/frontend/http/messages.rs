@@ -26,8 +26,16 @@ pub struct OutgoingMessage {
     pub message_id: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Routes the message through an exchange; published straight to a
+    /// queue, an empty routing key becomes the queue's name (as with
+    /// RabbitMQ's default exchange), which dead-letter routing may use.
     #[serde(default)]
     pub routing_key: String,
+    /// Message group: a queue with `message_groups` delivers one message of
+    /// a group at a time, in order. A queue without it keeps the group with
+    /// the message but does not order by it — not an error, because one
+    /// publish through an exchange may reach queues of both kinds, and a
+    /// queue that enables `message_groups` later orders what it holds.
     #[serde(default)]
     pub group: Option<String>,
     #[serde(default)]
