@@ -51,6 +51,12 @@ pub struct Config {
     /// Free disk bytes the broker keeps under `data_dir`: while it has no
     /// more free, the control plane places no new group on it.
     pub disk_reserve_bytes: u64,
+    /// Pages of a queue's compact backlog kept in memory (4,096 messages,
+    /// 80 KiB each; at least 3: the front, the one read ahead, the back);
+    /// a deeper backlog spills the rest to page files in the queue's
+    /// directory, so a backlog far bigger than memory costs a bounded
+    /// window of it (issue 21).
+    pub backlog_memory_pages: usize,
 }
 
 impl Default for Config {
@@ -71,6 +77,7 @@ impl Default for Config {
             max_awake_groups: 1_000,
             max_groups: 100_000,
             disk_reserve_bytes: 256 * 1024 * 1024,
+            backlog_memory_pages: crate::queue::spill::DEFAULT_MEMORY_PAGES,
         }
     }
 }

@@ -37,7 +37,7 @@ mod state;
 mod store;
 mod timers;
 
-pub use backlog::{SnapshotMark, SpillConfig, SpillError};
+pub use backlog::{SpillConfig, SpillError};
 pub use command::{Command, NackAction, RedriveTarget, Refill, TimedCommand};
 pub use error::{InvalidSetting, QueueError};
 pub use message::{

@@ -7,7 +7,7 @@
 //! so a snapshot only names durable page files and a page file outlives
 //! the last snapshot that names it.
 
-use crate::backlog::{SnapshotMark, SpillConfig, SpillError};
+use crate::backlog::{SpillConfig, SpillError};
 use crate::state::QueueState;
 
 impl QueueState {
@@ -45,13 +45,13 @@ impl QueueState {
     /// Makes every page file durable, so a snapshot serialized now may name
     /// them; pass the mark to [`QueueState::snapshot_saved`] once that
     /// snapshot is durable.
-    pub fn sync_spill(&self) -> Result<SnapshotMark, SpillError> {
+    pub fn sync_spill(&self) -> Result<u64, SpillError> {
         self.backlog.sync()
     }
 
     /// The snapshot serialized after `mark` is durable: page files no
     /// snapshot or state names any more are deleted.
-    pub fn snapshot_saved(&mut self, mark: SnapshotMark) {
+    pub fn snapshot_saved(&mut self, mark: u64) {
         self.backlog.snapshot_saved(mark);
     }
 

@@ -107,7 +107,7 @@ impl QueueGroup {
             node_id,
             &spec.replicas,
             SEGMENT_BYTES,
-            QueueState::new(spec.settings.clone()),
+            QueueState::new(spec.settings.clone()).with_spill(super::spill::config(dir)),
         )
         .await?;
         let group = Arc::new(QueueGroup {

@@ -155,11 +155,6 @@ struct Attached {
     retired: Vec<u64>,
 }
 
-/// A point in the retired files: those before it are named by no snapshot
-/// once the snapshot made after [`Backlog::sync`] answered it is durable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SnapshotMark(usize);
-
 /// The plain ready messages of a queue, in seq order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Backlog {
@@ -452,30 +447,36 @@ impl Backlog {
     pub fn fault(&self) -> Option<String> {
         match &self.spill {
             Spill::On(attached) => attached.store.fault(),
-            Spill::Off | Spill::Configured(_) => self
+            // A restored state names page files no directory serves yet.
+            Spill::Off | Spill::Configured(_) if self.pages.len() > self.resident => self
                 .spilled_ids()
                 .next()
                 .map(|id| SpillError::Detached { id }.to_string()),
+            Spill::Off | Spill::Configured(_) => None,
         }
     }
 
-    /// Makes every page file durable before a snapshot names them; the
-    /// mark is for [`Backlog::snapshot_saved`].
-    pub fn sync(&self) -> Result<SnapshotMark, SpillError> {
+    /// Makes every page file durable before a snapshot names them. The
+    /// answer is a mark in the retired files for [`Backlog::snapshot_saved`]:
+    /// those retired before it are named by no snapshot once the one
+    /// serialized after this call is durable.
+    pub fn sync(&self) -> Result<u64, SpillError> {
         match &self.spill {
             Spill::On(attached) => {
                 attached.store.sync()?;
-                Ok(SnapshotMark(attached.retired.len()))
+                Ok(attached.retired.len() as u64)
             }
-            Spill::Off | Spill::Configured(_) => Ok(SnapshotMark::default()),
+            Spill::Off | Spill::Configured(_) => Ok(0),
         }
     }
 
     /// The snapshot made after `mark` is durable: files retired before it
     /// are named by nothing any more.
-    pub fn snapshot_saved(&mut self, mark: SnapshotMark) {
+    pub fn snapshot_saved(&mut self, mark: u64) {
         if let Spill::On(attached) = &mut self.spill {
-            let upto = mark.0.min(attached.retired.len());
+            let upto = usize::try_from(mark)
+                .unwrap_or(usize::MAX)
+                .min(attached.retired.len());
             attached.store.delete(attached.retired.drain(..upto));
         }
     }
