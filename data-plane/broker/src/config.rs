@@ -57,6 +57,10 @@ pub struct Config {
     /// directory, so a backlog far bigger than memory costs a bounded
     /// window of it (issue 21).
     pub backlog_memory_pages: usize,
+    /// Log entries a queue reads ahead of its consumers (a hint to the
+    /// kernel, so draining a deep queue whose bodies left the page cache
+    /// does not wait on the disk for each entry); 0 turns it off.
+    pub log_read_ahead_entries: usize,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             max_groups: 100_000,
             disk_reserve_bytes: 256 * 1024 * 1024,
             backlog_memory_pages: crate::queue::spill::DEFAULT_MEMORY_PAGES,
+            log_read_ahead_entries: crate::queue::read_ahead::DEFAULT_ENTRIES,
         }
     }
 }
