@@ -113,8 +113,8 @@ pub struct QueueArgs {
     /// restart it before the drain.
     #[arg(long, requires = "backlog", conflicts_with = "crash")]
     pub restart: bool,
-    /// With `--backlog` and `--spawn`: before the drain (after the restart,
-    /// if any), make the kernel drop the broker's files from its page cache
+    /// With `--backlog` and `--spawn`: before the drain (and before the
+    /// restart, if any), make the kernel drop the broker's files from its page cache
     /// (`posix_fadvise(DONTNEED)` on every file under its data directory;
     /// `/proc/sys/vm/drop_caches` needs more privilege than a container
     /// has), so the drain reads its bodies from disk: a cold drain.

@@ -355,6 +355,16 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
     let mut backlog = None;
     if args.backlog {
         let rss_held = rss(target);
+        // Before any restart, so the restarted broker starts cold too and
+        // its time to a first delivery includes no work of this tool.
+        let evicted = match (args.evict_cache, target.broker_data_dir()) {
+            (true, Some(dir)) => Some(
+                tokio::task::spawn_blocking(move || crate::deep::evict_cache(&dir))
+                    .await
+                    .context("the cache evictor panicked")??,
+            ),
+            _ => None,
+        };
         let mut recovery = None;
         let stop = if args.crash {
             Some(Stop::Kill)
@@ -377,14 +387,6 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
                 rss_recovered: rss(target),
             });
         }
-        let evicted = match (args.evict_cache, target.broker_data_dir()) {
-            (true, Some(dir)) => Some(
-                tokio::task::spawn_blocking(move || crate::deep::evict_cache(&dir))
-                    .await
-                    .context("the cache evictor panicked")??,
-            ),
-            _ => None,
-        };
         if let (Some(watch), Some(pid)) = (&watch, target.broker_pid()) {
             watch.enter(Phase::Drain, pid);
         }
