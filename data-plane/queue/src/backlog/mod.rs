@@ -259,7 +259,11 @@ impl Backlog {
         let Slot::Resident(page) = &mut self.pages[index] else {
             return None;
         };
-        let plain = page.remove(seq)?;
+        let Some(plain) = page.remove(seq) else {
+            // Not here after all; a page read back for it still counts.
+            self.enforce_budget();
+            return None;
+        };
         let emptied = page.live == 0;
         self.len -= 1;
         self.bytes -= plain.size;
