@@ -55,6 +55,16 @@ pub struct Config {
     /// streams one tenant may hold open on this broker at once; beyond it
     /// 429. 0: no limit.
     pub max_waiting_per_tenant: usize,
+    /// Pages of a queue's compact backlog kept in memory (4,096 messages,
+    /// 80 KiB each; at least 3: the front, the one read ahead, the back);
+    /// a deeper backlog spills the rest to page files in the queue's
+    /// directory, so a backlog far bigger than memory costs a bounded
+    /// window of it (issue 21).
+    pub backlog_memory_pages: usize,
+    /// Log entries a queue reads ahead of its consumers (a hint to the
+    /// kernel, so draining a deep queue whose bodies left the page cache
+    /// does not wait on the disk for each entry); 0 turns it off.
+    pub log_read_ahead_entries: usize,
 }
 
 impl Default for Config {
@@ -76,6 +86,8 @@ impl Default for Config {
             max_groups: 100_000,
             disk_reserve_bytes: 256 * 1024 * 1024,
             max_waiting_per_tenant: 1_000,
+            backlog_memory_pages: crate::queue::spill::DEFAULT_MEMORY_PAGES,
+            log_read_ahead_entries: crate::queue::read_ahead::DEFAULT_ENTRIES,
         }
     }
 }

@@ -50,6 +50,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Installed before anything is counted: counts made before are lost.
     metrics::handle();
+    queue::spill::set_memory_pages(config.backlog_memory_pages);
+    queue::read_ahead::set_entries(config.log_read_ahead_entries);
     let (node, tasks) = Node::start(&config, shutdown.clone())?;
     // Whichever listener ends first (shutdown or a failure) ends the other:
     // a broker without its data port, or unseen by its scraper, should stop.

@@ -12,6 +12,10 @@
 //! [`QueueState::release_cursor`] says which log prefix may be purged once a
 //! snapshot (the state's serde form) covers it.
 //!
+//! A deep backlog spills to page files in the group's directory and keeps
+//! a bounded window in memory (`backlog`, [`SpillConfig`]): where pages live
+//! is this replica's own business (`local`), never part of an answer.
+//!
 //! The broker proposes commands, turns [`Reply`]s into HTTP responses,
 //! publishes [`DeadLetter`]s and [`OutboxEntry`]s, and settles them.
 
@@ -21,6 +25,7 @@ mod dead_letter;
 mod delivery;
 mod error;
 mod index;
+mod local;
 mod log_meta;
 mod message;
 mod message_groups;
@@ -32,6 +37,7 @@ mod state;
 mod store;
 mod timers;
 
+pub use backlog::{SpillConfig, SpillError};
 pub use command::{Command, NackAction, RedriveTarget, Refill, TimedCommand};
 pub use error::{InvalidSetting, QueueError};
 pub use message::{

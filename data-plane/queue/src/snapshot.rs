@@ -111,9 +111,8 @@ impl Indexes {
         for msg in state.messages.values() {
             idx.add(msg, state.settings.message_groups);
         }
-        for plain in state.backlog.iter() {
-            idx.add_plain(plain.size);
-        }
+        // From the page totals: a spilled page is not read to count it.
+        idx.add_plain(state.backlog.bytes());
         for entry in state.outbox.values() {
             idx.add_body_ref(entry.body_ref());
         }

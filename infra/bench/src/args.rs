@@ -108,6 +108,18 @@ pub struct QueueArgs {
     /// ready, then drain: a complete run proves no confirmed message was lost.
     #[arg(long, requires = "backlog")]
     pub crash: bool,
+    /// With `--backlog` and `--spawn`: once the backlog is confirmed, stop
+    /// the broker with SIGTERM (it snapshots and closes its queues) and
+    /// restart it before the drain.
+    #[arg(long, requires = "backlog", conflicts_with = "crash")]
+    pub restart: bool,
+    /// With `--backlog` and `--spawn`: before the drain (and before the
+    /// restart, if any), make the kernel drop the broker's files from its page cache
+    /// (`posix_fadvise(DONTNEED)` on every file under its data directory;
+    /// `/proc/sys/vm/drop_caches` needs more privilege than a container
+    /// has), so the drain reads its bodies from disk: a cold drain.
+    #[arg(long, requires = "backlog")]
+    pub evict_cache: bool,
     /// Queue name; a fresh `bench-<random>` when not given.
     #[arg(long)]
     pub queue: Option<String>,

@@ -4,6 +4,7 @@
 
 mod args;
 mod baseline;
+mod deep;
 mod engine;
 mod idle;
 mod process;

@@ -4,9 +4,12 @@
 //! every confirmed message is acked or the time limit passes.
 //!
 //! Each body starts with its publish request's send time (20 decimal
-//! digits of microseconds since the run's start, then `|`, padded with `x`
-//! to `--size` bytes), so the end-to-end latency of a message is its
-//! receive time minus that send time, measured by one clock.
+//! digits of microseconds since the run's start, then `|`), then, when
+//! `--size` leaves room, the message's index and `|`, padded with `x` to
+//! `--size` bytes: the end-to-end latency of a message is its receive time
+//! minus that send time, measured by one clock, and every index is checked
+//! off as it arrives ([`crate::deep::Checklist`]), which counts messages
+//! lost or delivered twice.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -22,8 +25,9 @@ use sluice_client::data::{
 use tokio::sync::watch;
 
 use crate::args::QueueArgs;
+use crate::deep::{Checklist, MemoryWatch, Phase};
 use crate::report::{Latencies, round3};
-use crate::target::{Resident, Target};
+use crate::target::{Resident, Stop, Target};
 
 const STAMP_DIGITS: usize = 20;
 /// Kept in the report at most, so a failing run stays one readable line.
@@ -45,6 +49,13 @@ pub(crate) struct Shared {
     pub stream_restarts: AtomicU64,
     last_confirm: Mutex<Option<Instant>>,
     last_ack: Mutex<Option<Instant>>,
+    /// The first message any consumer received (a restarted broker's first
+    /// delivery).
+    first_receive: Mutex<Option<Instant>>,
+    /// Message indexes received.
+    checklist: Checklist,
+    /// Messages received again without being marked redelivered.
+    duplicates: AtomicU64,
     errors: Mutex<Vec<String>>,
 }
 
@@ -68,15 +79,28 @@ impl Shared {
     }
 }
 
-/// A body of `size` bytes carrying `sent_micros`.
-fn body(sent_micros: u64, size: usize) -> String {
+/// A body of `size` bytes carrying `sent_micros` and, when it fits,
+/// `index`.
+fn body(sent_micros: u64, index: u64, size: usize) -> String {
     let mut body = format!("{sent_micros:0STAMP_DIGITS$}|");
+    let with_index = format!("{body}{index}|");
+    if with_index.len() <= size {
+        body = with_index;
+    }
     body.extend(std::iter::repeat_n('x', size.saturating_sub(body.len())));
     body
 }
 
 fn sent_micros(body: &str) -> Option<u64> {
     body.get(..STAMP_DIGITS)?.parse().ok()
+}
+
+fn message_index(body: &str) -> Option<u64> {
+    body.get(STAMP_DIGITS + 1..)?
+        .split('|')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Counts messages that arrived at `received_at` and records the
@@ -91,6 +115,12 @@ pub(crate) fn record_received<'a>(
     let mut count = 0;
     for message in messages {
         count += 1;
+        if let Some(index) = message_index(&message.body)
+            && !shared.checklist.check(index)
+            && !message.redelivered
+        {
+            shared.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
         if message.redelivered {
             shared.redelivered.fetch_add(1, Ordering::Relaxed);
         } else if let Some(sent) = sent_micros(&message.body) {
@@ -99,6 +129,11 @@ pub(crate) fn record_received<'a>(
     }
     latencies.received += count;
     shared.received.fetch_add(count, Ordering::Relaxed);
+    if count > 0
+        && let Ok(mut first) = shared.first_receive.lock()
+    {
+        *first = Some(first.map_or(received_at, |earlier| earlier.min(received_at)));
+    }
 }
 
 /// `POST /ack` of `receipts`, counted in `shared` and timed in `latencies`.
@@ -152,14 +187,14 @@ async fn publish_loop(
             tokio::time::sleep_until(due.into()).await;
         }
         let sent = Instant::now();
-        let text = body(
-            sent.duration_since(shared.epoch).as_micros() as u64,
-            args.size as usize,
-        );
-        // Every message of the batch borrows the one body.
+        let sent_micros = sent.duration_since(shared.epoch).as_micros() as u64;
+        let texts: Vec<String> = (first..first + count)
+            .map(|index| body(sent_micros, index, args.size as usize))
+            .collect();
         let request = QueuePublishRequest {
-            messages: (0..count)
-                .map(|_| OutgoingMessage::text(text.as_str()))
+            messages: texts
+                .iter()
+                .map(|text| OutgoingMessage::text(text.as_str()))
                 .collect(),
         };
         let outcome = client
@@ -262,11 +297,18 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
         stream_restarts: AtomicU64::new(0),
         last_confirm: Mutex::new(None),
         last_ack: Mutex::new(None),
+        first_receive: Mutex::new(None),
+        checklist: Checklist::new(args.messages),
+        duplicates: AtomicU64::new(0),
         errors: Mutex::new(Vec::new()),
     });
     let (stop, stopped) = watch::channel(false);
     let rss = |target: &Target| target.spawned.as_ref().and_then(|s| s.broker_memory());
     let rss_idle = rss(target);
+    let watch = match (args.backlog, target.broker_pid()) {
+        (true, Some(pid)) => Some(MemoryWatch::start(pid)),
+        _ => None,
+    };
     let queue = target.name.clone();
     // One client (one connection pool) per consumer and per publisher.
     let spawn_consumers = |target: &Target| {
@@ -313,17 +355,45 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
     let mut backlog = None;
     if args.backlog {
         let rss_held = rss(target);
+        // Before any restart, so the restarted broker starts cold too and
+        // its time to a first delivery includes no work of this tool.
+        let evicted = match (args.evict_cache, target.broker_data_dir()) {
+            (true, Some(dir)) => Some(
+                tokio::task::spawn_blocking(move || crate::deep::evict_cache(&dir))
+                    .await
+                    .context("the cache evictor panicked")??,
+            ),
+            _ => None,
+        };
         let mut recovery = None;
-        if args.crash {
-            let ready = target.crash_and_restart_broker().await?;
+        let stop = if args.crash {
+            Some(Stop::Kill)
+        } else if args.restart {
+            Some(Stop::Graceful)
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            if let (Some(watch), Some(pid)) = (&watch, target.broker_pid()) {
+                watch.enter(Phase::Restart, pid);
+            }
+            let restarted = target
+                .restart_broker(stop, "restarted", Duration::from_secs(300))
+                .await?;
             recovery = Some(Recovery {
-                ready,
+                kind: stop.name(),
+                ready: restarted.ready,
+                started: restarted.started,
                 rss_recovered: rss(target),
             });
+        }
+        if let (Some(watch), Some(pid)) = (&watch, target.broker_pid()) {
+            watch.enter(Phase::Drain, pid);
         }
         backlog = Some(Backlog {
             rss_held,
             recovery,
+            evicted,
             drain_start: Instant::now(),
         });
         consumers = spawn_consumers(target);
@@ -378,18 +448,36 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
             0.0
         }
     };
+    let memory_watch = match watch {
+        Some(watch) => Some(watch.finish().await),
+        None => None,
+    };
+    let first_receive = Shared::read(&shared.first_receive);
     let memory = backlog.map(|backlog| {
         let drain_secs = Shared::read(&shared.last_ack).map_or(0.0, |at| {
             at.saturating_duration_since(backlog.drain_start)
                 .as_secs_f64()
         });
-        backlog.report(
+        let mut report = backlog.report(
             rss_idle,
             rss(target),
             stored,
             args.size,
             per_s(acked, drain_secs),
-        )
+            first_receive,
+        );
+        report["memory_watch"] = json!(memory_watch);
+        report
+    });
+    // Only meaningful when bodies had room for their index.
+    let indexed = body(0, args.messages, args.size as usize).len() as u64 <= args.size;
+    let distinct = shared.checklist.distinct();
+    let integrity = indexed.then(|| {
+        json!({
+            "distinct_received": distinct,
+            "lost": stored.saturating_sub(distinct),
+            "duplicates": shared.duplicates.load(Ordering::Relaxed),
+        })
     });
     let errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
     let push_only = |value: u64| if args.push { json!(value) } else { Value::Null };
@@ -420,6 +508,7 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
         "receipts_per_ack": receipts_per_ack,
         "stream_restarts": shared.stream_restarts.load(Ordering::Relaxed),
         "backlog": memory,
+        "integrity": integrity,
         "errors": errors,
     }))
 }
@@ -428,14 +517,20 @@ pub async fn run(target: &mut Target, args: Arc<QueueArgs>) -> anyhow::Result<Va
 /// how fast the consumers drained them.
 struct Backlog {
     rss_held: Option<Resident>,
-    /// With `--crash`: the broker restarted before the drain.
+    /// With `--crash` or `--restart`: the broker restarted before the drain.
     recovery: Option<Recovery>,
+    /// With `--evict-cache`: what was dropped from the page cache.
+    evicted: Option<Value>,
     drain_start: Instant,
 }
 
 struct Recovery {
+    /// `sigkill` or `sigterm`.
+    kind: &'static str,
     /// From the restarted broker's start until it answered ready.
     ready: Duration,
+    /// When the restarted broker was started.
+    started: Instant,
     rss_recovered: Option<Resident>,
 }
 
@@ -448,6 +543,7 @@ impl Backlog {
         messages: u64,
         size: u64,
         drain_msgs_per_s: f64,
+        first_receive: Option<Instant>,
     ) -> Value {
         let mb = |bytes: u64| round3(bytes as f64 / 1e6);
         let at = |resident: Option<Resident>| {
@@ -469,9 +565,15 @@ impl Backlog {
             "held": at(self.rss_held),
             "drained": at(rss_drained),
             "crash": self.recovery.as_ref().map(|r| json!({
+                "stop": r.kind,
                 "ready_after_restart_s": round3(r.ready.as_secs_f64()),
+                // From the new process's start to the first message a
+                // consumer received: ready to deliver, not just to answer.
+                "first_delivery_after_restart_s": first_receive
+                    .map(|at| round3(at.saturating_duration_since(r.started).as_secs_f64())),
                 "recovered": at(r.rss_recovered),
             })),
+            "evicted": self.evicted,
             "anonymous_bytes_per_held_message": per_message.map(round3),
             "anonymous_per_held_message_over_body": per_message.map(|b| round3(b / size as f64)),
         })

@@ -134,13 +134,9 @@ impl Spawned {
         })
     }
 
-    /// Kills the broker with SIGKILL (no shutdown at all) and starts it again
-    /// on the same data directory; blocking. Returns the new broker's URL and
-    /// how long it took from its start to ready (every queue group reopened
-    /// from its snapshot and log).
-    pub fn crash_and_restart_broker(&mut self) -> anyhow::Result<(String, Duration)> {
-        let restarted = self.restart_broker(Stop::Kill, "restarted", READY_TIMEOUT)?;
-        Ok((restarted.url, restarted.ready))
+    /// Where the broker keeps its data (its Raft logs, snapshots, pages).
+    pub fn broker_data_dir(&self) -> PathBuf {
+        self.dir.path().join("broker")
     }
 
     /// The broker's resident memory, where `/proc` has it.
@@ -460,25 +456,6 @@ impl Target {
         })
     }
 
-    /// With a spawned deployment: [`Spawned::crash_and_restart_broker`], and
-    /// the target now points at the new broker. Returns the time to ready.
-    pub async fn crash_and_restart_broker(&mut self) -> anyhow::Result<Duration> {
-        let mut spawned = self
-            .spawned
-            .take()
-            .context("--crash needs a deployment started here (--spawn)")?;
-        let (spawned, restarted) = tokio::task::spawn_blocking(move || {
-            let restarted = spawned.crash_and_restart_broker();
-            (spawned, restarted)
-        })
-        .await
-        .context("the broker restarter panicked")?;
-        self.spawned = Some(spawned);
-        let (url, ready) = restarted?;
-        self.broker_url = url;
-        Ok(ready)
-    }
-
     /// With a spawned deployment: [`Spawned::restart_broker`], and the
     /// target now points at the new broker.
     pub async fn restart_broker(
@@ -501,6 +478,11 @@ impl Target {
         let restarted = restarted?;
         self.broker_url = restarted.url.clone();
         Ok(restarted)
+    }
+
+    /// The broker's data directory, when this tool started it.
+    pub fn broker_data_dir(&self) -> Option<PathBuf> {
+        self.spawned.as_ref().map(Spawned::broker_data_dir)
     }
 
     /// The broker's process id, when this tool started it.

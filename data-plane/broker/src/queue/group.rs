@@ -72,6 +72,7 @@ pub struct QueueGroup {
     group: RaftGroup<QueueRaftConfig, QueueState>,
     outlets: GroupOutlets,
     activity: Arc<Activity>,
+    read_ahead: Arc<super::read_ahead::ReadAhead>,
     stop: CancellationToken,
 }
 
@@ -107,7 +108,7 @@ impl QueueGroup {
             node_id,
             &spec.replicas,
             SEGMENT_BYTES,
-            QueueState::new(spec.settings.clone()),
+            QueueState::new(spec.settings.clone()).with_spill(super::spill::config(dir)),
         )
         .await?;
         let group = Arc::new(QueueGroup {
@@ -116,6 +117,7 @@ impl QueueGroup {
             group,
             outlets,
             activity,
+            read_ahead: Arc::default(),
             stop: CancellationToken::new(),
         });
         tokio::spawn(timer::run(group.clone(), group.stop.clone()));
@@ -261,9 +263,16 @@ impl QueueGroup {
         refs: Vec<(BodyRef, bool)>,
     ) -> Result<Vec<ReadMessage>, GroupError> {
         let log = self.group.log().clone();
-        tokio::task::spawn_blocking(move || read_messages(&log, &refs))
-            .await
-            .map_err(|e| GroupError::Storage(e.to_string()))?
+        let read_ahead = self.read_ahead.clone();
+        tokio::task::spawn_blocking(move || {
+            let read = read_messages(&log, &refs)?;
+            if let Some(highest) = refs.iter().map(|(r, _)| r.log_index).max() {
+                read_ahead.after_read(&log, highest);
+            }
+            Ok(read)
+        })
+        .await
+        .map_err(|e| GroupError::Storage(e.to_string()))?
     }
 
     /// The bodies of `deliveries`, in order, completing the metadata of

@@ -8,6 +8,9 @@
 //!   [`log_read`]: bodies and the metadata plain messages left in the log.
 //! - [`timer`]: proposes `Tick` when leases, delays or TTLs fall due.
 //! - [`compaction`]: snapshots and purges the log below the release cursor.
+//! - [`spill`]: how much of a deep backlog stays in memory; the rest waits
+//!   in page files in the queue's directory; [`read_ahead`]: the log read
+//!   ahead of the consumers of a deep queue.
 //! - [`activity`]: counts what the group did and turns it into rates.
 //! - [`host`]: the queue groups hosted here, converged to the topology;
 //!   [`hibernation`]: how an idle queue sleeps (closed, a summary kept) and wakes.
@@ -31,10 +34,12 @@ pub mod log_read;
 pub mod outcome;
 pub mod publish;
 pub mod pull;
+pub mod read_ahead;
 pub mod receipts;
 pub mod redrive;
 pub mod republish;
 pub mod routers;
+pub mod spill;
 pub mod state_machine;
 mod timer;
 

@@ -40,6 +40,30 @@ impl Replicated for QueueState {
     fn apply_empty(&mut self, _log_index: u64) -> CommandOutcome {
         CommandOutcome::without(CommandError::NoCommand)
     }
+
+    // The spilled backlog (issue 21): its directory stays this replica's
+    // across a restore, is attached before the log after the snapshot is
+    // applied, and its page files are durable before a snapshot names them.
+
+    fn restore(&mut self, restored: Self) {
+        self.restore_from(restored);
+    }
+
+    fn opened(&mut self) -> std::io::Result<()> {
+        self.attach_spill().map_err(std::io::Error::other)
+    }
+
+    fn fault(&self) -> Option<String> {
+        self.spill_fault()
+    }
+
+    fn prepare_snapshot(&self) -> std::io::Result<u64> {
+        self.sync_spill().map_err(std::io::Error::other)
+    }
+
+    fn snapshot_saved(&mut self, mark: u64) {
+        QueueState::snapshot_saved(self, mark);
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,34 @@ pub trait Replicated: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn apply(&mut self, log_index: u64, records: &Records) -> Self::Outcome;
     /// A blank or membership entry at `log_index`: no command to apply.
     fn apply_empty(&mut self, log_index: u64) -> Self::Outcome;
+
+    // What of the state is this replica's own (a queue's spilled backlog
+    // pages): how it survives a restore, and what a snapshot must make
+    // durable first. Nothing by default.
+
+    /// Takes `restored` (from a snapshot) in place of this state.
+    fn restore(&mut self, restored: Self) {
+        *self = restored;
+    }
+
+    /// The state was opened or restored; the log after it comes next.
+    fn opened(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A local fault after which the state must not apply or snapshot.
+    fn fault(&self) -> Option<String> {
+        None
+    }
+
+    /// Makes durable what a snapshot serialized now refers to; answers a
+    /// mark for [`Replicated::snapshot_saved`].
+    fn prepare_snapshot(&self) -> io::Result<u64> {
+        Ok(0)
+    }
+
+    /// The snapshot serialized after `mark` was prepared is durable.
+    fn snapshot_saved(&mut self, _mark: u64) {}
 }
 
 /// Entries whose normal payload is [`Records`] (every group's entry type).
@@ -140,12 +168,20 @@ impl<C: RaftTypeConfig, M: Replicated> ReplicatedStateMachine<C, M> {
         };
         let mut snapshot_index = 0;
         if let Some((meta, data)) = snapshots.load_latest::<SnapshotMetaOf<C>>()? {
-            machine.state = serde_json::from_slice(&data)
+            let restored = serde_json::from_slice(&data)
                 .map_err(|e| sluice_storage::Error::Decode(format!("group snapshot: {e}")))?;
+            machine.state.restore(restored);
             snapshot_index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
             machine.last_applied = meta.last_log_id;
             machine.membership = meta.last_membership;
         }
+        machine
+            .state
+            .opened()
+            .map_err(|source| sluice_storage::Error::Io {
+                context: "opening the group state's local files".into(),
+                source,
+            })?;
         let (applied, _) = watch::channel(0);
         Ok(ReplicatedStateMachine {
             shared: Arc::new(Shared {
@@ -178,16 +214,21 @@ where
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Cursor<Vec<u8>>>, io::Error> {
-        let (meta, data) = {
+        let (meta, data, mark) = {
             let machine = self.shared.lock();
+            if let Some(fault) = machine.state.fault() {
+                return Err(io::Error::other(fault));
+            }
             let meta = SnapshotMetaOf::<C> {
                 last_log_id: machine.last_applied.clone(),
                 last_membership: machine.membership.clone(),
             };
+            let mark = machine.state.prepare_snapshot()?;
             let data = serde_json::to_vec(&machine.state).map_err(io::Error::other)?;
-            (meta, data)
+            (meta, data, mark)
         };
         self.snapshots.save(&meta, &data)?;
+        self.shared.lock().state.snapshot_saved(mark);
         self.covered(&meta);
         Ok(SnapshotOf::<C, _> {
             meta,
@@ -225,10 +266,17 @@ where
                 if let Some(membership) = entry.get_membership() {
                     machine.membership = StoredMembershipOf::<C>::new(Some(log_id), membership);
                 }
-                match entry.records() {
+                let outcome = match entry.records() {
                     Some(records) => machine.state.apply(index, records),
                     None => machine.state.apply_empty(index),
+                };
+                if let Some(fault) = machine.state.fault() {
+                    // The state is wrong from this entry on: stop the group
+                    // (it reopens from its snapshot and log) rather than
+                    // answer from it.
+                    return Err(io::Error::other(fault));
                 }
+                outcome
             };
             self.shared.applied.send_modify(|n| *n += 1);
             if let Some(responder) = responder {
@@ -252,7 +300,8 @@ where
         self.snapshots.save(meta, &data)?;
         {
             let mut machine = self.shared.lock();
-            machine.state = state;
+            machine.state.restore(state);
+            machine.state.opened()?;
             machine.last_applied = meta.last_log_id.clone();
             machine.membership = meta.last_membership.clone();
         }
