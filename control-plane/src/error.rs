@@ -43,6 +43,10 @@ pub enum ApiError {
     TenantSuspended(String),
     #[error("{kind} `{name}` not found")]
     NotFound { kind: &'static str, name: String },
+    /// A route the control plane does not serve; the detail says where it
+    /// lives (`sluice_protocol::routes`).
+    #[error("{0}")]
+    UnknownRoute(String),
     #[error("{kind} `{name}` already exists with different settings")]
     Conflict {
         kind: &'static str,
@@ -128,6 +132,7 @@ impl ApiError {
                 "Tenant suspended",
             ),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            UnknownRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Route not found"),
             Conflict { .. } => (
                 StatusCode::CONFLICT,
                 "declare-conflict",

@@ -23,6 +23,10 @@ pub enum BrokerError {
     TooLarge { field: String, detail: String },
     #[error("{kind} `{name}` not found")]
     NotFound { kind: &'static str, name: String },
+    /// A route this broker does not serve; the detail says where it lives
+    /// (`sluice_protocol::routes`).
+    #[error("{0}")]
+    UnknownRoute(String),
     /// Over a rate quota: retry after the given seconds (sent as `Retry-After`).
     #[error("{detail}")]
     RateLimited {

@@ -35,6 +35,7 @@ pub fn kind(err: &BrokerError) -> (StatusCode, &'static str, &'static str) {
             "Payload too large",
         ),
         NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        UnknownRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Route not found"),
         RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
