@@ -15,9 +15,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use sluice_protocol::json_body;
+
 use crate::error::ApiError;
 
-/// JSON body. Unknown fields are rejected by the target types
+/// JSON body, read by the rule both planes share
+/// (`sluice_protocol::json_body`: `Content-Type`, an empty body as `{}`,
+/// no key twice). Unknown fields are rejected by the target types
 /// (`deny_unknown_fields`); the error names the JSON path of the culprit.
 pub struct ApiJson<T>(pub T);
 
@@ -25,18 +29,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim();
-                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
+        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
         let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(e.body_text())
@@ -44,7 +37,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::MalformedJson(e.body_text())
             }
         })?;
-        parse_json(&bytes).map(ApiJson)
+        let checked = json_body::check(content_type.as_ref().map(|v| v.as_bytes()), &bytes)?;
+        parse_json(checked).map(ApiJson)
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`node`]: a broker's registration, heartbeat and the answer to it.
 //! - [`peer`]: broker-to-broker payloads (republished messages, stream
 //!   bounds) and the queue stats the control plane reads from brokers.
+//! - [`json_body`]: the one rule both planes read JSON request bodies by
+//!   (`Content-Type`, empty bodies, duplicate keys).
 //! - [`routes`]: which plane serves which public route, so a request sent
 //!   to the wrong one is told where to go.
 //! - [`http_server`] (feature `axum`): the HTTP server both planes run, with
@@ -25,6 +27,7 @@
 pub mod feed;
 #[cfg(feature = "axum")]
 pub mod http_server;
+pub mod json_body;
 pub mod node;
 pub mod peer;
 pub mod placement;
