@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Prefix of every problem `type`; the suffix is the stable slug below.
+use sluice_protocol::json_body;
 pub use sluice_protocol::problem::PROBLEM_BASE;
 pub use sluice_protocol::problem::server::framework_errors_as_problems;
 
@@ -33,8 +34,8 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("expected Content-Type: application/json")]
-    UnsupportedMediaType,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -43,6 +44,10 @@ pub enum ApiError {
     TenantSuspended(String),
     #[error("{kind} `{name}` not found")]
     NotFound { kind: &'static str, name: String },
+    /// A route the control plane does not serve; the detail says where it
+    /// lives (`sluice_protocol::routes`).
+    #[error("{0}")]
+    UnknownRoute(String),
     #[error("{kind} `{name}` already exists with different settings")]
     Conflict {
         kind: &'static str,
@@ -115,7 +120,7 @@ impl ApiError {
                 "malformed-json",
                 "Malformed JSON body",
             ),
-            UnsupportedMediaType => (
+            UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
@@ -128,6 +133,7 @@ impl ApiError {
                 "Tenant suspended",
             ),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            UnknownRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Route not found"),
             Conflict { .. } => (
                 StatusCode::CONFLICT,
                 "declare-conflict",
@@ -185,6 +191,19 @@ impl ApiError {
             _ => {}
         }
         problem
+    }
+}
+
+/// The shared body rule's refusals (`sluice_protocol::json_body`).
+impl From<json_body::BodyRefusal> for ApiError {
+    fn from(refusal: json_body::BodyRefusal) -> Self {
+        use json_body::BodyRefusal::*;
+        let detail = refusal.to_string();
+        match refusal {
+            NotJson(_) => ApiError::UnsupportedMediaType(detail),
+            Malformed(reason) => ApiError::MalformedJson(reason),
+            DuplicateKey { field, .. } => ApiError::validation(field, "duplicate-key", detail),
+        }
     }
 }
 

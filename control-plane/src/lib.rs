@@ -26,7 +26,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
 use axum::routing::get;
+use sluice_protocol::http_server;
+use sluice_protocol::routes::{self, Plane};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -80,13 +83,21 @@ pub fn app(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
-        .fallback(|uri: axum::http::Uri| async move { ApiError::not_found("route", uri.path()) })
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::UnknownRoute(routes::unknown_route_detail(
+                Plane::Control,
+                method.as_str(),
+                uri.path(),
+            ))
+        })
         .layer(axum::middleware::map_response(
             error::framework_errors_as_problems,
         ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
+        // Outermost: a head over the limits is refused before anything reads it.
+        .layer(axum::middleware::from_fn(http_server::head_limits))
         .with_state(state)
 }
 
@@ -102,8 +113,6 @@ pub async fn serve(
         shutdown.await;
         stopping.cancel();
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    http_server::serve(listener, app(state), shutdown).await?;
     Ok(())
 }

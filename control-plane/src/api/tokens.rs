@@ -33,8 +33,10 @@ pub struct Token {
     pub scopes: Vec<Scope>,
 }
 
-/// Exchange an API key (not a token) for a short-lived EdDSA-signed JWT with
-/// the key's scopes. Revoking the key also stops its tokens at the control plane.
+/// Exchange a tenant's API key (not a token, not the operator key) for a
+/// short-lived EdDSA-signed JWT with the key's scopes. Revoking the key also
+/// stops its tokens at the control plane. Operators use the operator key
+/// itself: a token minted from it could not be revoked.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", params(TokenParams),
     responses((status = 201, body = Token), Problems),
     security(("bearer" = [])))]
@@ -44,8 +46,20 @@ pub async fn create_token(
     principal: Principal,
     ApiQuery(params): ApiQuery<TokenParams>,
 ) -> ApiResult<(StatusCode, Json<Token>)> {
-    let presented_key = auth::bearer_credential(&headers)
-        .is_some_and(|c| api_key::parse(c).is_some() || auth::is_operator_key(&state, c));
+    let Principal::Tenant(key) = &principal else {
+        // A token is only as revocable as the key it names: revoking an API
+        // key stops its tokens, but the operator key has no record to
+        // revoke, so a token minted from it would keep full operator power
+        // until it expired, even after the key was rotated.
+        return Err(ApiError::Forbidden(
+            "tokens are issued for tenants' API keys, not for the operator key: operators \
+             authenticate with the operator key itself (rotating it in the configuration \
+             revokes it at once)"
+                .into(),
+        ));
+    };
+    let presented_key =
+        auth::bearer_credential(&headers).is_some_and(|c| api_key::parse(c).is_some());
     if !presented_key {
         // Otherwise a token could renew itself forever.
         return Err(ApiError::Unauthorized(
@@ -62,14 +76,11 @@ pub async fn create_token(
         ));
     }
     let now = Utc::now();
-    let (sub, tenant, scopes) = match &principal {
-        Principal::Operator => ("operator".to_string(), None, Vec::new()),
-        Principal::Tenant(key) => (
-            key.key_id.clone(),
-            Some(key.tenant.clone()),
-            key.scopes.clone(),
-        ),
-    };
+    let (sub, tenant, scopes) = (
+        key.key_id.clone(),
+        Some(key.tenant.clone()),
+        key.scopes.clone(),
+    );
     let claims = Claims {
         iss: ISSUER.into(),
         sub,

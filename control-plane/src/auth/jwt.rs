@@ -23,7 +23,8 @@ pub const ISSUER: &str = "sluice-control";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
-    /// The API key id the token was issued for, or `operator`.
+    /// The API key id the token was issued for (tokens naming `operator`,
+    /// minted by older versions, are refused).
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,

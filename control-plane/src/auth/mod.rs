@@ -139,8 +139,12 @@ pub async fn authenticate(state: &AppState, credential: &str) -> Result<Principa
         .signer
         .verify(credential)
         .ok_or_else(|| ApiError::Unauthorized("invalid or expired token".into()))?;
-    if claims.sub == "operator" && claims.tenant.is_none() {
-        return Ok(Principal::Operator);
+    // Tokens were once minted for the operator key too (`sub: operator`, no
+    // tenant); none is honoured now, since nothing could revoke them.
+    if claims.tenant.is_none() {
+        return Err(ApiError::Unauthorized(
+            "operator tokens are not accepted: use the operator key itself".into(),
+        ));
     }
     // The key behind a token may have been revoked since it was issued.
     let record = db::api_keys::lookup(&state.pool, &claims.sub)

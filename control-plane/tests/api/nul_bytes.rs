@@ -133,3 +133,128 @@ async fn nul_in_a_cursor_or_filter_names_the_parameter() {
         assert_invalid(&got, field, "charset");
     }
 }
+
+/// A NUL anywhere in a JSON body — a name, a routing key, a header-match
+/// value or key, an unknown member — is refused naming its JSON path,
+/// before Postgres (which refuses U+0000 in text and JSONB) sees it.
+#[tokio::test]
+async fn nul_in_a_json_body_names_the_field() {
+    let server = TestServer::start().await;
+    let admin = server.create_tenant("acme").await;
+    let op = server.op_key().to_string();
+    let node = server.node_key().to_string();
+    let manage = [
+        // (method, path, body, the field named)
+        (
+            Method::POST,
+            "/v1/api-keys",
+            json!({"name": "k\u{0}", "scopes": ["manage"]}),
+            "name",
+        ),
+        (
+            Method::PUT,
+            "/v1/exchanges/x",
+            json!({"type": "fanout", "alternate_exchange": "a\u{0}"}),
+            "alternate_exchange",
+        ),
+        (
+            Method::PUT,
+            "/v1/queues/q",
+            json!({"dead_letter_exchange": "\u{0}"}),
+            "dead_letter_exchange",
+        ),
+        (Method::PUT, "/v1/streams/s", json!({"x\u{0}": 1}), "body"),
+        (
+            Method::POST,
+            "/v1/bindings",
+            json!({"source": "x", "destination": "q", "routing_key": "r\u{0}"}),
+            "routing_key",
+        ),
+        (
+            Method::POST,
+            "/v1/bindings",
+            json!({"source": "x", "destination": "q", "headers": {"h": "v\u{0}"}}),
+            "headers.h",
+        ),
+        (
+            Method::POST,
+            "/v1/bindings",
+            json!({"source": "x", "destination": "q", "headers": {"h\u{0}": "v"}}),
+            "headers",
+        ),
+        (
+            Method::POST,
+            "/v1/bindings",
+            json!({"source": "x\u{0}", "destination": "q"}),
+            "source",
+        ),
+    ];
+    let operator = [
+        (
+            Method::POST,
+            "/v1/tenants",
+            json!({"name": "t\u{0}"}),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants",
+            json!({"name": "ok", "plan": "free\u{0}"}),
+            "plan",
+        ),
+        (
+            Method::PATCH,
+            "/v1/tenants/acme/quotas",
+            json!({"max_queues\u{0}": 1}),
+            "body",
+        ),
+    ];
+    let brokers = [
+        (
+            Method::PUT,
+            "/internal/v1/nodes/n1",
+            json!({"data_url": "http://127.0.0.1:1/\u{0}", "zone": "z"}),
+            "data_url",
+        ),
+        (
+            Method::PUT,
+            "/internal/v1/nodes/n1",
+            json!({"data_url": "http://127.0.0.1:1", "zone": "z\u{0}"}),
+            "zone",
+        ),
+    ];
+    let requests = manage
+        .into_iter()
+        .map(|(m, p, b, f)| (m, p, b, f, admin.as_str()))
+        .chain(
+            operator
+                .into_iter()
+                .map(|(m, p, b, f)| (m, p, b, f, op.as_str())),
+        )
+        .chain(
+            brokers
+                .into_iter()
+                .map(|(m, p, b, f)| (m, p, b, f, node.as_str())),
+        );
+    for (method, path, body, field, key) in requests {
+        let got = server
+            .request(method.clone(), path, Some(key), Some(body.clone()))
+            .await;
+        assert!(
+            got.0 != StatusCode::INTERNAL_SERVER_ERROR,
+            "{method} {path} {body}: {}",
+            got.1
+        );
+        assert_invalid(&got, field, "charset");
+    }
+    // A heartbeat's numbers hold no text; its node id was checked above.
+    let got = server
+        .request(
+            Method::POST,
+            "/internal/v1/nodes/n1/heartbeat",
+            Some(&node),
+            Some(json!({"applied_version": 0, "x\u{0}": 1})),
+        )
+        .await;
+    assert_invalid(&got, "body", "charset");
+}

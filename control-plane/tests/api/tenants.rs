@@ -73,7 +73,7 @@ async fn tenant_creation_validates_its_body() {
 async fn malformed_json_and_missing_content_type_are_refused() {
     let server = TestServer::start().await;
     let op = Some(server.op_key());
-    for body in [&b"{"[..], b"{\"name\": }", b"", b"not json"] {
+    for body in [&b"{"[..], b"{\"name\": }", b"not json", b"{} {}"] {
         let got = server
             .raw(
                 Method::POST,
@@ -119,6 +119,90 @@ async fn malformed_json_and_missing_content_type_are_refused() {
         )
         .await;
     assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
+}
+
+/// The JSON body rule both planes share (`sluice_protocol::json_body`): a
+/// key given twice is refused naming it, wherever it is — the parser would
+/// otherwise keep one of the two silently — and an empty body is `{}`,
+/// whatever its `Content-Type`.
+#[tokio::test]
+async fn a_key_given_twice_is_refused_and_an_empty_body_is_an_empty_object() {
+    let server = TestServer::start().await;
+    let op = server.op_key().to_string();
+    let admin = server.create_tenant("acme").await;
+    let cases: [(Method, &str, &str, &str, &str); 4] = [
+        (
+            Method::POST,
+            "/v1/tenants",
+            op.as_str(),
+            r#"{"name":"a","name":"b"}"#,
+            "name",
+        ),
+        (
+            Method::PUT,
+            "/v1/queues/q",
+            admin.as_str(),
+            r#"{"max_length":1,"max_length":2}"#,
+            "max_length",
+        ),
+        (
+            Method::POST,
+            "/v1/bindings",
+            admin.as_str(),
+            r#"{"source":"x","destination":"q","headers":{"h":1,"h":1}}"#,
+            "headers.h",
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys",
+            admin.as_str(),
+            r#"{"name":"k","scopes":["manage"],"name":"k"}"#,
+            "name",
+        ),
+    ];
+    for (method, path, key, body, field) in cases {
+        let got = server
+            .raw(
+                method,
+                path,
+                Some(key),
+                Some("application/json"),
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+        assert_invalid(&got, field, "duplicate-key");
+    }
+    let (_, page) = server.get("/v1/tenants", &op).await;
+    assert_eq!(
+        names(&page),
+        vec!["acme".to_string()],
+        "nothing was created"
+    );
+
+    // An empty body, with or without a type, declares with the defaults.
+    for (content_type, name) in [(None, "q1"), (Some("application/json"), "q2")] {
+        let got = server
+            .raw(
+                Method::PUT,
+                &format!("/v1/queues/{name}"),
+                Some(admin.as_str()),
+                content_type,
+                None,
+            )
+            .await;
+        assert!(got.0.is_success(), "{content_type:?}: {}", got.1);
+    }
+    // An empty body is `{}`: a tenant still needs its name.
+    let got = server
+        .raw(
+            Method::POST,
+            "/v1/tenants",
+            Some(op.as_str()),
+            None,
+            Some(Vec::new()),
+        )
+        .await;
+    assert_invalid(&got, "name", "required");
 }
 
 #[tokio::test]

@@ -79,15 +79,42 @@ async fn a_token_cannot_mint_another_token() {
     assert_problem(&got, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
+/// A token is only as revocable as its key, and the operator key has no
+/// record to revoke: the operator gets no token, and a token that names the
+/// operator (as older versions minted them) is not honoured.
 #[tokio::test]
-async fn an_operator_token_cannot_mint_another_token() {
+async fn the_operator_key_gets_no_token_and_operator_tokens_are_refused() {
     let server = TestServer::start().await;
-    let jwt = token(&server, server.op_key()).await;
-    // The operator token is an operator credential...
-    assert_eq!(server.get("/v1/tenants", &jwt).await.0, StatusCode::OK);
-    // ... but not one that can renew itself.
-    let got = mint(&server, &jwt, "").await;
+    let got = mint(&server, server.op_key(), "").await;
+    assert_problem(&got, StatusCode::FORBIDDEN, "forbidden");
+    let detail = got.1["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("operator key itself"), "{}", got.1);
+
+    // One signed with the server's own key, as the old code did.
+    let pool = server.db().await;
+    let signer = sluice_control::auth::jwt::Signer::load_or_create(&pool)
+        .await
+        .expect("the server's signing key");
+    let now = chrono::Utc::now().timestamp();
+    let old = signer
+        .sign(&sluice_control::auth::jwt::Claims {
+            iss: sluice_control::auth::jwt::ISSUER.into(),
+            sub: "operator".into(),
+            tenant: None,
+            scopes: Vec::new(),
+            iat: now,
+            exp: now + 600,
+        })
+        .expect("sign");
+    let got = server.get("/v1/tenants", &old).await;
     assert_problem(&got, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        got.1["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("operator key itself")),
+        "{}",
+        got.1
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,12 @@ pub enum BrokerError {
         rule: &'static str,
         detail: String,
     },
+    /// A body that does not say it is JSON (`Content-Type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A body that is not JSON text.
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -23,6 +29,10 @@ pub enum BrokerError {
     TooLarge { field: String, detail: String },
     #[error("{kind} `{name}` not found")]
     NotFound { kind: &'static str, name: String },
+    /// A route this broker does not serve; the detail says where it lives
+    /// (`sluice_protocol::routes`).
+    #[error("{0}")]
+    UnknownRoute(String),
     /// Over a rate quota: retry after the given seconds (sent as `Retry-After`).
     #[error("{detail}")]
     RateLimited {
@@ -92,6 +102,19 @@ impl BrokerError {
             field: field.into(),
             rule,
             detail: detail.into(),
+        }
+    }
+}
+
+/// The shared body rule's refusals (`sluice_protocol::json_body`).
+impl From<sluice_protocol::json_body::BodyRefusal> for BrokerError {
+    fn from(refusal: sluice_protocol::json_body::BodyRefusal) -> Self {
+        use sluice_protocol::json_body::BodyRefusal::*;
+        let detail = refusal.to_string();
+        match refusal {
+            NotJson(_) => BrokerError::UnsupportedMediaType(detail),
+            Malformed(reason) => BrokerError::MalformedJson(reason),
+            DuplicateKey { field, .. } => BrokerError::validation(field, "duplicate-key", detail),
         }
     }
 }

@@ -11,6 +11,12 @@
 //! - [`node`]: a broker's registration, heartbeat and the answer to it.
 //! - [`peer`]: broker-to-broker payloads (republished messages, stream
 //!   bounds) and the queue stats the control plane reads from brokers.
+//! - [`json_body`]: the one rule both planes read JSON request bodies by
+//!   (`Content-Type`, empty bodies, duplicate keys).
+//! - [`routes`]: which plane serves which public route, so a request sent
+//!   to the wrong one is told where to go.
+//! - [`http_server`] (feature `axum`): the HTTP server both planes run, with
+//!   the request-head limits answered as problems.
 //! - [`problem`]: the RFC 7807 problem document both planes answer with and
 //!   the stable problem types (`https://sluice.dev/problems/<slug>`) clients
 //!   branch on.
@@ -19,10 +25,14 @@
 //! OpenAPI document derives its schema, under the name the document uses.
 
 pub mod feed;
+#[cfg(feature = "axum")]
+pub mod http_server;
+pub mod json_body;
 pub mod node;
 pub mod peer;
 pub mod placement;
 pub mod problem;
+pub mod routes;
 
 pub use feed::{FeedChanges, FeedSnapshot, FeedUpdate, UnreadableSnapshot};
 pub use placement::Placement;

@@ -18,6 +18,8 @@ pub mod slug {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
     pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
     pub const PAYLOAD_TOO_LARGE: &str = "payload-too-large";
+    pub const URI_TOO_LONG: &str = "uri-too-long";
+    pub const HEADERS_TOO_LARGE: &str = "headers-too-large";
     pub const UNAUTHORIZED: &str = "unauthorized";
     pub const FORBIDDEN: &str = "forbidden";
     pub const TENANT_SUSPENDED: &str = "tenant-suspended";
@@ -97,6 +99,8 @@ pub fn framework_problem(status: u16, reason: &str, text: &str) -> Problem {
         404 => Some(slug::NOT_FOUND),
         405 => Some(slug::METHOD_NOT_ALLOWED),
         413 => Some(slug::PAYLOAD_TOO_LARGE),
+        414 => Some(slug::URI_TOO_LONG),
+        431 => Some(slug::HEADERS_TOO_LARGE),
         415 => Some(slug::UNSUPPORTED_MEDIA_TYPE),
         429 => Some(slug::RATE_LIMITED),
         503 => Some(slug::UNAVAILABLE),

@@ -1,10 +1,14 @@
-//! `JsonBody<T>`: axum's JSON extractor, but a body that does not fit `T`
-//! becomes a 422 problem naming the offending field (`messages[0].body`)
-//! instead of a plain-text rejection.
+//! `JsonBody<T>`: axum's JSON extractor, but read by the rule both planes
+//! share (`sluice_protocol::json_body`: `Content-Type` must say JSON, an
+//! empty body is `{}`, no key twice, else 415 / 400 / 422 problems), and a
+//! body that does not fit `T` becomes a 422 problem naming the offending
+//! field (`messages[0].body`) instead of a plain-text rejection.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::header;
 use serde::de::DeserializeOwned;
+use sluice_protocol::json_body;
 
 use crate::error::BrokerError;
 
@@ -21,6 +25,7 @@ where
     type Rejection = BrokerError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, BrokerError> {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
         let bytes =
             Bytes::from_request(request, state)
                 .await
@@ -28,11 +33,7 @@ where
                     field: "body".into(),
                     detail: e.body_text(),
                 })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        let bytes = json_body::check(content_type.as_ref().map(|v| v.as_bytes()), &bytes)?;
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         match serde_path_to_error::deserialize(&mut deserializer) {
             Ok(value) => Ok(JsonBody(value)),

@@ -41,10 +41,12 @@ pub mod streams;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use sluice_protocol::http_server;
+use sluice_protocol::routes::{self, Plane};
 use tower_http::trace::TraceLayer;
 
 use tokio::net::TcpListener;
@@ -140,11 +142,12 @@ pub fn router(state: Node) -> Router {
             "/internal/v1/tenants/{tenant_id}/streams/{stream}/bounds",
             get(internal::stream_bounds),
         )
-        .fallback(|uri: Uri| async move {
-            BrokerError::NotFound {
-                kind: "route",
-                name: uri.path().to_string(),
-            }
+        .fallback(|method: Method, uri: Uri| async move {
+            BrokerError::UnknownRoute(routes::unknown_route_detail(
+                Plane::Data,
+                method.as_str(),
+                uri.path(),
+            ))
         })
         .layer(DefaultBodyLimit::max(json::MAX_REQUEST_BYTES))
         .layer(TraceLayer::new_for_http())
@@ -159,6 +162,8 @@ pub fn router(state: Node) -> Router {
         .layer(axum::middleware::map_response(
             problem::framework_errors_as_problems,
         ))
+        // Outermost: a head over the limits is refused before anything reads it.
+        .layer(axum::middleware::from_fn(http_server::head_limits))
         .with_state(state)
 }
 
@@ -168,9 +173,12 @@ pub async fn serve(
     node: Node,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    http_server::serve(
+        listener,
+        router(node),
+        async move { shutdown.cancelled().await },
+    )
+    .await?;
     Ok(())
 }
 

@@ -22,6 +22,16 @@ pub fn kind(err: &BrokerError) -> (StatusCode, &'static str, &'static str) {
             "validation",
             "Invalid request",
         ),
+        UnsupportedMediaType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        ),
+        MalformedJson(_) => (
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON body",
+        ),
         Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
         Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
         TenantSuspended(_) => (
@@ -35,6 +45,7 @@ pub fn kind(err: &BrokerError) -> (StatusCode, &'static str, &'static str) {
             "Payload too large",
         ),
         NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        UnknownRoute(_) => (StatusCode::NOT_FOUND, "not-found", "Route not found"),
         RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "rate-limited",
@@ -221,6 +232,12 @@ impl IntoResponse for BrokerError {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum ProblemResponses {
+    /// A body that is not JSON text.
+    #[response(status = 400, content_type = "application/problem+json")]
+    MalformedJson(Problem),
+    /// A body whose `Content-Type` is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
     /// Invalid field: `field` names it, `rule` the rule it broke.
     #[response(status = 422, content_type = "application/problem+json")]
     Validation(Problem),

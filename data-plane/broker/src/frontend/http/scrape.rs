@@ -35,9 +35,10 @@ pub async fn serve(
     node: Node,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    sluice_protocol::http_server::serve(listener, router(node), async move {
+        shutdown.cancelled().await
+    })
+    .await?;
     Ok(())
 }
 
