@@ -194,15 +194,8 @@ mod tests {
     /// lists exactly the routes of this plane's document.
     #[test]
     fn openapi_paths_are_the_route_table() {
-        let generated: serde_json::Value =
-            serde_json::from_str(&super::openapi_json()).expect("the document is JSON");
-        let mut documented: Vec<&str> = generated["paths"]
-            .as_object()
-            .map(|paths| paths.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        documented.sort_unstable();
-        let mut table = sluice_protocol::routes::Plane::Control.routes().to_vec();
-        table.sort_unstable();
-        assert_eq!(documented, table, "update sluice_protocol::routes");
+        let checked =
+            sluice_protocol::routes::Plane::Control.check_document(&super::openapi_json());
+        assert_eq!(checked, Ok(()));
     }
 }

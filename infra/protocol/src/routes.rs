@@ -52,6 +52,29 @@ impl Plane {
         }
     }
 
+    /// Checks this plane's table against the paths of its OpenAPI
+    /// document (each plane's OpenAPI test calls it): the routes missing
+    /// from the table and those it lists that the document does not.
+    pub fn check_document(self, openapi_json: &str) -> Result<(), String> {
+        let document: serde_json::Value =
+            serde_json::from_str(openapi_json).map_err(|err| format!("not JSON: {err}"))?;
+        let documented: std::collections::BTreeSet<&str> = document["paths"]
+            .as_object()
+            .map(|paths| paths.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let table: std::collections::BTreeSet<&str> = self.routes().iter().copied().collect();
+        let missing: Vec<_> = documented.difference(&table).collect();
+        let extra: Vec<_> = table.difference(&documented).collect();
+        if missing.is_empty() && extra.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "update sluice_protocol::routes for {}: documented but not listed {missing:?}, \
+             listed but not documented {extra:?}",
+            self.describe()
+        ))
+    }
+
     fn other(self) -> Plane {
         match self {
             Plane::Control => Plane::Data,
